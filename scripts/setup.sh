@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# One-command environment: .venv with every pinned dependency + the colcon-built ROS 2 package.
+# Idempotent: each step is skipped when its inputs did not change since the last run.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3.11}"
+stamp_ok() { [ -f "$VENV/.stamp-$1" ] && [ "$(cat "$VENV/.stamp-$1")" = "$2" ]; }
+stamp_set() { echo "$2" > "$VENV/.stamp-$1"; }
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  command -v "$PY" >/dev/null || { echo "error: $PY not found; install Python 3.11 or set PYTHON=/path/to/python3.11" >&2; exit 1; }
+  say "creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+
+h=$(cat requirements.lock | sha256sum | cut -c1-16)
+if ! stamp_ok deps "$h"; then
+  say "installing pinned dependencies (torch, ROS 2 Kilted wheels, ...) - a few minutes the first time"
+  python -m pip install -q --disable-pip-version-check -r requirements.lock
+  stamp_set deps "$h"
+fi
+
+h=$( (cat setup.py; ls stemseg_core) | sha256sum | cut -c1-16)
+if ! stamp_ok lib "$h"; then
+  say "installing the stemseg library (editable) and the stemseg CLI"
+  python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  stamp_set lib "$h"
+fi
+
+# Trap 1 of shared/notes/ros2-from-pypi.md: the wheels' CMake exports hard-code the wheel builder's
+# Python and numpy include paths.
+PYINC=$(python -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+NPINC=$(python -c "import numpy; print(numpy.get_include())")
+# CMake refuses exported include paths inside the source tree (and .venv is inside it), so the
+# numpy headers are reached through a link outside it.
+NPLINK="${XDG_CACHE_HOME:-$HOME/.cache}/stemseg/numpy-include-$(echo "$ROOT" | sha256sum | cut -c1-12)"
+mkdir -p "$(dirname "$NPLINK")" && ln -sfn "$NPINC" "$NPLINK"
+grep -rlE "/opt/python/cp3|$VENV/lib/python3[.0-9]*/site-packages/numpy" "$VENV/share" \
+  --include='*.cmake' 2>/dev/null | while read -r f; do
+  sed -i -E "s#(/opt/python/cp3[0-9]+-cp3[0-9]+|$VENV)/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPLINK#g; s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PYINC#g" "$f"
+done
+
+h=$( (cat package.xml CMakeLists.txt msg/*.msg; find stemseg_ros stemseg_core launch config scripts -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
+if ! stamp_ok colcon "$h" || [ ! -f "$ROOT/install/setup.bash" ]; then
+  say "colcon build (messages, node, launch and config files)"
+  export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+  colcon --log-base "$ROOT/log" build --base-paths "$ROOT" --build-base "$ROOT/build" \
+    --install-base "$ROOT/install" --symlink-install \
+    --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DPython3_NumPy_INCLUDE_DIR="$NPLINK" \
+    -DBUILD_TESTING=OFF \
+    --event-handlers console_direct- > "$ROOT/log/colcon-last.txt" 2>&1 \
+    || { tail -40 "$ROOT/log/colcon-last.txt"; echo "error: colcon build failed (full log: log/colcon-last.txt)" >&2; exit 1; }
+  stamp_set colcon "$h"
+fi
+
+# `. .venv/bin/activate` alone gives the whole environment, from any directory.
+if ! grep -q "stemseg: ROS 2 install space" "$VENV/bin/activate"; then
+  cat >> "$VENV/bin/activate" <<ACT
+# stemseg: ROS 2 install space (added by scripts/setup.sh)
+export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}"
+if [ -f "$ROOT/install/setup.bash" ] && [ -n "\${BASH_VERSION:-}" ]; then
+  . "$ROOT/install/setup.bash"
+elif [ -f "$ROOT/install/setup.sh" ]; then
+  COLCON_CURRENT_PREFIX="$ROOT/install" . "$ROOT/install/setup.sh"
+fi
+ACT
+fi
+ln -sf "$ROOT/install/stemseg_ros/lib/stemseg_ros/perception" "$VENV/bin/stemseg-perception"
+say "done. Activate with:  . .venv/bin/activate"

@@ -1,0 +1,31 @@
+"""pip-installable stemseg library (stemseg_core + the `stemseg` CLI), without ROS.
+
+The ROS 2 package (messages, node, launch) is built with colcon from package.xml/CMakeLists.txt.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="stemseg",
+    version="0.1.0",
+    description="STEm-Seg video instance segmentation and tracking: training, evaluation, export.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["stemseg_core", "stemseg_core.*"]),
+    package_data={"stemseg_core": ["py.typed"]},
+    install_requires=[
+        "torch>=2.4",
+        "torchvision>=0.19",
+        "numpy>=1.26",
+        "opencv-python-headless>=4.8",
+        "scipy>=1.11",
+        "pyyaml>=6.0",
+        "pycocotools>=2.0.7",
+        "trackeval>=1.3.0",
+        "rosbags>=0.10",
+        "tqdm>=4.66",
+        "rich>=13",
+        "matplotlib>=3.8",
+        "tensorboard>=2.15",
+    ],
+    extras_require={"tensorrt": ["torch-tensorrt"], "onnx": ["onnx"]},
+    entry_points={"console_scripts": ["stemseg = stemseg_core.cli:main"]},
+)

@@ -1,0 +1,368 @@
+"""Configuration: dataclasses loaded from YAML, with `key=value` overrides and validation.
+
+A config file mirrors :class:`Config`; any field left out keeps its default. Example::
+
+    cfg = load_config("config/model/demo_cpu.yaml", ["train.max_steps=100", "model.clip_length=4"])
+
+Every bad value raises :class:`ConfigError` naming the key, the value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MIXING_FUNCTIONS = ("xy", "xyt", "xyf", "xytf", "xyff", "xyfff")
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large",
+             "mobilenet_v3_small")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown or out of range; the message says which and why."""
+
+
+@dataclass
+class BackboneConfig:
+    """Per-frame 2D backbone + FPN."""
+
+    name: str = "resnet101"
+    #: Local torchvision/COCO state-dict file to initialise the backbone from; None = from scratch.
+    weights: str | None = None
+    #: Number of leading stages frozen (0 = none, 1 = stem + stage 1 as the authors do).
+    frozen_stages: int = 1
+    #: Replace BatchNorm by FrozenBatchNorm2d (as detectron2/the authors).
+    frozen_bn: bool = True
+    fpn_channels: int = 256
+
+
+@dataclass
+class EmbeddingConfig:
+    """Spatio-temporal embedding (paper sec. 3.3)."""
+
+    #: One of MIXING_FUNCTIONS: which embedding dims hold fixed coordinates (x, y, t) or are free (f).
+    mixing: str = "xyt"
+    #: Fixed standard deviation of the free dims (v_free = free_dim_std ** 2).
+    free_dim_std: float = 0.3
+    #: The t coordinate spans [-time_scale, time_scale] over the clip.
+    time_scale: float = 1.0
+
+    @property
+    def dims(self) -> int:
+        """Embedding size E = number of letters in the mixing function."""
+        return len(self.mixing)
+
+
+@dataclass
+class DecoderConfig:
+    """Temporal Squeeze-Expand decoders (paper sec. 3.2)."""
+
+    #: Channels of the decoder blocks at 1/32, 1/16, 1/8, 1/4 of the input.
+    widths: list[int] = field(default_factory=lambda: [256, 256, 128, 128])
+    groupnorm_groups: int = 32
+
+
+@dataclass
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    #: Class names indexed by class id; index 0 is background. KITTI MOTS: 1 car, 2 pedestrian.
+    class_names: list[str] = field(default_factory=lambda: ["background", "car", "pedestrian"])
+    #: Optional semantic decoder (class logits per pixel, background included).
+    semantic_head: bool = True
+    #: Clip length T (frames per forward pass).
+    clip_length: int = 8
+    #: Input normalisation: the model takes RGB uint8-valued floats and normalises inside.
+    pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
+    pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+@dataclass
+class LossConfig:
+    """Weights of the training losses (authors' values as defaults)."""
+
+    embedding: float = 1.0
+    smoothness: float = 10.0
+    seediness: float = 1.0
+    semantic: float = 1.0
+
+
+@dataclass
+class InputConfig:
+    """Resizing of camera images before the model (aspect kept, then padded to a multiple of 32)."""
+
+    #: Target size of the shorter / longer side; 0 = keep the image's own size.
+    min_side: int = 0
+    max_side: int = 0
+
+
+@dataclass
+class InferenceConfig:
+    #: Frames shared by consecutive clips (Tc); clips start every clip_length - clip_overlap frames.
+    clip_overlap: int = 4
+    #: Stop clustering when the highest remaining seediness is below this (MIN_SEEDINESS_PROB).
+    seediness_threshold: float = 0.5
+    #: Pixels are clustered only where foreground probability exceeds this.
+    foreground_threshold: float = 0.5
+    #: A pixel joins an instance when its probability p_ij exceeds this.
+    mask_threshold: float = 0.5
+    max_instances: int = 20
+    #: Instances smaller than this many pixels (per frame, at input resolution) are dropped.
+    min_mask_area: int = 0
+    #: Minimum mask IoU over the shared frames for two clip instances to be linked.
+    stitch_min_iou: float = 0.1
+    #: Keep only these class names (empty = all).
+    classes: list[str] = field(default_factory=list)
+    device: str = "auto"
+
+
+@dataclass
+class DataConfig:
+    #: Training image size (height, width); both multiples of 32.
+    height: int = 384
+    width: int = 1248
+    #: Maximum frame gap between sampled clip frames (1 = consecutive).
+    max_frame_stride: int = 1
+    horizontal_flip: bool = True
+    #: Fraction of training clips made from one image by independent per-frame augmentation.
+    image_augmented_fraction: float = 0.0
+    num_workers: int = 2
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 2
+    max_steps: int = 40000
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    #: Constant LR until this step, then exponential decay reaching lr * lr_decay_factor at the end.
+    lr_decay_start: int = 20000
+    lr_decay_factor: float = 0.1
+    grad_clip: float = 10.0
+    amp: bool = True
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    image_log_every: int = 500
+    seed: int = 42
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, overrides, validation
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the field type `tp`, or raise ConfigError naming `key`."""
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: null is not allowed (expected {getattr(tp, '__name__', tp)})")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, key)
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else (
+                [v.strip() for v in value.split(",") if v.strip()])
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in names:
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key '{key}'.{hint} Allowed here: {', '.join(names)}")
+        kwargs[k] = _coerce(v, hints[k], key)
+    return cls(**kwargs)
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like key.sub=value")
+    key, raw = override.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{override}': '{p}' is not a section")
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def config_from_dict(data: dict[str, Any] | None, overrides: list[str] | None = None) -> Config:
+    """Build and validate a :class:`Config` from a (partial) nested dict plus overrides."""
+    data = _deep_copy(data or {})
+    for o in overrides or []:
+        _apply_override(data, o)
+    cfg = _build(Config, data)
+    validate(cfg)
+    return cfg
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file (None = all defaults), apply `key=value` overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p} (model configs live in config/model/)")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    return config_from_dict(data, overrides)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError on the first value outside its allowed range."""
+    m = cfg.model
+    _check(m.backbone.name in BACKBONES,
+           f"model.backbone.name: '{m.backbone.name}' is not supported; allowed: {', '.join(BACKBONES)}")
+    _check(m.embedding.mixing in MIXING_FUNCTIONS,
+           f"model.embedding.mixing: '{m.embedding.mixing}' is not a mixing function; allowed: "
+           f"{', '.join(MIXING_FUNCTIONS)}")
+    _check(m.embedding.free_dim_std > 0, "model.embedding.free_dim_std must be > 0")
+    _check(m.embedding.time_scale > 0, "model.embedding.time_scale must be > 0")
+    _check(0 <= m.backbone.frozen_stages <= 5, "model.backbone.frozen_stages must be in 0..5")
+    _check(len(m.decoder.widths) == 4,
+           f"model.decoder.widths: need 4 widths (1/32, 1/16, 1/8, 1/4), got {m.decoder.widths}")
+    for w in m.decoder.widths:
+        _check(w > 0 and w % m.decoder.groupnorm_groups == 0,
+               f"model.decoder.widths: {w} must be a positive multiple of "
+               f"groupnorm_groups={m.decoder.groupnorm_groups}")
+    _check(len(m.class_names) >= 2 and m.class_names[0] == "background",
+           f"model.class_names must start with 'background' and name at least one class, "
+           f"got {m.class_names}")
+    _check(len(set(m.class_names)) == len(m.class_names),
+           f"model.class_names has duplicates: {m.class_names}")
+    _check(m.clip_length >= 1, f"model.clip_length must be >= 1, got {m.clip_length}")
+    _check(len(m.pixel_mean) == 3 and len(m.pixel_std) == 3 and all(s > 0 for s in m.pixel_std),
+           "model.pixel_mean/pixel_std need 3 values each (RGB), std > 0")
+    i = cfg.inference
+    _check(0 <= i.clip_overlap < m.clip_length,
+           f"inference.clip_overlap must be in 0..clip_length-1 = 0..{m.clip_length - 1}, "
+           f"got {i.clip_overlap}")
+    for name in ("seediness_threshold", "foreground_threshold", "mask_threshold", "stitch_min_iou"):
+        v = getattr(i, name)
+        _check(0.0 <= v <= 1.0, f"inference.{name} must be in [0, 1], got {v}")
+    _check(i.max_instances >= 1, f"inference.max_instances must be >= 1, got {i.max_instances}")
+    _check(i.min_mask_area >= 0, f"inference.min_mask_area must be >= 0, got {i.min_mask_area}")
+    unknown = [c for c in i.classes if c not in m.class_names[1:]]
+    _check(not unknown, f"inference.classes: unknown class(es) {unknown}; the model knows "
+                        f"{m.class_names[1:]}")
+    _check(i.device in DEVICES, f"inference.device: '{i.device}' not one of {', '.join(DEVICES)}")
+    d = cfg.data
+    _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,
+           f"data.height/width must be positive multiples of 32, got {d.height}x{d.width}")
+    _check(d.max_frame_stride >= 1, "data.max_frame_stride must be >= 1")
+    _check(0.0 <= d.image_augmented_fraction <= 1.0, "data.image_augmented_fraction in [0, 1]")
+    t = cfg.train
+    _check(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps >= 1")
+    _check(t.lr > 0, f"train.lr must be > 0, got {t.lr}")
+    _check(0 < t.lr_decay_factor <= 1, "train.lr_decay_factor must be in (0, 1]")
+    _check(t.lr_decay_start >= 0, "train.lr_decay_start must be >= 0")
+    _check(t.checkpoint_every >= 1 and t.log_every >= 1, "train.*_every must be >= 1")
+    _check(cfg.input.min_side >= 0 and cfg.input.max_side >= 0, "input.min_side/max_side >= 0")
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU raises ConfigError."""
+    import torch
+
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise ConfigError(f"device '{name}' not one of {', '.join(DEVICES)} (or cuda:N)")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' requested but CUDA is not available; use 'cpu' or 'auto'")
+    return name
