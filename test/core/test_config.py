@@ -1,0 +1,48 @@
+"""Config loading, overrides and validation messages."""
+import pytest
+
+from stemseg_core.config import ConfigError, load_config, save_config
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["model.embedding.mixing=xyff", "model.clip_length=16",
+                             "inference.classes=[car]", "train.amp=false"])
+    assert cfg.model.embedding.mixing == "xyff"
+    assert cfg.model.embedding.dims == 4
+    assert cfg.model.clip_length == 16
+    assert cfg.inference.classes == ["car"]
+    assert cfg.train.amp is False
+    assert cfg.model.num_classes == 3
+
+
+def test_yaml_file_round_trip(tmp_path):
+    cfg = load_config(None, ["model.backbone.name=resnet18", "data.height=96"])
+    p = tmp_path / "c.yaml"
+    save_config(cfg, p)
+    again = load_config(p)
+    assert again == cfg
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("model.embedding.mixing=xyz", "allowed: xy, xyt, xyf, xytf, xyff, xyfff"),
+    ("model.backbone.name=vgg", "allowed: resnet18"),
+    ("model.clip_lenght=4", "Did you mean 'clip_length'"),
+    ("inference.clip_overlap=8", "0..7"),
+    ("inference.mask_threshold=1.5", "in [0, 1]"),
+    ("inference.classes=[truck]", "unknown class"),
+    ("data.height=100", "multiples of 32"),
+    ("train.lr=abc", "expected a number"),
+    ("model.clip_length=2.5", "expected an integer"),
+])
+def test_bad_values_name_the_key_and_allowed_values(override, expected):
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[").replace("(", r"\(")):
+        load_config(None, [override])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
