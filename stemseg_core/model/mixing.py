@@ -1,0 +1,81 @@
+"""Embedding mixing functions (paper sec. 3.2): which embedding dims hold fixed coordinates.
+
+A mixing name is a string of letters, one per embedding dim: ``x``/``y``/``t`` = the network's
+offset is added to that coordinate of the pixel, ``f`` = free dim (offset only, fixed variance).
+Offsets are ``tanh(0.25 * raw)`` (as the authors). Coordinates: x in [-max(1, W/H), max(1, W/H)],
+y in [-max(1, H/W), max(1, H/W)], t in [-time_scale, time_scale] over the clip (0 when T == 1).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stemseg_core.config import MIXING_FUNCTIONS
+
+#: precision = exp(raw) * PRECISION_SCALE for the non-free dims (authors' variance head).
+PRECISION_SCALE = 10.0
+OFFSET_SCALE = 0.25
+
+
+def coordinate_grid(t: int, h: int, w: int, time_scale: float = 1.0,
+                    device: torch.device | None = None,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(3, t, h, w) tensor with the x, y, t coordinates of every output pixel."""
+    x_span = max(1.0, w / h)
+    y_span = max(1.0, h / w)
+    xs = torch.linspace(-x_span, x_span, w, device=device, dtype=dtype)
+    ys = torch.linspace(-y_span, y_span, h, device=device, dtype=dtype)
+    if t > 1:
+        ts = torch.linspace(-time_scale, time_scale, t, device=device, dtype=dtype)
+    else:
+        ts = torch.zeros(t, device=device, dtype=dtype)
+    gx = xs.view(1, 1, w).expand(t, h, w)
+    gy = ys.view(1, h, 1).expand(t, h, w)
+    gt = ts.view(t, 1, 1).expand(t, h, w)
+    return torch.stack([gx, gy, gt], dim=0)
+
+
+class Mixing(nn.Module):
+    """Turns raw head outputs into embeddings and precisions for one mixing function.
+
+    Inputs: ``raw_embedding`` (B, E, T, h, w) and ``raw_variance`` (B, V, T, h, w) with
+    V = number of non-free dims. Outputs: embeddings (B, E, T, h, w) and precisions
+    (B, E, T, h, w) = 1 / variance, where free dims have the fixed precision 1 / free_dim_std**2.
+    """
+
+    def __init__(self, mixing: str, free_dim_std: float = 0.3, time_scale: float = 1.0):
+        super().__init__()
+        if mixing not in MIXING_FUNCTIONS:
+            raise ValueError(f"unknown mixing function '{mixing}'; allowed: {MIXING_FUNCTIONS}")
+        self.mixing = mixing
+        self.dims = len(mixing)
+        self.time_scale = float(time_scale)
+        self.free_precision = 1.0 / float(free_dim_std) ** 2
+        self.coord_index = [("x", "y", "t").index(c) if c != "f" else -1 for c in mixing]
+        self.variance_dims = [i for i, c in enumerate(mixing) if c != "f"]
+        self.num_variance = len(self.variance_dims)
+
+    def grid(self, t: int, h: int, w: int, device: torch.device,
+             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """(E, t, h, w) coordinates per embedding dim (0 for free dims)."""
+        g = coordinate_grid(t, h, w, self.time_scale, device=device, dtype=dtype)
+        rows = [g[i] if i >= 0 else torch.zeros_like(g[0]) for i in self.coord_index]
+        return torch.stack(rows, dim=0)
+
+    def embeddings(self, raw_embedding: torch.Tensor) -> torch.Tensor:
+        t, h, w = raw_embedding.shape[2:]
+        offsets = torch.tanh(OFFSET_SCALE * raw_embedding)
+        return offsets + self.grid(int(t), int(h), int(w), raw_embedding.device,
+                                   raw_embedding.dtype).unsqueeze(0)
+
+    def precisions(self, raw_variance: torch.Tensor) -> torch.Tensor:
+        learned = torch.exp(raw_variance) * PRECISION_SCALE
+        rows = []
+        k = 0
+        for c in self.mixing:
+            if c == "f":
+                rows.append(torch.full_like(learned[:, :1], self.free_precision))
+            else:
+                rows.append(learned[:, k:k + 1])
+                k += 1
+        return torch.cat(rows, dim=1)

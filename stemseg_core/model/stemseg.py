@@ -1,0 +1,155 @@
+"""The STEm-Seg network: backbone + FPN per frame, TSE decoders, heads, mixing, losses.
+
+``forward(images, targets=None)`` with images (B, T, 3, H, W) RGB 0..255, H and W multiples of 32:
+
+- eval mode -> {"embeddings" (B, E, T, H/4, W/4), "precisions" (B, E, T, H/4, W/4) = 1/variance,
+  "seediness" (B, T, H/4, W/4) in [0, 1], "semantic" (B, C, T, H/4, W/4) logits if the head exists}
+- train mode -> {"embedding", "smoothness", "seediness", ["semantic"], "total"} scalar losses, with
+  targets = list of B dicts {"masks": bool (N, T, H, W), "classes": long (N,), "ignore": bool
+  (T, H, W)} at input resolution.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stemseg_core import losses as L
+from stemseg_core.config import Config
+from stemseg_core.model.backbone import Backbone
+from stemseg_core.model.heads import EmbeddingHead, SeedinessHead, SemanticHead
+from stemseg_core.model.mixing import Mixing
+from stemseg_core.model.tse_decoder import TSEDecoder
+
+OUTPUT_STRIDE = 4
+INPUT_DIVISOR = 32
+
+
+def downsample_targets(target: dict[str, torch.Tensor], size: tuple[int, int],
+                       stride: int = OUTPUT_STRIDE) -> dict[str, torch.Tensor]:
+    """Targets at input resolution -> output resolution (h, w) = size.
+
+    A low-res pixel belongs to a mask (or is ignored) when at least half of its stride x stride
+    input block does. Returns {"masks" (N, T, h, w), "classes" (N,), "ignore" (T, h, w)}.
+    """
+    h, w = size
+    masks = target["masks"]
+    n, t = masks.shape[:2]
+
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        if x.numel() == 0:
+            return torch.zeros((*x.shape[:-2], h, w), dtype=torch.bool, device=x.device)
+        lead = x.shape[:-2]
+        xf = x.reshape(-1, 1, *x.shape[-2:]).float()
+        y = F.adaptive_avg_pool2d(xf, (h, w)) if xf.shape[-2:] != (h * stride, w * stride) \
+            else F.avg_pool2d(xf, stride)
+        return (y >= 0.5).reshape(*lead, h, w)
+
+    ignore = target.get("ignore")
+    if ignore is None:
+        ignore_lr = torch.zeros((t, h, w), dtype=torch.bool, device=masks.device)
+    else:
+        ignore_lr = pool(ignore.bool())
+    return {"masks": pool(masks.bool()) if n > 0 else masks.new_zeros((0, t, h, w), dtype=bool),
+            "classes": target["classes"], "ignore": ignore_lr}
+
+
+class STEmSeg(nn.Module):
+    num_outputs_stride = OUTPUT_STRIDE
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.model
+        self.backbone = Backbone(m.backbone)
+        c = self.backbone.out_channels
+        widths, groups = list(m.decoder.widths), m.decoder.groupnorm_groups
+        self.mixing = Mixing(m.embedding.mixing, m.embedding.free_dim_std, m.embedding.time_scale)
+        self.embedding_decoder = TSEDecoder(c, widths, groups)
+        self.seediness_decoder = TSEDecoder(c, widths, groups)
+        self.embedding_head = EmbeddingHead(widths[3], self.mixing.dims, self.mixing.num_variance)
+        self.seediness_head = SeedinessHead(widths[3])
+        self.has_semantic = bool(m.semantic_head)
+        if self.has_semantic:
+            self.semantic_decoder = TSEDecoder(c, widths, groups)
+            self.semantic_head = SemanticHead(widths[3], m.num_classes)
+        self.register_buffer("pixel_mean", torch.tensor(m.pixel_mean, dtype=torch.float32)
+                             .view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(m.pixel_std, dtype=torch.float32)
+                             .view(1, 1, 3, 1, 1), persistent=False)
+
+    # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def check_input(images: torch.Tensor) -> None:
+        if images.dim() != 5 or images.shape[2] != 3:
+            raise ValueError(f"images must be (B, T, 3, H, W), got shape {tuple(images.shape)}")
+        h, w = int(images.shape[3]), int(images.shape[4])
+        if h % INPUT_DIVISOR or w % INPUT_DIVISOR or h == 0 or w == 0:
+            raise ValueError(f"images shape {tuple(images.shape)}: H and W must be positive "
+                             f"multiples of {INPUT_DIVISOR} (got H={h}, W={w}); pad the frames")
+
+    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """All network outputs, incl. "raw_variance" (B, V, T, H/4, W/4), in any mode."""
+        self.check_input(images)
+        b, t, _, h, w = images.shape
+        x = (images - self.pixel_mean) / self.pixel_std
+        feats = self.backbone(x.reshape(b * t, 3, h, w))
+        # (B*T, C, h, w) -> (B, C, T, h, w)
+        vols = [f.reshape(b, t, f.shape[1], f.shape[2], f.shape[3]).permute(0, 2, 1, 3, 4)
+                for f in feats]
+        d1 = self.embedding_decoder(vols)
+        raw_emb, raw_var = self.embedding_head(d1)
+        raw_emb = raw_emb.float()
+        raw_var = raw_var.float()
+        out = {
+            "embeddings": self.mixing.embeddings(raw_emb),
+            "precisions": self.mixing.precisions(raw_var),
+            "seediness": self.seediness_head(self.seediness_decoder(vols)).float(),
+            "raw_variance": raw_var,
+        }
+        if self.has_semantic:
+            out["semantic"] = self.semantic_head(self.semantic_decoder(vols)).float()
+        return out
+
+    def forward(self, images: torch.Tensor,
+                targets: list[dict[str, torch.Tensor]] | None = None) -> dict[str, torch.Tensor]:
+        if self.training:
+            if targets is None:
+                raise ValueError("STEmSeg in train mode needs targets (call model.eval() to "
+                                 "get predictions)")
+            return self.losses(images, targets)
+        out = self.predict(images)
+        out.pop("raw_variance")
+        return out
+
+    def losses(self, images: torch.Tensor,
+               targets: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Weighted training losses (any mode); see module docstring for `targets`."""
+        if len(targets) != images.shape[0]:
+            raise ValueError(f"got {len(targets)} targets for a batch of {images.shape[0]} clips")
+        out = self.predict(images)
+        return self.compute_losses(out, targets)
+
+    def compute_losses(self, out: dict[str, torch.Tensor],
+                       targets: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        h, w = out["embeddings"].shape[-2:]
+        per_clip: list[dict[str, torch.Tensor]] = []
+        for i, tgt in enumerate(targets):
+            small = downsample_targets(tgt, (int(h), int(w)))
+            per_clip.append(L.clip_losses(
+                out["embeddings"][i], out["precisions"][i], out["raw_variance"][i],
+                out["seediness"][i], small["masks"], small["ignore"],
+                out["semantic"][i] if self.has_semantic else None, small["classes"]))
+        weights = self.cfg.loss
+        result: dict[str, torch.Tensor] = {}
+        for name in per_clip[0]:
+            result[name] = torch.stack([c[name] for c in per_clip]).mean()
+        result["total"] = sum(getattr(weights, k) * v for k, v in result.items())
+        return result
+
+
+def build_model(cfg: Config) -> STEmSeg:
+    """The STEm-Seg network for `cfg` (weights from cfg.model.backbone.weights if set)."""
+    return STEmSeg(cfg)
