@@ -1,0 +1,1 @@
+"""Deployment exports of a trained model: TorchScript, ONNX and TensorRT (FP16) engines."""

@@ -1,0 +1,68 @@
+"""Exports give the same outputs as eager PyTorch."""
+import pytest
+import torch
+
+from stemseg_core.cli import main
+from stemseg_core.export.onnx_export import check_onnx, export_onnx
+from stemseg_core.export.torchscript import export_torchscript, load_torchscript
+from stemseg_core.model import build_model
+
+
+@pytest.fixture
+def tiny_model(tiny_config):
+    torch.manual_seed(0)
+    return build_model(tiny_config).eval()
+
+
+def test_torchscript_round_trip_matches_eager(tiny_model, tmp_path):
+    x = torch.rand(1, 4, 3, 64, 128) * 255
+    path = export_torchscript(tiny_model, x, tmp_path / "m.ts")
+    loaded, meta = load_torchscript(path)
+    assert meta["input_shape"] == [1, 4, 3, 64, 128]
+    assert meta["config"]["model"]["clip_length"] == 4
+    y = torch.rand(1, 4, 3, 64, 128) * 255  # another input of the same shape
+    with torch.inference_mode():
+        ref, got = tiny_model(y), loaded(y)
+    assert set(got) == {"embeddings", "precisions", "seediness", "semantic"}
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_matches_eager_in_onnxruntime(tiny_model, tmp_path):
+    x = torch.rand(1, 4, 3, 64, 128) * 255
+    path = export_onnx(tiny_model, x, tmp_path / "m.onnx")
+    diffs = check_onnx(tiny_model, x, path)
+    assert set(diffs) == {"embeddings", "precisions", "seediness", "semantic"}
+    assert max(diffs.values()) < 1e-3, diffs
+
+
+def test_cli_rejects_bad_size(tiny_checkpoint, tmp_path, capsys):
+    rc = main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "torchscript",
+               "--out", str(tmp_path / "m.ts"), "--height", "50"])
+    assert rc == 2
+    assert "multiples of 32" in capsys.readouterr().err
+
+
+def test_cli_torchscript(tiny_checkpoint, tmp_path, capsys):
+    rc = main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "torchscript",
+               "--out", str(tmp_path / "m.ts"), "--height", "64", "--width", "96"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "max |eager - torchscript|" in out and (tmp_path / "m.ts").is_file()
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_cached_and_close(tiny_model, tmp_path):
+    pytest.importorskip("torch_tensorrt", reason="torch-tensorrt not installed")
+    from stemseg_core.export.tensorrt import build_or_load_engine
+
+    model = tiny_model.cuda()
+    shape = (1, 4, 3, 64, 128)
+    module, path, built = build_or_load_engine(model, shape, tmp_path, "fp16")
+    assert built and path.is_file()
+    _, path2, built2 = build_or_load_engine(model, shape, tmp_path, "fp16")
+    assert path2 == path and not built2
+    x = torch.rand(*shape, device="cuda") * 255
+    with torch.inference_mode():
+        ref, got = model(x), module(x)
+    assert (ref["seediness"] - got["seediness"]).abs().max() < 0.05
