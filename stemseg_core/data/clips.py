@@ -1,0 +1,220 @@
+"""Training clips: sampling, resizing, augmentation, torch Dataset and collate.
+
+``ClipDataset(sequences, cfg, train=True, seed=0)[i]`` is a dict::
+
+    images   uint8 (T, 3, H, W) RGB          T = cfg.model.clip_length
+    masks    bool  (N, T, H, W)              instances visible in any frame of the clip
+    classes  long  (N,)                      class ids (KITTI MOTS: 1 car, 2 pedestrian)
+    ignore   bool  (T, H, W)                 ignore regions, padding, unknown classes
+    meta     dict  sequence name, frame indices, flipped, augmented
+
+``H, W`` = ``cfg.data.height, cfg.data.width``. Frames are resized keeping the aspect ratio so
+that they fit into H x W, placed top-left and padded (zeros, marked ignore) at the bottom/right;
+when the aspect ratio already matches (the resized size is within one pixel of H x W) the frame is
+resized to exactly H x W without padding. Instance masks of a track are all-False in the frames
+where it is absent; tracks that vanish entirely after resizing are dropped. Instances whose class
+is not in ``1 .. num_classes - 1`` go to the ignore mask.
+
+Training sampling (per item, from ``numpy.random.default_rng([seed, epoch, index])``, so an item
+is a pure function of seed, epoch and index and a resumed run sees the same data): a sequence
+(weighted by its number of clips), a frame stride in ``1 .. cfg.data.max_frame_stride`` (limited
+by the sequence length), a random start; a clip-level horizontal flip with probability 0.5 when
+``cfg.data.horizontal_flip``; with probability ``cfg.data.image_augmented_fraction`` the clip is
+instead made from ONE frame by :func:`stemseg_core.data.augment.make_augmented_clip`.
+Evaluation (``train=False``): every clip with stride 1 starting at multiples of ``clip_step``
+(default T), no augmentation.
+
+``collate_clips(batch)`` -> ``(images float (B, T, 3, H, W) in 0..255, targets)`` with ``targets``
+a list of ``{"masks", "classes", "ignore"}`` dicts: the model's training input.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stemseg_core.data.augment import make_augmented_clip
+from stemseg_core.data.kitti_mots import Sequence
+
+
+def resize_geometry(src_h: int, src_w: int, dst_h: int, dst_w: int) -> tuple[int, int]:
+    """Size (h, w) of the resized content inside the (dst_h, dst_w) canvas."""
+    s = min(dst_h / src_h, dst_w / src_w)
+    h, w = int(round(src_h * s)), int(round(src_w * s))
+    if abs(h - dst_h) <= 1 and abs(w - dst_w) <= 1:
+        return dst_h, dst_w
+    return min(h, dst_h), min(w, dst_w)
+
+
+def fit_frame(image: np.ndarray, masks: np.ndarray, ignore: np.ndarray, dst_h: int, dst_w: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize one frame (image (h, w, 3), masks (N, h, w), ignore (h, w)) onto the canvas."""
+    h, w = image.shape[:2]
+    nh, nw = resize_geometry(h, w, dst_h, dst_w)
+    img = np.zeros((dst_h, dst_w, 3), np.uint8)
+    img[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR) \
+        if (nh, nw) != (h, w) else image
+    ign = np.ones((dst_h, dst_w), bool)
+    out = np.zeros((len(masks), dst_h, dst_w), bool)
+    stack = np.concatenate([masks.astype(np.uint8), ignore[None].astype(np.uint8)], 0)
+    if (nh, nw) != (h, w):
+        chunks = []
+        for i in range(0, len(stack), 256):  # OpenCV handles at most 512 channels
+            part = np.ascontiguousarray(stack[i:i + 256].transpose(1, 2, 0))
+            r = cv2.resize(part, (nw, nh), interpolation=cv2.INTER_NEAREST)
+            chunks.append(r.reshape(nh, nw, -1).transpose(2, 0, 1))
+        stack = np.concatenate(chunks, 0)
+    out[:, :nh, :nw] = stack[:-1] > 0
+    ign[:nh, :nw] = stack[-1] > 0
+    return img, out, ign
+
+
+class ClipDataset(Dataset):
+    """Clips of ``cfg.model.clip_length`` frames from :class:`Sequence` objects (module doc)."""
+
+    def __init__(self, sequences: list[Sequence], cfg, train: bool = True, seed: int = 0,
+                 samples_per_epoch: int | None = None, clip_step: int | None = None) -> None:
+        if not sequences:
+            raise ValueError("ClipDataset needs at least one sequence")
+        self.sequences = sequences
+        self.cfg = cfg
+        self.train = train
+        self.seed = int(seed)
+        self.epoch = 0
+        self.T = int(cfg.model.clip_length)
+        self.H, self.W = int(cfg.data.height), int(cfg.data.width)
+        self.num_classes = int(cfg.model.num_classes)
+        self.counts = np.array([max(1, len(s) - self.T + 1) for s in sequences], np.int64)
+        step = clip_step or self.T
+        self.eval_clips = [(i, st) for i, s in enumerate(sequences)
+                           for st in range(0, max(1, len(s) - self.T + 1), step)]
+        if samples_per_epoch is None:
+            samples_per_epoch = int(self.counts.sum()) if train else len(self.eval_clips)
+        self.samples_per_epoch = int(samples_per_epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random draws of all items (call once per epoch for fresh samples)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    # ------------------------------------------------------------------------------ sampling
+    def sample(self, index: int) -> dict:
+        """The random choices of item ``index``: sequence, frames, flip, augmented."""
+        if not self.train:
+            si, st = self.eval_clips[index % len(self.eval_clips)]
+            n = len(self.sequences[si])
+            frames = [min(st + k, n - 1) for k in range(self.T)]
+            return {"seq": si, "frames": frames, "flip": False, "augmented": False, "rng": None}
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        si = int(rng.choice(len(self.sequences), p=self.counts / self.counts.sum()))
+        n = len(self.sequences[si])
+        d = self.cfg.data
+        augmented = bool(rng.random() < d.image_augmented_fraction)
+        flip = bool(d.horizontal_flip and rng.random() < 0.5)
+        if augmented:
+            frames = [int(rng.integers(n))] * self.T
+        else:
+            max_stride = max(1, min(d.max_frame_stride, (n - 1) // max(1, self.T - 1)))
+            stride = int(rng.integers(1, max_stride + 1))
+            span = stride * (self.T - 1)
+            start = int(rng.integers(0, max(1, n - span)))
+            frames = [min(start + k * stride, n - 1) for k in range(self.T)]
+        return {"seq": si, "frames": frames, "flip": flip, "augmented": augmented, "rng": rng}
+
+    def __getitem__(self, index: int) -> dict:
+        if index < 0 or index >= len(self):
+            raise IndexError(index)
+        s = self.sample(index)
+        return self.load_clip(s["seq"], s["frames"], flip=s["flip"],
+                              augment_rng=s["rng"] if s["augmented"] else None)
+
+    # ------------------------------------------------------------------------------- loading
+    def load_clip(self, seq_index: int, frames: list[int], flip: bool = False,
+                  augment_rng: np.random.Generator | None = None) -> dict:
+        """Build the item of the given frames (deterministic; used by ``__getitem__``)."""
+        seq = self.sequences[seq_index]
+        cache: dict[int, tuple] = {}
+
+        def frame(t: int):
+            if t not in cache:
+                ann = seq.annotations(t)
+                img = seq.load_image(t)
+                ign = ann.ignore.copy()
+                inst = []
+                for tid, cls, m in ann.instances:
+                    if 1 <= cls < self.num_classes:
+                        inst.append((tid, cls, m))
+                    else:
+                        ign |= m
+                cache[t] = (img, inst, ign)
+            return cache[t]
+
+        track_ids: list[int] = []
+        track_cls: dict[int, int] = {}
+        for t in frames:
+            for tid, cls, _m in frame(t)[1]:
+                if tid not in track_cls:
+                    track_ids.append(tid)
+                    track_cls[tid] = cls
+        col = {tid: i for i, tid in enumerate(track_ids)}
+        T, H, W, N = self.T, self.H, self.W, len(track_ids)
+        images = np.zeros((T, H, W, 3), np.uint8)
+        masks = np.zeros((N, T, H, W), bool)
+        ignore = np.zeros((T, H, W), bool)
+        if augment_rng is not None:
+            img, inst, ign = frame(frames[0])
+            src = np.zeros((N, *img.shape[:2]), bool)
+            for tid, _cls, m in inst:
+                src[col[tid]] |= m
+            imgs, mks, igns = make_augmented_clip(img, src, ign, T, augment_rng)
+            for k in range(T):
+                images[k], masks[:, k], ignore[k] = fit_frame(imgs[k], mks[:, k], igns[k], H, W)
+        else:
+            for k, t in enumerate(frames):
+                img, inst, ign = frame(t)
+                src = np.zeros((N, *img.shape[:2]), bool)
+                for tid, _cls, m in inst:
+                    src[col[tid]] |= m
+                images[k], masks[:, k], ignore[k] = fit_frame(img, src, ign, H, W)
+        if flip:
+            images = images[:, :, ::-1]
+            masks = masks[..., ::-1]
+            ignore = ignore[..., ::-1]
+        keep = masks.reshape(N, -1).any(1) if N else np.zeros(0, bool)
+        masks = masks[keep]
+        classes = np.array([track_cls[tid] for tid in track_ids], np.int64)[keep]
+        return {
+            "images": torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
+            "masks": torch.from_numpy(np.ascontiguousarray(masks)),
+            "classes": torch.from_numpy(classes),
+            "ignore": torch.from_numpy(np.ascontiguousarray(ignore)),
+            "meta": {"sequence": seq.name, "frames": list(frames), "flipped": bool(flip),
+                     "augmented": augment_rng is not None,
+                     "track_ids": [t for t, k in zip(track_ids, keep) if k]},
+        }
+
+
+def collate_clips(batch: list[dict]) -> tuple[torch.Tensor, list[dict]]:
+    """Stack clips: images float (B, T, 3, H, W) with values 0..255, per-clip target dicts."""
+    images = torch.stack([b["images"] for b in batch]).float()
+    targets = [{"masks": b["masks"], "classes": b["classes"], "ignore": b["ignore"]}
+               for b in batch]
+    return images, targets
+
+
+def build_dataset(cfg, data_dir: str | Path, split: str = "train", seed: int | None = None,
+                  samples_per_epoch: int | None = None, source: str = "auto") -> ClipDataset:
+    """ClipDataset over a KITTI MOTS-layout folder (e.g. from ``stemseg synth``); training
+    augmentation for the ``train`` / ``fulltrain`` / ``training`` splits."""
+    from stemseg_core.data.kitti_mots import load_split
+
+    seqs = load_split(data_dir, split, source)
+    train = split in ("train", "fulltrain", "training")
+    return ClipDataset(seqs, cfg, train=train,
+                       seed=cfg.train.seed if seed is None else seed,
+                       samples_per_epoch=samples_per_epoch)

@@ -1,0 +1,74 @@
+"""YouTube-VIS reader.
+
+``annotations.json`` holds ``videos`` (``id``, ``file_names`` relative to the image root,
+``height``, ``width``), ``annotations`` (``video_id``, ``category_id``, ``id``, ``iscrowd``,
+``segmentations``: one entry per frame, ``null`` where the object is absent, else a COCO RLE
+(compressed: ``counts`` a string; uncompressed: ``counts`` a list of run lengths) or a list of
+polygons) and ``categories`` (``id``, ``name``). Track id = annotation ``id``, class id =
+``category_id``; crowd annotations (``iscrowd`` 1) become ignore regions.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from stemseg_core.data.kitti_mots import FrameAnnotation, Instance, Sequence
+
+
+def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
+    """COCO segmentation (compressed / uncompressed RLE or polygons) -> (H, W) bool."""
+    if isinstance(seg, dict):
+        counts = seg["counts"]
+        if isinstance(counts, list):
+            rle = mask_utils.frPyObjects(seg, height, width)
+        else:
+            rle = {"size": seg.get("size", [height, width]),
+                   "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        return mask_utils.decode(rle).astype(bool)
+    if isinstance(seg, list):
+        polys = [p for p in seg if len(p) >= 6]
+        if not polys:
+            return np.zeros((height, width), bool)
+        rles = mask_utils.frPyObjects(polys, height, width)
+        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+    raise ValueError(f"unsupported segmentation type {type(seg).__name__}")
+
+
+def load(json_path: str | Path, image_root: str | Path | None = None
+         ) -> tuple[list[Sequence], dict[int, str]]:
+    """Read a YouTube-VIS JSON -> (sequences, {category id: name}). ``image_root`` defaults to
+    ``<json folder>/JPEGImages``."""
+    json_path = Path(json_path)
+    data = json.loads(json_path.read_text())
+    root = Path(image_root) if image_root is not None else json_path.parent / "JPEGImages"
+    by_video: dict[int, list[dict]] = {}
+    for ann in data.get("annotations") or []:
+        by_video.setdefault(ann["video_id"], []).append(ann)
+    cats = {int(c["id"]): c["name"] for c in data.get("categories", [])}
+    seqs = []
+    for v in data["videos"]:
+        h, w = int(v["height"]), int(v["width"])
+        anns = by_video.get(v["id"], [])
+
+        def fn(t: int, anns=anns, h=h, w=w) -> FrameAnnotation:
+            ignore = np.zeros((h, w), bool)
+            insts = []
+            for a in anns:
+                segs = a.get("segmentations") or []
+                seg = segs[t] if t < len(segs) else None
+                if seg is None:
+                    continue
+                m = decode_segmentation(seg, h, w)
+                if a.get("iscrowd", 0):
+                    ignore |= m
+                elif m.any():
+                    insts.append(Instance(int(a["id"]), int(a["category_id"]), m))
+            return FrameAnnotation(insts, ignore)
+
+        name = str(Path(v["file_names"][0]).parent) if v["file_names"] else str(v["id"])
+        seqs.append(Sequence(name, [str(root / f) for f in v["file_names"]], h, w, fn,
+                             {"dataset": "youtube_vis", "video_id": v["id"]}))
+    return seqs, cats

@@ -1,0 +1,147 @@
+"""ClipDataset: shapes, dtypes, padding -> ignore, flip consistency, determinism, collate."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from stemseg_core.config import load_config
+from stemseg_core.data.clips import ClipDataset, build_dataset, collate_clips
+from stemseg_core.data.kitti_mots import FrameAnnotation, Instance, Sequence
+from stemseg_core.data.synth import generate_dataset
+
+SH, SW, N_FRAMES = 30, 40, 6  # source frames (aspect 4:3 -> padded in a 64x128 canvas)
+
+
+def _square(t):
+    m = np.zeros((SH, SW), bool)
+    m[5:15, 3 + 2 * t:13 + 2 * t] = True  # moves right; asymmetric in x
+    return m
+
+
+def _late(t):
+    m = np.zeros((SH, SW), bool)
+    if t >= 3:
+        m[20:28, 25:35] = True
+    return m
+
+
+def _sequence(tmp_path) -> Sequence:
+    paths = []
+    for t in range(N_FRAMES):
+        img = np.full((SH, SW, 3), 20, np.uint8)
+        img[_square(t)] = (250, 200, 30)
+        img[_late(t)] = (30, 220, 250)
+        p = tmp_path / f"{t:06d}.png"
+        cv2.imwrite(str(p), img[..., ::-1])
+        paths.append(str(p))
+
+    def fn(t):
+        ign = np.zeros((SH, SW), bool)
+        ign[0, :] = True
+        inst = [Instance(1001, 1, _square(t))]
+        if t >= 3:
+            inst.append(Instance(2001, 2, _late(t)))
+        weird = np.zeros((SH, SW), bool)
+        weird[25:, :3] = True
+        inst.append(Instance(5001, 5, weird))  # class outside the model -> ignore
+        return FrameAnnotation(inst, ign)
+
+    return Sequence("toy", paths, SH, SW, fn)
+
+
+def _cfg(tiny_config, **data):
+    for k, v in data.items():
+        setattr(tiny_config.data, k, v)
+    return tiny_config
+
+
+def test_item_shapes_dtypes_and_padding(tmp_path, tiny_config):
+    cfg = _cfg(tiny_config, horizontal_flip=False, max_frame_stride=1)
+    ds = ClipDataset([_sequence(tmp_path)], cfg, train=True, seed=0)
+    assert len(ds) == N_FRAMES - cfg.model.clip_length + 1
+    item = ds.load_clip(0, [0, 1, 2, 3])
+    T, H, W = 4, 64, 128
+    assert item["images"].shape == (T, 3, H, W) and item["images"].dtype == torch.uint8
+    assert item["masks"].dtype == torch.bool and item["masks"].shape == (2, T, H, W)
+    assert item["classes"].dtype == torch.long and item["classes"].tolist() == [1, 2]
+    assert item["ignore"].shape == (T, H, W) and item["ignore"].dtype == torch.bool
+    content_w = round(SW * 64 / SH)  # 85 columns of content, the rest is padding
+    assert item["ignore"][:, :, content_w + 1:].all()
+    assert not item["ignore"][:, 10:50, 10:content_w - 1].any()
+    assert item["ignore"][:, 0, :content_w].all()  # the ignore row, resized
+    assert item["ignore"][:, 55:, :5].all()  # the class-5 instance went to ignore
+    assert (item["images"][:, :, :, content_w + 1:] == 0).all()
+    # the pedestrian appears at frame 3 only: all-False before
+    assert not item["masks"][1, :3].any() and item["masks"][1, 3].any()
+    # masks sit on the coloured pixels
+    img = item["images"].permute(0, 2, 3, 1).numpy()
+    m = item["masks"][0].numpy()
+    assert (img[m][:, 0] > 120).mean() > 0.95
+
+
+def test_flip_consistency(tmp_path, tiny_config):
+    cfg = _cfg(tiny_config, horizontal_flip=True)
+    ds = ClipDataset([_sequence(tmp_path)], cfg, train=True, seed=1)
+    a = ds.load_clip(0, [1, 2, 3, 4], flip=False)
+    b = ds.load_clip(0, [1, 2, 3, 4], flip=True)
+    assert torch.equal(b["images"], a["images"].flip(-1))
+    assert torch.equal(b["masks"], a["masks"].flip(-1))
+    assert torch.equal(b["ignore"], a["ignore"].flip(-1))
+    img = b["images"].permute(0, 2, 3, 1).numpy()
+    assert (img[b["masks"][0].numpy()][:, 0] > 120).mean() > 0.95
+    flips = {ds[i]["meta"]["flipped"] for i in range(len(ds))} | {
+        ClipDataset([_sequence(tmp_path)], cfg, seed=s)[0]["meta"]["flipped"] for s in range(8)}
+    assert flips == {True, False}
+
+
+def test_deterministic_per_index_and_seed(tmp_path, tiny_config):
+    cfg = _cfg(tiny_config, max_frame_stride=2, image_augmented_fraction=0.5)
+    seqs = [_sequence(tmp_path)]
+    a, b = ClipDataset(seqs, cfg, seed=7), ClipDataset(seqs, cfg, seed=7)
+    for i in range(len(a)):
+        x, y = a[i], b[i]
+        assert x["meta"] == y["meta"]
+        assert torch.equal(x["images"], y["images"]) and torch.equal(x["masks"], y["masks"])
+    metas = [str(ClipDataset(seqs, cfg, seed=s)[0]["meta"]) for s in range(6)]
+    assert len(set(metas)) > 1
+
+
+def test_image_augmented_clip(tmp_path, tiny_config):
+    cfg = _cfg(tiny_config, image_augmented_fraction=1.0, horizontal_flip=False)
+    ds = ClipDataset([_sequence(tmp_path)], cfg, seed=3)
+    item = ds[0]
+    assert item["meta"]["augmented"] and len(set(item["meta"]["frames"])) == 1
+    assert item["images"].shape == (4, 3, 64, 128) and item["masks"].shape[1:] == (4, 64, 128)
+    # frames differ (independent warps) but each mask still covers its own object
+    assert not torch.equal(item["images"][0], item["images"][1])
+    for n in range(item["masks"].shape[0]):
+        for t in range(4):
+            m = item["masks"][n, t].numpy()
+            if m.sum() > 20:
+                img = item["images"][t].permute(1, 2, 0).numpy().astype(int)
+                assert (np.abs(img[m] - 20).sum(1) > 60).mean() > 0.8
+
+
+def test_collate_and_eval_mode(tmp_path, tiny_config):
+    ds = ClipDataset([_sequence(tmp_path)], tiny_config, train=False)
+    assert len(ds) == 1 and ds[0]["meta"]["frames"] == [0, 1, 2, 3]
+    images, targets = collate_clips([ds[0], ds[0]])
+    assert images.shape == (2, 4, 3, 64, 128) and images.dtype == torch.float32
+    assert float(images.max()) > 200
+    assert set(targets[0]) == {"masks", "classes", "ignore"}
+
+
+def test_build_dataset_on_synth(tmp_path):
+    generate_dataset(tmp_path, sequences=2, frames=5, seed=1, height=64, width=192,
+                     val_fraction=0.5)
+    cfg = load_config(None, ["model.clip_length=4", "inference.clip_overlap=2", "data.height=64",
+                               "data.width=192"])
+    ds = build_dataset(cfg, tmp_path, "train")
+    assert ds.train and len(ds) == 2
+    item = ds[0]
+    assert item["images"].shape == (4, 3, 64, 192)
+    assert set(item["classes"].tolist()) <= {1, 2}
+    assert not item["ignore"][:, 40:, :].all()  # same aspect ratio: no padding
+    val = build_dataset(cfg, tmp_path, "val")
+    assert not val.train and val[0]["meta"]["sequence"] == "0001"
