@@ -16,7 +16,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 # shellcheck disable=SC1091
-. "$VENV/bin/activate"
+set +u; . "$VENV/bin/activate"; set -u
 
 h=$(cat requirements.lock | sha256sum | cut -c1-16)
 if ! stamp_ok deps "$h"; then
@@ -40,8 +40,8 @@ NPINC=$(python -c "import numpy; print(numpy.get_include())")
 # numpy headers are reached through a link outside it.
 NPLINK="${XDG_CACHE_HOME:-$HOME/.cache}/stemseg/numpy-include-$(echo "$ROOT" | sha256sum | cut -c1-12)"
 mkdir -p "$(dirname "$NPLINK")" && ln -sfn "$NPINC" "$NPLINK"
-grep -rlE "/opt/python/cp3|$VENV/lib/python3[.0-9]*/site-packages/numpy" "$VENV/share" \
-  --include='*.cmake' 2>/dev/null | while read -r f; do
+{ grep -rlE "/opt/python/cp3|$VENV/lib/python3[.0-9]*/site-packages/numpy" "$VENV/share" \
+  --include='*.cmake' 2>/dev/null || true; } | while read -r f; do
   sed -i -E "s#(/opt/python/cp3[0-9]+-cp3[0-9]+|$VENV)/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPLINK#g; s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PYINC#g" "$f"
 done
 
