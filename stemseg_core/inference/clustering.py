@@ -1,0 +1,164 @@
+"""Clustering of one clip into instance mask tubes (paper sec. 3.3, "Inference").
+
+Given the network outputs of one clip (one batch element), instances are found one at a time:
+
+1. candidates = pixels whose foreground probability (1 - softmax(semantic)[background]) exceeds
+   ``foreground_threshold``; without a semantic head, pixels whose seediness exceeds it;
+2. seed = the remaining candidate with the highest seediness; stop when it is below
+   ``seediness_threshold`` (or after ``max_instances``);
+3. the instance is the Gaussian N(mu, diag(1/precision)) with mu and precision taken at the seed:
+   p_i = exp(-1/2 sum_d prec_d (e_id - mu_d)^2); the mask tube is {remaining candidates: p_i >
+   ``mask_threshold``} plus the seed itself;
+4. those pixels leave the candidate set; repeat.
+
+Everything runs on the tensors' device; the only Python loop is over instances (<= max_instances).
+Since seeds are taken in decreasing seediness, the instances come out sorted by score (highest
+first) and their masks are disjoint.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ClipInstance:
+    """One instance tube of a clip.
+
+    mask: (T, h, w) bool tensor at the model's output resolution (on the model's device).
+    score: seediness at the seed pixel. class_id: index into the model's class names (>= 1).
+    seed: (t, y, x) of the seed pixel.
+    """
+
+    mask: torch.Tensor
+    score: float
+    class_id: int
+    seed: tuple[int, int, int]
+
+
+@dataclass
+class ClipClusters:
+    """All instances of one clip as one label map.
+
+    labels: (T, h, w) int64, -1 = no instance, j = instance j. scores/class_ids/seeds: per
+    instance, sorted by score (highest first).
+    """
+
+    labels: torch.Tensor
+    scores: list[float]
+    class_ids: list[int]
+    seeds: list[tuple[int, int, int]]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def instances(self) -> list[ClipInstance]:
+        return [ClipInstance(mask=self.labels == j, score=self.scores[j],
+                             class_id=self.class_ids[j], seed=self.seeds[j])
+                for j in range(len(self))]
+
+
+def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: torch.Tensor,
+                 semantic: torch.Tensor | None = None, *, seediness_threshold: float = 0.5,
+                 foreground_threshold: float = 0.5, mask_threshold: float = 0.5,
+                 max_instances: int = 20) -> list[ClipInstance]:
+    """Cluster one clip's outputs into instances (highest score first, disjoint masks).
+
+    embeddings, precisions: (E, T, h, w); seediness: (T, h, w) in [0, 1]; semantic: optional
+    (C, T, h, w) logits with class 0 = background. Without a semantic map every instance gets
+    class 1.
+    """
+    return cluster_clip_labels(
+        embeddings, precisions, seediness, semantic, seediness_threshold=seediness_threshold,
+        foreground_threshold=foreground_threshold, mask_threshold=mask_threshold,
+        max_instances=max_instances).instances()
+
+
+def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
+                        seediness: torch.Tensor, semantic: torch.Tensor | None = None, *,
+                        seediness_threshold: float = 0.5, foreground_threshold: float = 0.5,
+                        mask_threshold: float = 0.5, max_instances: int = 20) -> ClipClusters:
+    """As :func:`cluster_clip`, but returns one label map instead of one mask per instance."""
+    if embeddings.dim() != 4 or precisions.shape != embeddings.shape:
+        raise ValueError(f"embeddings/precisions must both be (E, T, h, w), got "
+                         f"{tuple(embeddings.shape)} and {tuple(precisions.shape)}")
+    e_dims, t, h, w = embeddings.shape
+    if tuple(seediness.shape) != (t, h, w):
+        raise ValueError(f"seediness must be (T, h, w) = {(t, h, w)}, got "
+                         f"{tuple(seediness.shape)}")
+    if semantic is not None and (semantic.dim() != 4 or tuple(semantic.shape[1:]) != (t, h, w)):
+        raise ValueError(f"semantic must be (C, T, h, w) with (T, h, w) = {(t, h, w)}, got "
+                         f"{tuple(semantic.shape)}")
+    if semantic is not None and semantic.shape[0] < 2:
+        raise ValueError("semantic needs at least 2 classes (background + one)")
+
+    seed_map = seediness.reshape(-1).float()
+    if semantic is not None:
+        sem_flat = semantic.reshape(semantic.shape[0], -1).float()
+        fg_prob = 1.0 - torch.softmax(sem_flat, dim=0)[0]
+        candidates = fg_prob > foreground_threshold
+    else:
+        sem_flat = None
+        candidates = seed_map > foreground_threshold
+
+    idx = torch.nonzero(candidates, as_tuple=False).squeeze(1)  # (K,) flat indices
+    k = idx.numel()
+    if k == 0 or max_instances <= 0:
+        return ClipClusters(torch.full((t, h, w), -1, dtype=torch.long, device=seediness.device),
+                            [], [], [])
+    emb = embeddings.reshape(e_dims, -1).float()[:, idx]  # (E, K)
+    prec_all = precisions.reshape(e_dims, -1).float()
+    sem_c = sem_flat[:, idx] if sem_flat is not None else None
+
+    # Working set: the candidates not assigned yet, compacted whenever it has halved.
+    # pos maps a working position to its candidate number (0..K-1); seeds of assigned = -1.
+    pos = torch.arange(k, device=idx.device)
+    seeds = seed_map[idx].clone()
+    work_emb = emb
+    assign = torch.full((k,), -1, dtype=torch.long, device=idx.device)  # candidate -> instance
+    scores: list[float] = []
+    seed_flat: list[int] = []
+    log_thr = -2.0 * math.log(mask_threshold) if mask_threshold > 0 else math.inf
+    n_left = k
+    for j in range(max_instances):
+        best_val, best = torch.max(seeds, dim=0)
+        best_val_f = float(best_val)
+        if best_val_f < seediness_threshold or best_val_f < 0:
+            break
+        mu = work_emb[:, best]
+        prec = prec_all[:, idx[pos[best]]]
+        # p > thr  <=>  d = sum prec (e - mu)^2 < -2 log(thr): no exp over all pixels.
+        d = torch.mv((work_emb - mu[:, None]).square_().T, prec)
+        member = (d < log_thr) & (seeds >= 0)
+        member[best] = True
+        hit = member.nonzero().squeeze(1)
+        seeds.index_fill_(0, hit, -1.0)
+        assign.index_fill_(0, pos[hit], j)
+        scores.append(best_val_f)
+        seed_flat.append(int(idx[pos[best]]))
+        n_left -= hit.numel()
+        if n_left <= 0:
+            break
+        if 2 * n_left < seeds.numel():
+            keep = (seeds >= 0).nonzero().squeeze(1)
+            pos, seeds, work_emb = pos[keep], seeds[keep], work_emb[:, keep]
+
+    n = len(scores)
+    if n > 0 and sem_c is not None:
+        # Mean logits per instance over its pixels (index_add over the assigned candidates).
+        sel = assign >= 0
+        sums = torch.zeros(n, sem_c.shape[0], device=sem_c.device)
+        sums.index_add_(0, assign[sel], sem_c[:, sel].T)
+        counts = torch.bincount(assign[sel], minlength=n).clamp(min=1).to(sums.dtype)
+        mean = sums / counts[:, None]
+        class_ids = (mean[:, 1:].argmax(dim=1) + 1).tolist()
+    else:
+        class_ids = [1] * n
+
+    labels = torch.full((t * h * w,), -1, dtype=torch.long, device=idx.device)
+    labels[idx] = assign
+    seeds_thw = [(s // (h * w), (s // w) % h, s % w) for s in seed_flat]
+    return ClipClusters(labels.view(t, h, w), scores, [int(c) for c in class_ids], seeds_thw)
+

@@ -1,0 +1,286 @@
+"""Streaming tracker: frames in, final per-frame tracked instances out (buffer -> model ->
+clustering -> stitching). The ROS node, `stemseg infer` and the bag evaluation all use this class.
+
+Clip schedule: a clip of T = cfg.model.clip_length frames runs once T frames are buffered, then
+every S = T - Tc new frames (Tc = cfg.inference.clip_overlap). Each frame is output from the first
+clip that contains it, i.e. as soon as that clip has run: the first clip outputs its T frames,
+every later clip its S new frames; the Tc shared frames only serve to link track IDs (see
+stitching.py). A frame therefore waits at most S - 1 frames plus one clip's processing time.
+``flush()`` runs the frames not yet output (plus the kept overlap frames, for linking) as one
+shorter clip.
+
+Post-processing per clip, in this order: drop instances of classes not in ``classes`` (before
+upsampling, so an unwanted class does not carve holes into wanted ones); upsample masks to the
+input image (bilinear, threshold 0.5, done on the label map: see preprocess.upsample_labels); the
+masks of one frame never overlap (clustering assigns each pixel once and bilinear values of
+disjoint masks sum to <= 1, so at most one passes 0.5; were that ever not so, the higher score
+would win since labels are numbered by score); remove an instance from a frame where its area
+there is below ``min_mask_area``; drop instances left without pixels; link IDs.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stemseg_core.config import Config, resolve_device
+from stemseg_core.inference.clustering import ClipClusters, cluster_clip_labels
+from stemseg_core.inference.preprocess import (
+    Geometry,
+    check_image,
+    geometry,
+    prepare_frame,
+    upsample_labels,
+)
+from stemseg_core.inference.stitching import ClipStitcher
+from stemseg_core.inference.types import FrameResult, TrackedInstance
+
+
+class ImageSizeChangedError(ValueError):
+    """The image size changed mid-stream; call reset() (after flush() to keep buffered frames)."""
+
+
+THRESHOLDS = ("seediness_threshold", "foreground_threshold", "mask_threshold", "max_instances",
+              "min_mask_area", "stitch_min_iou", "classes")
+
+
+class StreamingTracker:
+    """Online (near-online) STEm-Seg tracking of one image stream.
+
+    ``push(image, stamp)`` takes one (H, W, 3) uint8 RGB frame and returns the frames that became
+    final (often none), in order, each exactly once; ``flush()`` finalises everything buffered;
+    ``reset()`` starts a new stream (track IDs restart at 1). Thresholds are plain attributes
+    (names in ``THRESHOLDS``) and may be changed between pushes, or with ``set_thresholds``.
+    Not thread-safe: call push/flush/reset from one thread.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: Config, device: str = "auto") -> None:
+        if device == "auto":
+            device = cfg.inference.device
+        self.device = torch.device(resolve_device(device))
+        self.cfg = cfg
+        self.model = model.to(self.device).eval()
+        self.clip_length = int(cfg.model.clip_length)
+        self.clip_overlap = int(cfg.inference.clip_overlap)
+        if not 0 <= self.clip_overlap < self.clip_length:
+            raise ValueError(f"clip_overlap must be in 0..{self.clip_length - 1}, got "
+                             f"{self.clip_overlap}")
+        self.class_names = list(cfg.model.class_names)
+        inf = cfg.inference
+        self.seediness_threshold = float(inf.seediness_threshold)
+        self.foreground_threshold = float(inf.foreground_threshold)
+        self.mask_threshold = float(inf.mask_threshold)
+        self.max_instances = int(inf.max_instances)
+        self.min_mask_area = int(inf.min_mask_area)
+        self.stitch_min_iou = float(inf.stitch_min_iou)
+        self.classes = list(inf.classes)
+        self._stitcher = ClipStitcher(self.clip_overlap, self.stitch_min_iou)
+        self.last_timings: dict[str, float] = {}
+        self.reset()
+
+    # ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto",
+                        overrides: list[str] | None = None) -> StreamingTracker:
+        """Load config + weights from a `stemseg train` checkpoint (overrides: `key=value`)."""
+        from stemseg_core.checkpoint import CheckpointError, load_checkpoint
+        from stemseg_core.model import build_model
+
+        cfg, payload = load_checkpoint(path, overrides)
+        model = build_model(cfg)
+        state = payload["model"]
+        own = model.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shapes:
+            def show(items: list[str]) -> str:
+                return f"{len(items)} (" + ", ".join(items[:4]) + (", ...)" if len(items) > 4
+                                                                   else ")")
+            raise CheckpointError(
+                f"{path}: the weights do not match the model its config describes (were model.* "
+                f"settings overridden? overrides={overrides or []}): missing keys {show(missing)}"
+                f"; unexpected keys {show(unexpected)}; shape mismatches {show(shapes)}")
+        model.load_state_dict(state, strict=True)
+        return cls(model, cfg, device=device)
+
+    def set_thresholds(self, **kw: Any) -> None:
+        """Change thresholds live: set_thresholds(seediness_threshold=0.8, classes=["car"])."""
+        unknown = [k for k in kw if k not in THRESHOLDS]
+        if unknown:
+            raise ValueError(f"unknown threshold(s) {unknown}; allowed: {', '.join(THRESHOLDS)}")
+        checked: dict[str, Any] = {}
+        for k, v in kw.items():
+            if k in ("seediness_threshold", "foreground_threshold", "mask_threshold",
+                     "stitch_min_iou"):
+                v = float(v)
+                if not 0.0 <= v <= 1.0:
+                    raise ValueError(f"{k} must be in [0, 1], got {v}")
+            elif k in ("max_instances", "min_mask_area"):
+                v = int(v)
+                if v < (1 if k == "max_instances" else 0):
+                    raise ValueError(f"{k} must be >= {1 if k == 'max_instances' else 0}, got {v}")
+            else:
+                if isinstance(v, str):  # "car,pedestrian" as from a ROS string parameter
+                    v = [c.strip() for c in v.split(",") if c.strip()]
+                v = [str(c) for c in v]
+                bad = [c for c in v if c not in self.class_names[1:]]
+                if bad:
+                    raise ValueError(f"classes: unknown {bad}; the model knows "
+                                     f"{self.class_names[1:]}")
+            checked[k] = v
+        for k, v in checked.items():  # all or nothing
+            setattr(self, k, v)
+
+    def reset(self) -> None:
+        """Drop all buffered frames and state; the next push starts a new stream (IDs from 1)."""
+        # Each entry: (model input (3, Hp, Wp) on device, stamp, frame index).
+        self._buffer: deque[tuple[torch.Tensor, Any, int]] = deque()
+        self._n_new = 0  # buffered frames not output yet (always the last ones of the buffer)
+        self._geo: Geometry | None = None
+        self._stitcher.reset()
+        self.frames_pushed = 0
+
+    @property
+    def pending(self) -> int:
+        """Frames pushed but not returned yet."""
+        return self._n_new
+
+    # ------------------------------------------------------------------------------------------
+    def push(self, image: np.ndarray, stamp: Any = None) -> list[FrameResult]:
+        """Add one frame; returns the FrameResults that became final (possibly none)."""
+        image = check_image(image)
+        h, w = int(image.shape[0]), int(image.shape[1])
+        if self._geo is None:
+            inp = self.cfg.input
+            self._geo = geometry(h, w, inp.min_side, inp.max_side)
+        elif self._geo.image_size != (h, w):
+            raise ImageSizeChangedError(f"image size changed from {self._geo.image_size[0]}x"
+                             f"{self._geo.image_size[1]} to {h}x{w} mid-stream; call reset() "
+                             f"(after flush() if the buffered frames are wanted) first")
+        frame = prepare_frame(image, self._geo, self.cfg.model.pixel_mean, self.device)
+        self._buffer.append((frame, stamp, self.frames_pushed))
+        self.frames_pushed += 1
+        self._n_new += 1
+        if len(self._buffer) >= self.clip_length:
+            return self._run_clip()
+        return []
+
+    def flush(self) -> list[FrameResult]:
+        """Finalise all frames not returned yet (runs one shorter clip); the stream may go on."""
+        if self._n_new == 0:
+            return []
+        return self._run_clip()
+
+    # ------------------------------------------------------------------------------------------
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _run_clip(self) -> list[FrameResult]:
+        assert self._geo is not None
+        frames = list(self._buffer)
+        n_clip, n_new = len(frames), self._n_new
+        n_shared = n_clip - n_new
+        timings: dict[str, float] = {}
+
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            clip = torch.stack([f[0] for f in frames])[None]  # (1, L, 3, Hp, Wp)
+            out = self.model(clip)
+            self._sync()
+            t1 = time.perf_counter()
+            timings["model"] = t1 - t0
+            semantic = out.get("semantic")
+            clusters = cluster_clip_labels(
+                out["embeddings"][0], out["precisions"][0], out["seediness"][0],
+                semantic[0] if semantic is not None else None,
+                seediness_threshold=self.seediness_threshold,
+                foreground_threshold=self.foreground_threshold,
+                mask_threshold=self.mask_threshold, max_instances=self.max_instances)
+            self._sync()
+            t2 = time.perf_counter()
+            timings["clustering"] = t2 - t1
+            labels, scores, class_ids = self._postprocess(clusters)
+            t3 = time.perf_counter()
+        self._stitcher.min_iou = self.stitch_min_iou
+        ids = self._stitcher.update(labels, len(scores), n_shared=n_shared)
+        t4 = time.perf_counter()
+        timings["postprocess"] = t3 - t2
+        results = self._frame_results(labels, scores, class_ids, ids,
+                                      [(f[1], f[2]) for f in frames[n_shared:]], n_shared)
+        timings["postprocess"] += time.perf_counter() - t4
+        timings["stitching"] = t4 - t3
+        timings["total"] = time.perf_counter() - t0
+        self.last_timings = timings
+
+        # Keep only the overlap for the next clip (memory stays flat).
+        keep = min(self.clip_overlap, n_clip)
+        while len(self._buffer) > keep:
+            self._buffer.popleft()
+        self._n_new = 0
+        return results
+
+    def _postprocess(self, clusters: ClipClusters) -> tuple[np.ndarray, list[float], list[int]]:
+        """Clip clusters -> (L, H, W) int32 label map at input resolution (0 = none, k = instance
+        k - 1, disjoint, filtered), with the scores and class ids of the kept instances."""
+        geo = self._geo
+        assert geo is not None
+        keep = list(range(len(clusters)))
+        if self.classes:
+            wanted = {self.class_names.index(c) for c in self.classes if c in self.class_names}
+            keep = [j for j in keep if clusters.class_ids[j] in wanted]
+        # Highest score first (clustering already yields this order; sort to be safe).
+        keep.sort(key=lambda j: -clusters.scores[j])
+        lowres = clusters.labels  # (L, h, w), -1 = none
+        n = len(keep)
+        if n == 0:
+            return np.zeros((lowres.shape[0], *geo.image_size), dtype=np.int32), [], []
+        # Renumber: kept instance keep[k] -> k + 1, dropped ones -> 0 (lookup by label + 1).
+        lut = torch.zeros(len(clusters) + 1, dtype=torch.long, device=lowres.device)
+        lut[torch.tensor(keep, device=lowres.device) + 1] = torch.arange(
+            1, n + 1, device=lowres.device)
+        small = (lut[lowres + 1] - 1).to(torch.int32)  # -1 = none
+        # Bilinear upsampling + threshold 0.5 per instance, disjoint by construction.
+        lab = upsample_labels(small, geo) + 1  # (L, H, W), 0 = none
+        if self.min_mask_area > 0:
+            n_frames = lab.shape[0]
+            offs = torch.arange(n_frames, device=lab.device)[:, None, None] * (n + 1)
+            area = torch.bincount((lab + offs).reshape(-1), minlength=n_frames * (n + 1))
+            ok = (area >= self.min_mask_area).view(n_frames, n + 1)
+            ok[:, 0] = True
+            lab = torch.where(ok.reshape(-1)[lab + offs], lab, torch.zeros_like(lab))
+        out = lab.to(torch.int32).cpu().numpy()
+        # Drop instances left with no pixel at all, renumber the rest 1..m.
+        present = np.bincount(out.reshape(-1), minlength=n + 1)[1:] > 0
+        if not present.all():
+            remap = np.zeros(n + 1, dtype=np.int32)
+            remap[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
+            out = remap[out]
+            keep = [j for j, p in zip(keep, present) if p]
+        return (out, [clusters.scores[j] for j in keep], [clusters.class_ids[j] for j in keep])
+
+    def _frame_results(self, labels: np.ndarray, scores: list[float], class_ids: list[int],
+                       ids: list[int], meta: list[tuple[Any, int]],
+                       first: int) -> list[FrameResult]:
+        assert self._geo is not None
+        size = self._geo.image_size
+        results = []
+        for i, (stamp, index) in enumerate(meta):
+            lab = labels[first + i]
+            area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
+            instances = []
+            for k in np.flatnonzero(area[1:]):
+                c = class_ids[k]
+                instances.append(TrackedInstance(
+                    track_id=ids[k], class_id=c,
+                    class_name=self.class_names[c] if c < len(self.class_names) else str(c),
+                    score=float(scores[k]), mask=lab == k + 1))
+            results.append(FrameResult(index=index, stamp=stamp, image_size=size,
+                                       instances=instances))
+        return results

@@ -1,0 +1,99 @@
+"""Clustering of one clip: hand-built outputs with known instances."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stemseg_core.inference.clustering import cluster_clip, cluster_clip_labels
+
+T, H, W = 2, 12, 16
+# (rows, cols, embedding mean, peak seediness, class) of three blobs
+BLOBS = [
+    ((slice(1, 5), slice(1, 5)), (0.0, 0.0, 0.0), 0.95, 2),
+    ((slice(6, 10), slice(2, 7)), (5.0, 0.0, 0.0), 0.90, 1),
+    ((slice(2, 8), slice(10, 15)), (0.0, 5.0, 0.0), 0.85, 2),
+]
+
+
+def make_clip(with_semantic: bool = True):
+    g = torch.Generator().manual_seed(0)
+    emb = torch.full((3, T, H, W), 50.0)  # background far from everything
+    prec = torch.ones(3, T, H, W)
+    seed = torch.zeros(T, H, W)
+    sem = torch.zeros(3, T, H, W)
+    sem[0] = 6.0  # background everywhere ...
+    masks = []
+    for (rs, cs), mean, peak, cls in BLOBS:
+        m = torch.zeros(T, H, W, dtype=torch.bool)
+        m[:, rs, cs] = True
+        masks.append(m)
+        noise = 0.1 * (torch.rand(3, T, H, W, generator=g) - 0.5)
+        emb[:, m] = torch.tensor(mean)[:, None] + noise[:, m]
+        seed[m] = 0.3
+        seed[1, rs.start, cs.start] = peak  # the peak in the second frame
+        sem[0][m] = 0.0  # ... except in the blobs
+        sem[cls][m] = 4.0
+        # a few pixels voting for the other class do not change the mean
+        other = 3 - cls
+        sem[other, 0, rs.start, cs.start] = 5.0
+    return emb, prec, seed, (sem if with_semantic else None), masks
+
+
+def test_recovers_three_blobs_exactly():
+    emb, prec, seed, sem, masks = make_clip()
+    inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.5, foreground_threshold=0.5,
+                        mask_threshold=0.5, max_instances=20)
+    assert len(inst) == 3
+    for got, want, blob in zip(inst, masks, BLOBS):
+        assert torch.equal(got.mask, want)
+        assert got.score == pytest.approx(blob[2])
+        assert got.class_id == blob[3]
+        assert got.seed == (1, blob[0][0].start, blob[0][1].start)
+    # disjoint
+    assert int(torch.stack([i.mask for i in inst]).sum(0).max()) == 1
+
+
+def test_stops_at_seediness_threshold_and_max_instances():
+    emb, prec, seed, sem, masks = make_clip()
+    inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.88)
+    assert [i.score for i in inst] == pytest.approx([0.95, 0.90])
+    inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.5, max_instances=1)
+    assert len(inst) == 1 and torch.equal(inst[0].mask, masks[0])
+
+
+def test_seed_below_threshold_gives_nothing():
+    emb, prec, seed, sem, _ = make_clip()
+    assert cluster_clip(emb, prec, seed * 0.5, sem, seediness_threshold=0.6) == []
+    res = cluster_clip_labels(emb, prec, seed * 0.5, sem, seediness_threshold=0.6)
+    assert len(res) == 0 and bool((res.labels == -1).all())
+
+
+def test_without_semantic_uses_seediness_and_class_1():
+    emb, prec, seed, _, masks = make_clip(with_semantic=False)
+    inst = cluster_clip(emb, prec, seed, None, seediness_threshold=0.5, foreground_threshold=0.2)
+    assert len(inst) == 3
+    assert all(i.class_id == 1 for i in inst)
+    for got, want in zip(inst, masks):
+        assert torch.equal(got.mask, want)
+
+
+def test_precision_sets_the_extent():
+    # one blob whose embedding grows along x: a high precision at the seed keeps only part of it
+    emb = torch.zeros(1, 1, 1, 10)
+    emb[0, 0, 0] = torch.arange(10, dtype=torch.float32)
+    seed = torch.full((1, 1, 10), 0.3)
+    seed[0, 0, 0] = 0.9
+    prec = torch.ones(1, 1, 1, 10)  # p > 0.5 <=> |dx| < sqrt(2 ln 2) = 1.18
+    inst = cluster_clip(emb, prec, seed, None, seediness_threshold=0.5, foreground_threshold=0.1)
+    assert len(inst) == 1 and inst[0].mask[0, 0].tolist() == [True, True] + [False] * 8
+    inst = cluster_clip(emb, prec / 100, seed, None, seediness_threshold=0.5,
+                        foreground_threshold=0.1)
+    assert inst[0].mask[0, 0].sum() == 10  # |dx| < 11.8
+
+
+def test_bad_shapes_raise():
+    emb, prec, seed, sem, _ = make_clip()
+    with pytest.raises(ValueError, match="seediness"):
+        cluster_clip(emb, prec, seed[0], sem)
+    with pytest.raises(ValueError, match="semantic"):
+        cluster_clip(emb, prec, seed, sem[:, :1])

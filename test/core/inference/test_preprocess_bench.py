@@ -1,0 +1,79 @@
+"""Resize/pad geometry, mask mapping back to the image, and `stemseg bench` end to end."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from stemseg_core.inference.preprocess import (
+    geometry,
+    prepare_frame,
+    resized_size,
+    upsample_labels,
+    upsample_masks,
+)
+
+
+def test_resized_size_rules():
+    assert resized_size(375, 1242) == (375, 1242)
+    assert resized_size(375, 1242, min_side=736) == (736, 2438)
+    assert resized_size(375, 1242, min_side=736, max_side=1948) == (588, 1948)
+    assert resized_size(100, 50, max_side=80) == (80, 40)
+    g = geometry(375, 1242, 0, 0)
+    assert g.padded_size == (384, 1248)
+
+
+def test_prepare_and_map_back():
+    g = geometry(40, 72, min_side=80)  # x2 up, then pad 80x144 -> 96x160
+    assert g.resized_size == (80, 144) and g.padded_size == (96, 160)
+    img = np.full((40, 72, 3), 200, np.uint8)
+    x = prepare_frame(img, g, [1.0, 2.0, 3.0])
+    assert x.shape == (3, 96, 160)
+    assert torch.allclose(x[:, :80, :144], torch.tensor(200.0))
+    assert x[2, 90, 150] == 3.0  # padded with the pixel mean
+    # a mask over the valid region at 1/4 of the padded input maps back to the whole image
+    low = torch.zeros(1, 24, 40, dtype=torch.bool)
+    low[0, :20, :36] = True
+    up = upsample_masks(low, g) > 0.5
+    assert up.shape == (1, 40, 72) and bool(up.all())
+    low2 = torch.zeros(1, 24, 40, dtype=torch.bool)
+    low2[0, :10, :18] = True  # top-left quarter of the valid region
+    up2 = (upsample_masks(low2, g) > 0.5)[0].numpy()
+    assert up2[:20, :36].all() and not up2[20:].any() and not up2[:, 36:].any()
+
+
+def test_upsample_labels_equals_per_mask_bilinear():
+    torch.manual_seed(0)
+    for size, min_side, max_side in [((40, 72), 0, 0), ((40, 72), 80, 0), ((300, 500), 0, 400)]:
+        g = geometry(*size, min_side, max_side)
+        h, w = g.padded_size[0] // 4, g.padded_size[1] // 4
+        lab = torch.randint(-1, 5, (2, h // 3 + 1, w // 3 + 1))
+        lab = lab.repeat_interleave(3, 1).repeat_interleave(3, 2)[:, :h, :w]
+        got = upsample_labels(lab, g)
+        for t in range(2):
+            up = upsample_masks(lab[t][None] == torch.arange(5)[:, None, None], g) > 0.5
+            assert int(up.sum(0).max()) <= 1  # disjoint masks stay disjoint
+            ref = torch.where(up.any(0), up.to(torch.uint8).argmax(0), torch.tensor(-1))
+            assert torch.equal(got[t], ref)
+
+
+def test_bench_command(tmp_path, tiny_config, capsys):
+    from stemseg_core.cli import main
+    from stemseg_core.config import save_config
+
+    cfg_path = tmp_path / "tiny.yaml"
+    save_config(tiny_config, cfg_path)
+    out_json = tmp_path / "b.json"
+    rc = main(["bench", "--config", str(cfg_path), "--height", "64", "--width", "96",
+               "--iters", "1", "--warmup", "1", "--device", "cpu", "--clip-length", "2",
+               "--json", str(out_json)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "backbone + FPN" in text and "fps" in text
+    fig = json.loads(out_json.read_text())
+    assert fig["clip_length"] == 2 and fig["clip_overlap"] == 1  # overlap capped at T - 1
+    for k in ("backbone_fpn", "decoders_heads", "clustering", "stitching", "clip_total"):
+        assert fig["median_seconds"][k] >= 0
+    assert fig["fps"] > 0
+

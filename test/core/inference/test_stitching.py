@@ -1,0 +1,110 @@
+"""Clip stitching: IDs through appear / disappear / crossing / occlusion, built by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stemseg_core.inference.stitching import (
+    ClipStitcher,
+    iou_from_labels,
+    labels_from_masks,
+    link_by_iou,
+)
+
+H, W = 20, 40
+
+
+def box(x: int, y: int = 5, size: int = 6) -> np.ndarray:
+    m = np.zeros((H, W), dtype=bool)
+    m[y:y + size, max(0, x):max(0, x + size)] = True
+    return m
+
+
+def clip(*tracks: list) -> np.ndarray:
+    """tracks: per instance, a list of per-frame x positions (None = absent) -> (N, L, H, W)."""
+    return np.stack([np.stack([box(x) if x is not None else np.zeros((H, W), bool)
+                               for x in xs]) for xs in tracks]) if tracks else \
+        np.zeros((0, 4, H, W), bool)
+
+
+def test_appear_and_disappear_never_reuse_ids():
+    s = ClipStitcher(overlap=2, min_iou=0.1)
+    # clip 1: A moving right
+    assert s.update_masks(clip([0, 1, 2, 3])) == [1]
+    # clip 2 shares 2 frames: A continues, B appears in the new frames
+    assert s.update_masks(clip([2, 3, 4, 5], [None, None, 30, 30])) == [1, 2]
+    # clip 3: B only (listed first), A gone
+    assert s.update_masks(clip([None, 30, 30, 30])) == [2]
+    # clip 4: A's place is taken by a new object; B gone then back -> all new, nothing reused
+    assert s.update_masks(clip([None, None, 5, 5])) == [3]
+    assert s.update_masks(clip([30, 30, 30, 30], [5, 5, 5, 5])) == [4, 3]
+    assert s.next_id == 5
+
+
+def test_crossing_objects_keep_ids():
+    s = ClipStitcher(overlap=2, min_iou=0.1)
+    # A moves right, B moves left; they pass each other during clip 2 (masks kept disjoint)
+    assert s.update_masks(clip([0, 3, 6, 9], [30, 27, 24, 21])) == [1, 2]
+    a2 = [6, 9, 21, 24]
+    b2 = [24, 21, 9, 6]
+    # listed in the other order in the new clip: IDs follow the overlap, not the order
+    assert s.update_masks(clip(b2, a2)) == [2, 1]
+    # clip 3: after the crossing, A is on the right
+    assert s.update_masks(clip([9, 6, 3, 0], [21, 24, 27, 30])) == [2, 1]
+
+
+def test_occlusion_within_the_overlap_still_links():
+    s = ClipStitcher(overlap=2, min_iou=0.1)
+    ids1 = s.update_masks(clip([10, 10, 10, None]))  # occluded in the last frame
+    ids2 = s.update_masks(clip([10, None, None, 10]))  # visible in the first shared frame only
+    assert ids1 == ids2 == [1]
+    # occluded during the whole overlap: it cannot be linked (a new ID, documented limitation)
+    s.update_masks(clip([None, None, 10, 10]))
+    assert s.update_masks(clip([None, None, 10, 10])) == [3]
+
+
+def test_partial_occlusion_and_min_iou():
+    s = ClipStitcher(overlap=1, min_iou=0.5)
+    s.update_masks(clip([0, 0]))
+    assert s.update_masks(clip([1, 1])) == [1]  # IoU 30/42 = 0.71
+    assert s.update_masks(clip([4, 4])) == [2]  # IoU 12/60 = 0.2 < 0.5
+    s.min_iou = 0.1
+    assert s.update_masks(clip([7, 7])) == [2]  # 0.2 >= 0.1
+
+
+def test_no_overlap_gives_new_ids():
+    s = ClipStitcher(overlap=0)
+    assert s.update_masks(clip([0, 0], [20, 20])) == [1, 2]
+    assert s.update_masks(clip([0, 0], [20, 20])) == [3, 4]
+    assert s.stored_frames == 0
+
+
+def test_reset_restarts_ids_and_empty_clips():
+    s = ClipStitcher(overlap=2)
+    assert s.update_masks(clip([0, 0, 0, 0])) == [1]
+    assert s.update_masks(clip()) == []
+    assert s.update_masks(clip([0, 0, 0, 0])) == [2]
+    s.reset()
+    assert s.update_masks(clip([0, 0, 0, 0])) == [1]
+
+
+def test_explicit_n_shared_and_errors():
+    s = ClipStitcher(overlap=2)
+    s.update_masks(clip([0, 0, 0, 0]))
+    with pytest.raises(ValueError, match="n_shared"):
+        s.update_masks(clip([0, 0, 0, 0]), n_shared=3)
+    assert s.update_masks(clip([0, 0, 0]), n_shared=1) == [1]
+    with pytest.raises(ValueError, match="overlap"):
+        labels_from_masks(np.ones((2, 1, 3, 3), bool))
+
+
+def test_iou_from_labels_matches_brute_force():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, (3, 9, 11))
+    b = rng.integers(0, 6, (3, 9, 11))
+    iou = iou_from_labels(a, 3, b, 5)
+    for i in range(3):
+        for j in range(5):
+            ma, mb = a == i + 1, b == j + 1
+            assert iou[i, j] == pytest.approx((ma & mb).sum() / (ma | mb).sum())
+    assert link_by_iou(np.zeros((2, 2)), 0.0) == []  # never link instances that do not touch

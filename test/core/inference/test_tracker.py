@@ -1,0 +1,170 @@
+"""StreamingTracker: every frame exactly once, in order; masks at input size; IDs; errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from stemseg_core.checkpoint import CheckpointError
+from stemseg_core.inference.tracker import ImageSizeChangedError, StreamingTracker
+
+IMG_H, IMG_W = 40, 72  # not multiples of 32: exercises padding and mapping back
+
+
+def frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (IMG_H, IMG_W, 3), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.fixture
+def tracker(tiny_checkpoint):
+    tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu")
+    # random weights: accept every pixel so that instances exist
+    tr.set_thresholds(seediness_threshold=0.0, foreground_threshold=0.0, max_instances=5)
+    return tr
+
+
+def run_stream(tr: StreamingTracker, images: list[np.ndarray]) -> list:
+    out = []
+    for i, img in enumerate(images):
+        out += tr.push(img, stamp=1000 + i)
+        assert len(tr._buffer) <= tr.clip_length  # memory stays flat
+    out += tr.flush()
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 14])  # 1, T-1, T, T+1, 3T+2 with T = 4
+def test_every_frame_once_in_order(tracker, n):
+    assert tracker.clip_length == 4
+    out = run_stream(tracker, frames(n))
+    assert [r.index for r in out] == list(range(n))
+    assert [r.stamp for r in out] == [1000 + i for i in range(n)]
+    assert tracker.flush() == []
+    assert tracker.frames_pushed == n and tracker.pending == 0
+    n_inst = 0
+    for r in out:
+        assert r.image_size == (IMG_H, IMG_W)
+        if r.instances:
+            stack = np.stack([i.mask for i in r.instances])
+            assert stack.shape[1:] == (IMG_H, IMG_W) and stack.dtype == bool
+            assert stack.sum(0).max() <= 1  # no overlaps
+            assert all(i.mask.any() for i in r.instances)
+            ids = [i.track_id for i in r.instances]
+            assert len(set(ids)) == len(ids)
+            assert all(i.class_name == tracker.class_names[i.class_id] for i in r.instances)
+        n_inst += len(r.instances)
+    assert n_inst > 0
+    assert set(tracker.last_timings) >= {"model", "clustering", "stitching", "postprocess"}
+
+
+def test_flush_then_continue_and_reset(tracker):
+    imgs = frames(7)
+    out = run_stream(tracker, imgs[:3])  # a partial first clip
+    out += run_stream(tracker, imgs[3:])  # 2 kept + 2 new -> a clip, then 2 more -> flushed
+    assert [r.index for r in out] == list(range(7))
+    ids = {i.track_id for r in out for i in r.instances}
+    assert min(ids) == 1 and max(ids) > 1
+    tracker.reset()
+    out2 = run_stream(tracker, imgs[:1])
+    assert [r.index for r in out2] == [0]
+    assert sorted(i.track_id for i in out2[0].instances)[0] == 1
+
+
+def test_bad_input_raises(tracker):
+    img = frames(1)[0]
+    for bad in (img.astype(np.float32), img[..., 0], img[..., :2], np.zeros((0, 5, 3), np.uint8),
+                img.tolist()):
+        with pytest.raises(ValueError):
+            tracker.push(bad, 0)
+    tracker.push(img, 0)
+    with pytest.raises(ImageSizeChangedError, match="reset"):
+        tracker.push(np.zeros((IMG_H + 8, IMG_W, 3), np.uint8), 1)
+    tracker.reset()
+    assert tracker.push(np.zeros((IMG_H + 8, IMG_W, 3), np.uint8), 1) == []
+
+
+def test_thresholds_live(tracker):
+    with pytest.raises(ValueError):
+        tracker.set_thresholds(mask_threshold=2.0)
+    with pytest.raises(ValueError):
+        tracker.set_thresholds(nonsense=1)
+    with pytest.raises(ValueError):
+        tracker.set_thresholds(classes=["truck"])
+    tracker.set_thresholds(classes=["car"])
+    out = run_stream(tracker, frames(4))
+    assert all(i.class_name == "car" for r in out for i in r.instances)
+    tracker.reset()
+    tracker.set_thresholds(classes=[], min_mask_area=IMG_H * IMG_W + 1)
+    out = run_stream(tracker, frames(2))
+    assert len(out) == 2 and all(not r.instances for r in out)
+
+
+def test_checkpoint_config_mismatch_is_clear(tiny_checkpoint):
+    with pytest.raises(CheckpointError, match="do not match"):
+        StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu",
+                                         overrides=["model.decoder.widths=[64,64,64,64]"])
+
+
+class ColourBlobModel(nn.Module):
+    """Fake network: every colour channel that is bright is one object; embedding = (x, y,
+    10 * channel), seediness high on objects, semantic: red -> car, others -> pedestrian."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, images):
+        b, t, _, h, w = images.shape
+        small = images[:, :, :, ::4, ::4]  # (B, T, 3, h/4, w/4)
+        hh, ww = small.shape[-2:]
+        on = small > 128
+        fg = on.any(dim=2)  # (B, T, h, w)
+        chan = on.float().argmax(dim=2).float()
+        ys, xs = torch.meshgrid(torch.arange(hh, dtype=torch.float32),
+                                torch.arange(ww, dtype=torch.float32), indexing="ij")
+        emb = torch.stack([xs.expand(b, t, hh, ww), ys.expand(b, t, hh, ww), 10 * chan], dim=1)
+        prec = torch.ones_like(emb)
+        prec[:, :2] = 1 / 64.0
+        seed = fg.float() * 0.9
+        sem = torch.zeros(b, 3, t, hh, ww)
+        sem[:, 0] = torch.where(fg, -5.0, 5.0)
+        sem[:, 1] = torch.where(chan == 0, 3.0, 0.0)
+        sem[:, 2] = torch.where(chan == 0, 0.0, 3.0)
+        return {"embeddings": emb, "precisions": prec, "seediness": seed, "semantic": sem}
+
+
+def scene(i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    img = np.zeros((IMG_H, IMG_W, 3), np.uint8)
+    truth = {}
+    objs = [("red", 0, 4 + 2 * i, 4, range(0, 16)), ("green", 1, 50, 20, range(0, 8)),
+            ("blue", 2, 50, 20, range(10, 16))]
+    for name, c, x, y, alive in objs:
+        if i in alive:
+            img[y:y + 12, x:x + 12, c] = 255
+            m = np.zeros((IMG_H, IMG_W), bool)
+            m[y:y + 12, x:x + 12] = True
+            truth[name] = m
+    return img, truth
+
+
+def test_tracks_follow_objects_with_a_fake_model(tiny_config):
+    tr = StreamingTracker(ColourBlobModel(), tiny_config, device="cpu")
+    out, truths = [], []
+    for i in range(16):
+        img, truth = scene(i)
+        truths.append(truth)
+        out += tr.push(img, i)
+    out += tr.flush()
+    assert [r.index for r in out] == list(range(16))
+    ids: dict[str, set[int]] = {"red": set(), "green": set(), "blue": set()}
+    for r, truth in zip(out, truths):
+        assert len(r.instances) == len(truth)
+        for name, m in truth.items():
+            best = max(r.instances, key=lambda inst: (inst.mask & m).sum())
+            iou = (best.mask & m).sum() / (best.mask | m).sum()
+            assert iou > 0.6, (r.index, name, iou)
+            ids[name].add(best.track_id)
+            assert best.class_name == ("car" if name == "red" else "pedestrian")
+    assert all(len(v) == 1 for v in ids.values()), ids
+    assert len(set.union(*ids.values())) == 3  # the blue object got a new ID
