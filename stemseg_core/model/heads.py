@@ -11,13 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from stemseg_core.model.tse_decoder import Conv3d
+
 
 class EmbeddingHead(nn.Module):
     def __init__(self, in_channels: int, embedding_dims: int, variance_dims: int):
         super().__init__()
         self.embedding_dims = embedding_dims
         self.variance_dims = variance_dims
-        self.conv = nn.Conv3d(in_channels, embedding_dims + variance_dims, kernel_size=1)
+        self.conv = Conv3d(in_channels, embedding_dims + variance_dims, kernel_size=1)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.zeros_(self.conv.bias)
 
@@ -30,7 +32,7 @@ class EmbeddingHead(nn.Module):
 class SeedinessHead(nn.Module):
     def __init__(self, in_channels: int):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, 1, kernel_size=1)
+        self.conv = Conv3d(in_channels, 1, kernel_size=1)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.constant_(self.conv.bias, -2.0)  # start low: most pixels are background
 
@@ -42,7 +44,7 @@ class SeedinessHead(nn.Module):
 class SemanticHead(nn.Module):
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, num_classes, kernel_size=1)
+        self.conv = Conv3d(in_channels, num_classes, kernel_size=1)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.zeros_(self.conv.bias)
 

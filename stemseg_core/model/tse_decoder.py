@@ -18,6 +18,31 @@ from torch import nn
 BLOCKS_PER_SCALE = (3, 2, 1, 1)
 
 
+class Conv3d(nn.Conv3d):
+    """nn.Conv3d (stride 1, same state_dict) that runs as one 2D convolution on the CPU.
+
+    PyTorch's CPU Conv3d falls back to a slow unfused kernel; on the CPU the kt temporal taps are
+    stacked into channels and computed by a single (oneDNN) Conv2d over all frames instead, which
+    gives exactly the same result ~2x faster, forward and backward. CUDA uses cuDNN's Conv3d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda or self.stride != (1, 1, 1) or self.groups != 1:
+            return super().forward(x)
+        b, c, t, h, w = x.shape
+        kt = self.kernel_size[0]
+        pt, ph, pw = self.padding
+        xp = F.pad(x, (0, 0, 0, 0, pt, pt)) if pt else x
+        t_out = xp.shape[2] - kt + 1
+        # (B, kt*C, T_out, H, W): tap k of output frame i is input frame i + k
+        taps = torch.cat([xp[:, :, k:k + t_out] for k in range(kt)], dim=1)
+        frames = taps.transpose(1, 2).reshape(b * t_out, kt * c, h, w)
+        weight = self.weight.transpose(1, 2).reshape(self.out_channels, kt * c,
+                                                      *self.kernel_size[1:])
+        y = F.conv2d(frames, weight, self.bias, padding=(ph, pw))
+        return y.reshape(b, t_out, self.out_channels, *y.shape[-2:]).transpose(1, 2)
+
+
 class TemporalSqueezePool(nn.Module):
     """AvgPool3d(k=3, stride (2, 1, 1), pad 1) with edge-replicated padding.
 
@@ -33,7 +58,7 @@ class TemporalSqueezePool(nn.Module):
 class SqueezeBlock(nn.Sequential):
     def __init__(self, in_ch: int, out_ch: int, groups: int):
         super().__init__(
-            nn.Conv3d(in_ch, out_ch, kernel_size=3, padding=1, bias=False),
+            Conv3d(in_ch, out_ch, kernel_size=3, padding=1, bias=False),
             nn.GroupNorm(groups, out_ch),
             nn.ReLU(inplace=True),
             TemporalSqueezePool(),
@@ -41,7 +66,7 @@ class SqueezeBlock(nn.Sequential):
 
 
 def _fusion(in_ch: int, out_ch: int, groups: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv3d(in_ch, out_ch, kernel_size=1, bias=False),
+    return nn.Sequential(Conv3d(in_ch, out_ch, kernel_size=1, bias=False),
                          nn.GroupNorm(groups, out_ch), nn.ReLU(inplace=True))
 
 
