@@ -1,0 +1,143 @@
+"""`stemseg bag eval`: a bag replayed through the node in lockstep equals `stemseg infer`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from ros_helpers import LOW_THRESHOLDS, make_frames
+
+from stemseg_core.cli import main
+from stemseg_core.data import rosbag_io as rio
+from stemseg_core.data.rle import mask_to_kitti_string
+
+N = 8
+SEQ = "0001"
+
+
+def _write_kitti(root: Path, frames: list[np.ndarray], sixteen_bit: bool = False) -> None:
+    """KITTI MOTS layout: images, GT of the two rectangles (car, pedestrian), val.seqmap."""
+    d = root / "training" / "image_02" / SEQ
+    d.mkdir(parents=True)
+    gt = []
+    for k, rgb in enumerate(frames):
+        if sixteen_bit:
+            cv2.imwrite(str(d / f"{k:06d}.png"),
+                        cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.uint16) * 257)
+        else:
+            cv2.imwrite(str(d / f"{k:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        h, w = rgb.shape[:2]
+        car = np.all(rgb == (220, 30, 30), axis=2)
+        ped = np.all(rgb == (30, 200, 40), axis=2)
+        gt.append(f"{k} 1001 1 {h} {w} {mask_to_kitti_string(car)}")
+        gt.append(f"{k} 2001 2 {h} {w} {mask_to_kitti_string(ped)}")
+    (root / "instances_txt").mkdir()
+    (root / "instances_txt" / f"{SEQ}.txt").write_text("\n".join(gt) + "\n")
+    (root / "val.seqmap").write_text(f"{SEQ} empty 000000 {len(frames) - 1:06d}\n")
+
+
+def _eval_args(bag: Path, out: Path, ckpt: Path, domain_id: int, extra=()) -> list[str]:
+    args = ["bag", "eval", "--bag", str(bag), "--out", str(out), "--lockstep",
+            "--checkpoint", str(ckpt), "--device", "cpu", "--domain-id", str(domain_id),
+            "--timeout", "60"]
+    for k, v in LOW_THRESHOLDS.items():
+        args += ["--node-arg", f"{k}={v}"]
+    return args + list(extra)
+
+
+def _check_every_frame(out: Path, bag: Path) -> dict:
+    replay = json.loads((out / "replay.json").read_text())
+    assert replay["sent"] == replay["received"] == N
+    assert replay["lost_frames"] == []
+    assert replay["frame_numbers"] == list(range(N))
+    # results were matched by header stamp: every bag stamp got exactly its own result
+    assert replay["extra"]["unmatched results"] == 0
+    assert replay["extra"]["duplicate results"] == 0
+    assert len(rio.read_image_frames(bag)) == N
+    for name in ("report.md", "latency.png", "contact_sheet.png"):
+        assert (out / name).is_file(), name
+    return replay
+
+
+def test_lockstep_replay_equals_infer_and_evaluate(tmp_path, tiny_checkpoint, domain_id):
+    data = tmp_path / "kitti"
+    _write_kitti(data, make_frames(N))
+    bag = tmp_path / "drive.mcap"
+    assert main(["bag", "from-kitti", "--kitti", str(data), "--seq", SEQ, "--out",
+                 str(bag)]) == 0
+
+    out = tmp_path / "bag_out"
+    rec = tmp_path / "outputs"
+    assert main(_eval_args(bag, out, tiny_checkpoint, domain_id,
+                           ["--gt", str(data), "--record", str(rec)])) == 0
+    _check_every_frame(out, bag)
+
+    ref = tmp_path / "infer_out"
+    sets = []
+    for k, v in LOW_THRESHOLDS.items():
+        sets += ["--set", f"inference.{k}={v}"]
+    assert main(["infer", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--seq",
+                 SEQ, "--out", str(ref), "--device", "cpu", *sets]) == 0
+    ours = (out / f"{SEQ}.txt").read_text()
+    assert ours, "the tiny model at low thresholds should find instances"
+    assert ours == (ref / f"{SEQ}.txt").read_text()
+
+    assert main(["evaluate", "--gt", str(data), "--results", str(ref), "--seq", SEQ,
+                 "--no-plot"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"car", "pedestrian"}
+    assert metrics == json.loads((ref / "metrics.json").read_text())
+    assert "sMOTSA" in (out / "report.md").read_text()
+
+    topics = rio.list_topics(rec)
+    assert topics["/stemseg_perception/instances"].count == N
+    assert topics["/stemseg_perception/instances"].msgtype == \
+        "stemseg_ros/msg/TrackedInstanceArray"
+
+
+@pytest.mark.parametrize("kind", ["compressed", "mono16"])
+def test_compressed_and_16bit_bags_replay(tmp_path, tiny_checkpoint, domain_id, kind):
+    data = tmp_path / "kitti"
+    _write_kitti(data, make_frames(N), sixteen_bit=kind == "mono16")
+    bag = tmp_path / "drive"
+    rio.write_kitti_bag(data, SEQ, bag, compressed=kind == "compressed",
+                        storage="sqlite3" if kind == "mono16" else "mcap", progress=False)
+    out = tmp_path / "out"
+    assert main(_eval_args(bag, out, tiny_checkpoint, domain_id)) == 0
+    _check_every_frame(out, bag)
+    assert (out / f"{SEQ}.txt").is_file()
+
+
+def test_bag_errors_before_starting_the_node(tmp_path, capsys, tiny_checkpoint, domain_id):
+    bag = tmp_path / "bag"
+    data = tmp_path / "kitti"
+    _write_kitti(data, make_frames(2))
+    rio.write_kitti_bag(data, SEQ, bag, progress=False)
+    assert main(_eval_args(bag, tmp_path / "o", tiny_checkpoint, domain_id,
+                           ["--topic", "/nope"])) == 2
+    assert "is not in" in capsys.readouterr().err
+    f = bag / "bag.mcap"
+    f.write_bytes(f.read_bytes()[:200])
+    assert main(_eval_args(bag, tmp_path / "o", tiny_checkpoint, domain_id)) == 2
+    assert "truncated or corrupt" in capsys.readouterr().err
+
+
+def test_rate_mode_counts_sent_received_and_lost(tmp_path, tiny_checkpoint, domain_id):
+    data = tmp_path / "kitti"
+    _write_kitti(data, make_frames(N))
+    bag = tmp_path / "drive"
+    rio.write_kitti_bag(data, SEQ, bag, progress=False)
+    out = tmp_path / "out"
+    args = _eval_args(bag, out, tiny_checkpoint, domain_id)
+    args[args.index("--lockstep")] = "--rate=4"
+    assert main(args) == 0
+    replay = json.loads((out / "replay.json").read_text())
+    assert replay["mode"] == "rate 4x" and replay["sent"] == N
+    assert replay["received"] + len(replay["lost_frames"]) == N
+    assert replay["received"] > 0
+    send = [s for s in replay["send_s"] if s is not None]
+    # 10 Hz bag at 4x: 25 ms apart (sleep granularity aside)
+    assert send[-1] - send[0] >= (N - 1) * 0.025 - 0.005
+    assert "Lost frames" in (out / "report.md").read_text() or not replay["lost_frames"]
