@@ -1,6 +1,7 @@
 """The `stemseg` command line: one subcommand per module in stemseg_core/commands/.
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int``.
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if args.command is None else 2
-    from stemseg_core.config import ConfigError
     from stemseg_core.checkpoint import CheckpointError
+    from stemseg_core.config import ConfigError
 
     try:
         return int(args._run(args) or 0)

@@ -46,7 +46,8 @@ class BackboneConfig:
 class EmbeddingConfig:
     """Spatio-temporal embedding (paper sec. 3.3)."""
 
-    #: One of MIXING_FUNCTIONS: which embedding dims hold fixed coordinates (x, y, t) or are free (f).
+    #: One of MIXING_FUNCTIONS: which embedding dims hold fixed coordinates (x, y, t) or are
+    #: free (f).
     mixing: str = "xyt"
     #: Fixed standard deviation of the free dims (v_free = free_dim_std ** 2).
     free_dim_std: float = 0.3
@@ -100,7 +101,7 @@ class LossConfig:
 
 @dataclass
 class InputConfig:
-    """Resizing of camera images before the model (aspect kept, then padded to a multiple of 32)."""
+    """Resizing of camera images before the model (aspect kept, padded to a multiple of 32)."""
 
     #: Target size of the shorter / longer side; 0 = keep the image's own size.
     min_side: int = 0
@@ -109,7 +110,8 @@ class InputConfig:
 
 @dataclass
 class InferenceConfig:
-    #: Frames shared by consecutive clips (Tc); clips start every clip_length - clip_overlap frames.
+    #: Frames shared by consecutive clips (Tc); a clip starts every clip_length - clip_overlap
+    #: frames.
     clip_overlap: int = 4
     #: Stop clustering when the highest remaining seediness is below this (MIN_SEEDINESS_PROB).
     seediness_threshold: float = 0.5
@@ -148,7 +150,8 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 1e-4
-    #: Constant LR until this step, then exponential decay reaching lr * lr_decay_factor at the end.
+    #: Constant LR until this step, then exponential decay reaching lr * lr_decay_factor at the
+    #: end.
     lr_decay_start: int = 20000
     lr_decay_factor: float = 0.1
     grad_clip: float = 10.0
@@ -242,7 +245,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
         if k not in names:
             close = difflib.get_close_matches(str(k), names, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown config key '{key}'.{hint} Allowed here: {', '.join(names)}")
+            raise ConfigError(f"unknown config key '{key}'.{hint} "
+                              f"Allowed here: {', '.join(names)}")
         kwargs[k] = _coerce(v, hints[k], key)
     return cls(**kwargs)
 
@@ -290,7 +294,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML: {e}") from None
         if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+            raise ConfigError(f"{p}: expected a mapping at the top level, "
+                              f"got {type(data).__name__}")
     return config_from_dict(data, overrides)
 
 
@@ -307,7 +312,8 @@ def validate(cfg: Config) -> None:
     """Raise ConfigError on the first value outside its allowed range."""
     m = cfg.model
     _check(m.backbone.name in BACKBONES,
-           f"model.backbone.name: '{m.backbone.name}' is not supported; allowed: {', '.join(BACKBONES)}")
+           f"model.backbone.name: '{m.backbone.name}' is not supported; "
+           f"allowed: {', '.join(BACKBONES)}")
     _check(m.embedding.mixing in MIXING_FUNCTIONS,
            f"model.embedding.mixing: '{m.embedding.mixing}' is not a mixing function; allowed: "
            f"{', '.join(MIXING_FUNCTIONS)}")
@@ -332,7 +338,8 @@ def validate(cfg: Config) -> None:
     _check(0 <= i.clip_overlap < m.clip_length,
            f"inference.clip_overlap must be in 0..clip_length-1 = 0..{m.clip_length - 1}, "
            f"got {i.clip_overlap}")
-    for name in ("seediness_threshold", "foreground_threshold", "mask_threshold", "stitch_min_iou"):
+    for name in ("seediness_threshold", "foreground_threshold", "mask_threshold",
+                 "stitch_min_iou"):
         v = getattr(i, name)
         _check(0.0 <= v <= 1.0, f"inference.{name} must be in [0, 1], got {v}")
     _check(i.max_instances >= 1, f"inference.max_instances must be >= 1, got {i.max_instances}")
@@ -364,5 +371,6 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but CUDA is not available; use 'cpu' or 'auto'")
+        raise ConfigError(f"device '{name}' requested but CUDA is not available; "
+                          f"use 'cpu' or 'auto'")
     return name

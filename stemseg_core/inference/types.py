@@ -1,4 +1,4 @@
-"""Result types of the streaming tracker, shared by the node, `stemseg infer` and bag evaluation."""
+"""Result types of the streaming tracker, shared by the node, `stemseg infer` and bag eval."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
