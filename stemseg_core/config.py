@@ -97,6 +97,9 @@ class LossConfig:
     smoothness: float = 10.0
     seediness: float = 1.0
     semantic: float = 1.0
+    #: Per-class weights of the semantic cross-entropy, one per class name (background first);
+    #: empty = unweighted (the authors'). Lifts rare thin classes (pedestrians) over background.
+    semantic_class_weights: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -334,6 +337,10 @@ def validate(cfg: Config) -> None:
     _check(m.clip_length >= 1, f"model.clip_length must be >= 1, got {m.clip_length}")
     _check(len(m.pixel_mean) == 3 and len(m.pixel_std) == 3 and all(s > 0 for s in m.pixel_std),
            "model.pixel_mean/pixel_std need 3 values each (RGB), std > 0")
+    cw = cfg.loss.semantic_class_weights
+    _check(not cw or (len(cw) == m.num_classes and all(x > 0 for x in cw)),
+           f"loss.semantic_class_weights: need {m.num_classes} positive weights (one per class "
+           f"in model.class_names) or [], got {cw}")
     i = cfg.inference
     _check(0 <= i.clip_overlap < m.clip_length,
            f"inference.clip_overlap must be in 0..clip_length-1 = 0..{m.clip_length - 1}, "

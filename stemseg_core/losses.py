@@ -118,12 +118,18 @@ def seediness_loss(seediness: torch.Tensor, probs: torch.Tensor,
     return F.mse_loss(seediness, target)
 
 
-def semantic_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of (C, P) logits vs (P,) class ids (IGNORE_INDEX entries skipped)."""
+def semantic_loss(logits: torch.Tensor, labels: torch.Tensor,
+                  class_weights: list[float] | None = None) -> torch.Tensor:
+    """Cross-entropy of (C, P) logits vs (P,) class ids (IGNORE_INDEX entries skipped).
+
+    class_weights: optional (C,) per-class weights (weighted mean, as torch's cross_entropy).
+    """
     valid = labels != IGNORE_INDEX
     if not bool(valid.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.t()[valid], labels[valid])
+    weight = None if class_weights is None else torch.as_tensor(
+        class_weights, dtype=logits.dtype, device=logits.device)
+    return F.cross_entropy(logits.t()[valid], labels[valid], weight=weight)
 
 
 def semantic_labels(masks: torch.Tensor, classes: torch.Tensor, shape: tuple[int, ...],
@@ -143,7 +149,8 @@ def semantic_labels(masks: torch.Tensor, classes: torch.Tensor, shape: tuple[int
 def clip_losses(embeddings: torch.Tensor, precisions: torch.Tensor, raw_variance: torch.Tensor,
                 seediness: torch.Tensor, masks: torch.Tensor, ignore: torch.Tensor | None = None,
                 semantic_logits: torch.Tensor | None = None,
-                classes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                classes: torch.Tensor | None = None,
+                semantic_class_weights: list[float] | None = None) -> dict[str, torch.Tensor]:
     """All loss terms of one clip at output resolution.
 
     embeddings/precisions (E, T, h, w), raw_variance (V, T, h, w), seediness (T, h, w),
@@ -180,5 +187,6 @@ def clip_losses(embeddings: torch.Tensor, precisions: torch.Tensor, raw_variance
             raise ValueError("clip_losses: semantic_logits given without classes")
         labels = semantic_labels(masks.bool(), classes, spatial, None if ignore is None else
                                  ignore.bool())
-        out["semantic"] = semantic_loss(flat(semantic_logits), labels.reshape(-1)[vflat])
+        out["semantic"] = semantic_loss(flat(semantic_logits), labels.reshape(-1)[vflat],
+                                        semantic_class_weights)
     return out

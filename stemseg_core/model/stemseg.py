@@ -27,33 +27,46 @@ OUTPUT_STRIDE = 4
 INPUT_DIVISOR = 32
 
 
+#: A low-res pixel joins an instance covering at least this fraction of its input block (and
+#: covering more of it than any other instance), so thin objects (pedestrians a few pixels wide)
+#: keep pixels at 1/4 resolution instead of vanishing under a majority rule.
+MIN_MASK_COVERAGE = 0.25
+
+
 def downsample_targets(target: dict[str, torch.Tensor], size: tuple[int, int],
-                       stride: int = OUTPUT_STRIDE) -> dict[str, torch.Tensor]:
+                       stride: int = OUTPUT_STRIDE,
+                       min_coverage: float = MIN_MASK_COVERAGE) -> dict[str, torch.Tensor]:
     """Targets at input resolution -> output resolution (h, w) = size.
 
-    A low-res pixel belongs to a mask (or is ignored) when at least half of its stride x stride
-    input block does. Returns {"masks" (N, T, h, w), "classes" (N,), "ignore" (T, h, w)}.
+    Each low-res pixel goes to the instance covering most of its input block, if that instance
+    covers at least `min_coverage` of it; low-res masks therefore never overlap. A pixel is
+    ignored when at least half of its block is. Returns {"masks" (N, T, h, w), "classes" (N,),
+    "ignore" (T, h, w)}.
     """
     h, w = size
     masks = target["masks"]
     n, t = masks.shape[:2]
 
-    def pool(x: torch.Tensor) -> torch.Tensor:
-        if x.numel() == 0:
-            return torch.zeros((*x.shape[:-2], h, w), dtype=torch.bool, device=x.device)
+    def coverage(x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-2]
         xf = x.reshape(-1, 1, *x.shape[-2:]).float()
         y = F.adaptive_avg_pool2d(xf, (h, w)) if xf.shape[-2:] != (h * stride, w * stride) \
             else F.avg_pool2d(xf, stride)
-        return (y >= 0.5).reshape(*lead, h, w)
+        return y.reshape(*lead, h, w)
 
     ignore = target.get("ignore")
     if ignore is None:
         ignore_lr = torch.zeros((t, h, w), dtype=torch.bool, device=masks.device)
     else:
-        ignore_lr = pool(ignore.bool())
-    return {"masks": pool(masks.bool()) if n > 0 else masks.new_zeros((0, t, h, w), dtype=bool),
-            "classes": target["classes"], "ignore": ignore_lr}
+        ignore_lr = coverage(ignore.bool()) >= 0.5
+    if n == 0:
+        masks_lr = masks.new_zeros((0, t, h, w), dtype=torch.bool)
+    else:
+        cov = coverage(masks.bool())  # (N, T, h, w)
+        best = cov.argmax(dim=0, keepdim=True)
+        winner = torch.zeros_like(cov, dtype=torch.bool).scatter_(0, best, True)
+        masks_lr = winner & (cov >= min_coverage)
+    return {"masks": masks_lr, "classes": target["classes"], "ignore": ignore_lr}
 
 
 class STEmSeg(nn.Module):
@@ -72,6 +85,8 @@ class STEmSeg(nn.Module):
         self.embedding_head = EmbeddingHead(widths[3], self.mixing.dims, self.mixing.num_variance)
         self.seediness_head = SeedinessHead(widths[3])
         self.has_semantic = bool(m.semantic_head)
+        self.semantic_class_weights = (list(cfg.loss.semantic_class_weights)
+                                       if cfg.loss.semantic_class_weights else None)
         if self.has_semantic:
             self.semantic_decoder = TSEDecoder(c, widths, groups)
             self.semantic_head = SemanticHead(widths[3], m.num_classes)
@@ -141,7 +156,8 @@ class STEmSeg(nn.Module):
             per_clip.append(L.clip_losses(
                 out["embeddings"][i], out["precisions"][i], out["raw_variance"][i],
                 out["seediness"][i], small["masks"], small["ignore"],
-                out["semantic"][i] if self.has_semantic else None, small["classes"]))
+                out["semantic"][i] if self.has_semantic else None, small["classes"],
+                self.semantic_class_weights))
         weights = self.cfg.loss
         result: dict[str, torch.Tensor] = {}
         for name in per_clip[0]:

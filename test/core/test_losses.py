@@ -229,3 +229,15 @@ def test_lovasz_on_many_pixels_fast_and_bounded():
         labels = torch.rand(n) > 0.7
         v = L.lovasz_hinge_flat(logits, labels).item()
         assert 0.0 <= v < 10.0
+
+
+def test_semantic_loss_class_weights_by_hand():
+    # two pixels: class 0 with log-softmax -a, class 2 with log-softmax -b; weights w0=1, w2=3
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 2])
+    lsm = torch.log_softmax(logits, dim=0)
+    a, b = -lsm[0, 0].item(), -lsm[2, 1].item()
+    expected = (1.0 * a + 3.0 * b) / (1.0 + 3.0)
+    got = L.semantic_loss(logits, labels, [1.0, 1.0, 3.0]).item()
+    assert got == pytest.approx(expected)
+    assert got != pytest.approx(L.semantic_loss(logits, labels).item())

@@ -191,14 +191,19 @@ def test_resnet101_trains_every_mixing(mixing):
 
 
 def test_downsample_targets():
-    masks = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
-    masks[0, 0, :4, :2] = True  # half of block (0,0) -> in; block (0,1) empty
+    masks = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    masks[0, 0, :4, :2] = True  # half of block (0,0)
+    masks[0, 0, 4:, :1] = True  # a 1-px-wide sliver: 4/16 = 25% of block (1,0) -> kept
+    masks[1, 0, :4, 2:4] = True  # the other half of block (0,0): ties go to the first instance
+    masks[1, 0, :3, 4:5] = True  # 3/16 of block (0,1) -> below 25%, dropped
     ignore = torch.zeros(1, 8, 8, dtype=torch.bool)
     ignore[0, 4:, 4:] = True
-    small = downsample_targets({"masks": masks, "classes": torch.tensor([1]),
+    small = downsample_targets({"masks": masks, "classes": torch.tensor([1, 2]),
                                 "ignore": ignore}, (2, 2))
-    assert small["masks"][0, 0].tolist() == [[True, False], [False, False]]
+    assert small["masks"][0, 0].tolist() == [[True, False], [True, False]]
+    assert small["masks"][1, 0].tolist() == [[False, False], [False, False]]
     assert small["ignore"][0].tolist() == [[False, False], [False, True]]
+    assert not (small["masks"][0] & small["masks"][1]).any()
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_large"])
