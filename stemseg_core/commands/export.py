@@ -19,7 +19,10 @@ an engine built for another GPU or TensorRT version is rebuilt, never loaded.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file written by stemseg train")
-    p.add_argument("--format", required=True, choices=["torchscript", "onnx", "tensorrt"])
+    p.add_argument("--format", required=True,
+                   choices=["torchscript", "onnx", "tensorrt", "checkpoint"],
+                   help="checkpoint = the same checkpoint without its training state (optimizer, "
+                        "RNG), as shipped")
     p.add_argument("--out", required=True,
                    help="output file (torchscript/onnx) or engine cache directory (tensorrt)")
     p.add_argument("--height", type=int, default=None,
@@ -42,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_core.model import build_model
 
     cfg, payload = load_checkpoint(args.checkpoint)
+    if args.format == "checkpoint":
+        from stemseg_core.checkpoint import save_checkpoint
+
+        path = save_checkpoint(args.out, payload["model"], cfg)
+        print(f"wrote {path} ({Path(path).stat().st_size / 2**20:.1f} MiB, weights + config)")
+        return 0
     h = args.height or cfg.data.height
     w = args.width or cfg.data.width
     t = args.clip_length or cfg.model.clip_length

@@ -66,3 +66,17 @@ def test_tensorrt_engine_cached_and_close(tiny_model, tmp_path):
     with torch.inference_mode():
         ref, got = model(x), module(x)
     assert (ref["seediness"] - got["seediness"]).abs().max() < 0.05
+
+
+def test_cli_checkpoint_drops_training_state(tiny_config, tmp_path):
+    from stemseg_core.checkpoint import load_checkpoint, save_checkpoint
+
+    model = build_model(tiny_config)
+    src = save_checkpoint(tmp_path / "run.pt", model.state_dict(), tiny_config,
+                          train_state={"step": 5, "optimizer": {"big": torch.zeros(1000)}})
+    dst = tmp_path / "ship.pt"
+    assert main(["export", "--checkpoint", str(src), "--format", "checkpoint",
+                 "--out", str(dst)]) == 0
+    cfg, payload = load_checkpoint(dst)
+    assert "train_state" not in payload and cfg == tiny_config
+    assert all(torch.equal(payload["model"][k], v) for k, v in model.state_dict().items())
