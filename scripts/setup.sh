@@ -45,9 +45,10 @@ mkdir -p "$(dirname "$NPLINK")" && ln -sfn "$NPINC" "$NPLINK"
   sed -i -E "s#(/opt/python/cp3[0-9]+-cp3[0-9]+|$VENV)/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPLINK#g; s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PYINC#g" "$f"
 done
 
-h=$( (cat package.xml CMakeLists.txt msg/*.msg; find stemseg_ros stemseg_core launch config scripts -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
+h=$( (cat package.xml CMakeLists.txt msg/*.msg; find stemseg_ros stemseg_core launch config scripts checkpoints -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
 if ! stamp_ok colcon "$h" || [ ! -f "$ROOT/install/setup.bash" ]; then
   say "colcon build (messages, node, launch and config files)"
+  mkdir -p "$ROOT/log"
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
   colcon --log-base "$ROOT/log" build --base-paths "$ROOT" --build-base "$ROOT/build" \
     --install-base "$ROOT/install" --symlink-install \

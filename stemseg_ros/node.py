@@ -277,6 +277,14 @@ class PerceptionNode(LifecycleNode):
     @_logged
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         log = self.get_logger()
+        if self._worker is not None:  # a worker from the last activation is finishing a clip
+            self._worker.join(timeout=FLUSH_TIMEOUT_SEC)
+            if self._worker.is_alive():
+                log.error("activate failed: the previous worker is still finishing a clip; "
+                          "try again in a moment")
+                return TransitionCallbackReturn.FAILURE
+            self._worker = None
+            self._free_tracker()
         try:  # parameters may have changed since configure (allowed while inactive)
             p = self._read_params()
         except params.ParamError as e:
@@ -352,13 +360,28 @@ class PerceptionNode(LifecycleNode):
             if self._queue is not None:
                 self._queue.wake()
             self._worker.join(timeout=FLUSH_TIMEOUT_SEC)
-            self._worker = None
+            if self._worker.is_alive():
+                # Still inside a clip: freeing the model under it would crash it. Keep it; it
+                # exits after this clip (the stop flag is set) and activation waits for that.
+                self.get_logger().error(
+                    f"worker still busy after {FLUSH_TIMEOUT_SEC:.0f} s; the model is freed "
+                    f"once it finishes its clip")
+            else:
+                self._worker = None
         if self._queue is not None:
+            discarded = 0
             for item in self._queue.clear():
                 if isinstance(item, FlushRequest):
                     item.done.set()
+                else:
+                    discarded += 1
+            if discarded:
+                with self._stats.lock:
+                    self._stats.dropped += discarded
+                self.get_logger().warning(f"deactivating: {discarded} queued frames dropped")
         self._active = False
-        self._free_tracker()
+        if self._worker is None:
+            self._free_tracker()
 
     def _destroy_entities(self) -> None:
         for pub in (self._pub_instances, self._pub_overlay, self._pub_track_ids):
@@ -494,7 +517,11 @@ class PerceptionNode(LifecycleNode):
                 else:
                     self._process(item)
             except Exception as e:  # noqa: BLE001 - the worker must survive any one frame
-                log.error(f"processing failed, resetting the tracker: {type(e).__name__}: {e}")
+                lost = self._tracker.pending if self._tracker is not None else 0
+                with self._stats.lock:
+                    self._stats.dropped += lost
+                log.error(f"processing failed, resetting the tracker ({lost} buffered frames "
+                          f"dropped): {type(e).__name__}: {e}")
                 self._reset_tracker()
                 if isinstance(item, FlushRequest):
                     item.done.set()

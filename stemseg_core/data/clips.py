@@ -99,6 +99,10 @@ class ClipDataset(Dataset):
         """Change the random draws of all items (call once per epoch for fresh samples)."""
         self.epoch = int(epoch)
 
+    #: Training indices past len() select later epochs: item ``e * len + i`` is item i drawn
+    #: afresh for epoch e (the trainer's sampler sends such indices; see training/sampling.py).
+    indexed_with_epoch = True
+
     def __len__(self) -> int:
         return self.samples_per_epoch
 
@@ -110,7 +114,8 @@ class ClipDataset(Dataset):
             n = len(self.sequences[si])
             frames = [min(st + k, n - 1) for k in range(self.T)]
             return {"seq": si, "frames": frames, "flip": False, "augmented": False, "rng": None}
-        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        extra_epochs, index = divmod(int(index), len(self))
+        rng = np.random.default_rng([self.seed, self.epoch + extra_epochs, index])
         si = int(rng.choice(len(self.sequences), p=self.counts / self.counts.sum()))
         n = len(self.sequences[si])
         d = self.cfg.data
@@ -127,7 +132,7 @@ class ClipDataset(Dataset):
         return {"seq": si, "frames": frames, "flip": flip, "augmented": augmented, "rng": rng}
 
     def __getitem__(self, index: int) -> dict:
-        if index < 0 or index >= len(self):
+        if index < 0 or (index >= len(self) and not self.train):
             raise IndexError(index)
         s = self.sample(index)
         return self.load_clip(s["seq"], s["frames"], flip=s["flip"],

@@ -183,6 +183,20 @@ class StreamingTracker:
             torch.cuda.synchronize(self.device)
 
     def _run_clip(self) -> list[FrameResult]:
+        """Run one clip; on an error (e.g. out of GPU memory) its frames are dropped, the track
+        history is cleared (IDs keep counting, never reused) and the error is re-raised, so the
+        stream stays consistent and the caller may go on pushing."""
+        try:
+            return self._run_clip_unguarded()
+        except Exception:
+            next_id = self._stitcher.next_id
+            self._buffer.clear()
+            self._n_new = 0
+            self._stitcher.reset()
+            self._stitcher._next_id = next_id
+            raise
+
+    def _run_clip_unguarded(self) -> list[FrameResult]:
         assert self._geo is not None
         frames = list(self._buffer)
         n_clip, n_new = len(frames), self._n_new

@@ -148,7 +148,10 @@ class Trainer:
         payload: dict[str, Any] | None = None
         if resume:
             last = self.out / "last.pt"
-            if self.ctx.is_main and not last.is_file():
+            # Every rank decides from the same broadcast answer, so a missing file fails all
+            # ranks at once instead of leaving the others waiting in a collective.
+            found = D.broadcast_object(last.is_file() if self.ctx.is_main else None)
+            if not found:
                 raise TrainingError(f"nothing to resume: {last} does not exist; drop --resume "
                                     f"to start a new run in {self.out}")
             payload = D.broadcast_object(load_checkpoint(last)[1] if self.ctx.is_main else None)
@@ -406,7 +409,8 @@ class Trainer:
                                self.skipped_steps)
 
         sampler = StepBatchSampler(tc.seed, self.step, end, self.ctx.rank, self.ctx.world_size,
-                                   tc.batch_size, len(self.dataset))
+                                   tc.batch_size, len(self.dataset),
+                                   getattr(self.dataset, "indexed_with_epoch", False))
         workers = self.cfg.data.num_workers
         loader = DataLoader(self.dataset, batch_sampler=sampler, collate_fn=self.collate_fn,
                             num_workers=workers, pin_memory=self.device.type == "cuda",

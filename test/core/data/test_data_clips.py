@@ -145,3 +145,21 @@ def test_build_dataset_on_synth(tmp_path):
     assert not item["ignore"][:, 40:, :].all()  # same aspect ratio: no padding
     val = build_dataset(cfg, tmp_path, "val")
     assert not val.train and val[0]["meta"]["sequence"] == "0001"
+
+
+def test_later_epochs_draw_fresh_clips(tmp_path):
+    from stemseg_core.cli import main as cli
+    from stemseg_core.config import load_config
+    from stemseg_core.data.clips import build_dataset
+
+    assert cli(["synth", "--out", str(tmp_path), "--sequences", "2", "--frames", "12",
+                "--height", "64", "--width", "96", "--quiet"]) == 0
+    cfg = load_config(None, ["data.height=64", "data.width=96", "model.clip_length=4",
+                             "inference.clip_overlap=2"])
+    ds = build_dataset(cfg, tmp_path, "train")
+    n = len(ds)
+    draws0 = [tuple(ds.sample(i)["frames"]) + (ds.sample(i)["flip"],) for i in range(n)]
+    draws1 = [tuple(ds.sample(n + i)["frames"]) + (ds.sample(n + i)["flip"],) for i in range(n)]
+    assert draws0 != draws1  # epoch 1 is not a replay of epoch 0
+    ds.set_epoch(1)  # index n + i is item i of epoch 1
+    assert [tuple(ds.sample(i)["frames"]) + (ds.sample(i)["flip"],) for i in range(n)] == draws1

@@ -168,3 +168,35 @@ def test_tracks_follow_objects_with_a_fake_model(tiny_config):
             assert best.class_name == ("car" if name == "red" else "pedestrian")
     assert all(len(v) == 1 for v in ids.values()), ids
     assert len(set.union(*ids.values())) == 3  # the blue object got a new ID
+
+
+def test_failed_clip_drops_its_frames_and_never_reuses_ids(tiny_checkpoint):
+    import numpy as np
+
+    from stemseg_core.inference.tracker import StreamingTracker
+
+    trk = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu")
+    trk.set_thresholds(seediness_threshold=0.0, foreground_threshold=0.0)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (40, 72, 3), dtype=np.uint8) for _ in range(12)]
+    out = [r for f in frames[:4] for r in trk.push(f, 0)]
+    used = {i.track_id for r in out for i in r.instances}
+    real_forward = trk.model.forward
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated CUDA out of memory")
+
+    trk.model.forward = boom
+    got_error = False
+    for f in frames[4:6]:
+        try:
+            trk.push(f, 0)
+        except RuntimeError:
+            got_error = True
+    assert got_error
+    assert trk.pending == 0  # the failed clip's frames are dropped, not re-output later
+    trk.model.forward = real_forward
+    later = [r for f in frames[6:] for r in trk.push(f, 0)] + trk.flush()
+    assert len(later) == 6  # the stream goes on: every later frame is output once
+    new_ids = {i.track_id for r in later for i in r.instances}
+    assert not (new_ids & used)

@@ -39,3 +39,11 @@ def test_step_indices_pure_disjoint_and_covering():
     seen = [i for s in range(2) for r in range(2) for i in step_indices(7, s, r, 2, 2, 10)]
     assert len(set(seen)) == 8
     assert all(0 <= i < 10 for i in seen)
+
+
+def test_step_indices_with_epoch_encode_the_epoch():
+    n = 10
+    plain = [i for s in range(10) for i in step_indices(7, s, 0, 1, 2, n)]
+    coded = [i for s in range(10) for i in step_indices(7, s, 0, 1, 2, n, with_epoch=True)]
+    assert [c % n for c in coded] == plain
+    assert [c // n for c in coded] == [k // n for k in range(20)]  # epochs 0 then 1
