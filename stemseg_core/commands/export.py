@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp16", "fp32"], default="fp16",
                    help="TensorRT precision (default fp16)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (tensorrt needs cuda)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override stored with the export, e.g. "
+                        "inference.seediness_threshold=0.7 (repeatable)")
     p.add_argument("--no-check", action="store_true",
                    help="skip comparing the export's outputs with eager PyTorch")
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_core.config import ConfigError, resolve_device
     from stemseg_core.model import build_model
 
-    cfg, payload = load_checkpoint(args.checkpoint)
+    cfg, payload = load_checkpoint(args.checkpoint, list(args.overrides) or None)
     if args.format == "checkpoint":
         from stemseg_core.checkpoint import save_checkpoint
 
