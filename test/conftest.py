@@ -33,6 +33,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture
+def tiny_overrides():
+    """The `--set` overrides of the tiny test model (a fresh list per test)."""
+    return list(TINY_OVERRIDES)
+
+
+@pytest.fixture
 def tiny_config():
     """A Config small enough for unit tests: MobileNetV3-small, 32-channel decoders, T=4."""
     from stemseg_core.config import load_config

@@ -82,8 +82,23 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_core.inference.tracker import StreamingTracker
     from stemseg_core.model import build_model
 
+    threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:  # callers in the same process (tests, notebooks) keep their thread count
+        torch.set_num_threads(threads_before)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from stemseg_core.checkpoint import load_checkpoint
+    from stemseg_core.config import load_config
+    from stemseg_core.inference.tracker import StreamingTracker
+    from stemseg_core.model import build_model
+
     overrides = list(args.overrides)
     if args.clip_length is not None:
         if args.clip_length < 1:

@@ -46,12 +46,10 @@ def test_bad_config_key(tmp_path, capsys):
     assert "lr" in capsys.readouterr().err
 
 
-def test_tiny_end_to_end_with_resume(tmp_path):
+def test_tiny_end_to_end_with_resume(tmp_path, tiny_overrides):
     """Real model + real data reader on a tiny synthetic set: 2 steps, then resume to 3."""
     pytest.importorskip("stemseg_core.data.clips")
     synth = pytest.importorskip("stemseg_core.data.synth")
-    from conftest import TINY_OVERRIDES
-
     from stemseg_core.checkpoint import load_checkpoint
 
     data = tmp_path / "data"
@@ -60,7 +58,7 @@ def test_tiny_end_to_end_with_resume(tmp_path):
     run = tmp_path / "run"
     args = ["train", "--config", "config/model/demo_cpu.yaml", "--data", str(data),
             "--out", str(run), "--device", "cpu", "--no-progress", "--max-steps", "3",
-            "--set", *TINY_OVERRIDES, "train.batch_size=1", "data.num_workers=0",
+            "--set", *tiny_overrides, "train.batch_size=1", "data.num_workers=0",
             "train.checkpoint_every=2", "train.image_log_every=2"]
     assert main([*args, "--stop-at", "2"]) == 0
     assert main([a for a in args if a not in ("--config", "config/model/demo_cpu.yaml")]
