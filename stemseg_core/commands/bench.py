@@ -74,13 +74,7 @@ class _StageTimer:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
-
-    from stemseg_core.checkpoint import load_checkpoint
-    from stemseg_core.config import load_config
-    from stemseg_core.inference.tracker import StreamingTracker
-    from stemseg_core.model import build_model
 
     threads_before = torch.get_num_threads()
     if args.threads:
@@ -92,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from stemseg_core.checkpoint import load_checkpoint
