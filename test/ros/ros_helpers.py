@@ -58,23 +58,14 @@ def make_frames(n: int, h: int = 64, w: int = 128) -> list[np.ndarray]:
 
 def offline_results(checkpoint, frames, thresholds=None):
     """What StreamingTracker gives on `frames` (push all, then flush): the reference."""
-    import torch
-
     from stemseg_core.inference.tracker import StreamingTracker
 
-    # Same intra-op thread count as the node process (float sums depend on it, and the random
-    # test model's near-zero thresholds make instance counts sensitive to the last bits).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    try:
-        tr = StreamingTracker.from_checkpoint(checkpoint, device="cpu")
-        tr.set_thresholds(**(thresholds or {}))
-        out = []
-        for i, f in enumerate(frames):
-            out += tr.push(f, i)
-        out += tr.flush()
-    finally:
-        torch.set_num_threads(threads)
+    tr = StreamingTracker.from_checkpoint(checkpoint, device="cpu")
+    tr.set_thresholds(**(thresholds or {}))
+    out = []
+    for i, f in enumerate(frames):
+        out += tr.push(f, i)
+    out += tr.flush()
     return out
 
 
