@@ -195,16 +195,21 @@ def plausible_projection(height: int, width: int) -> np.ndarray:
 # Images <-> message fields
 # --------------------------------------------------------------------------------------------
 
-def read_png(path: Path) -> np.ndarray:
-    """An image file as stored: RGB(A) channel order, uint8 or uint16, 2-D when grey."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise BagError(f"cannot read image {path}")
+def _rgb_order(img: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR(A) channel order -> RGB(A); grey images unchanged."""
     if img.ndim == 3 and img.shape[2] == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     elif img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
     return img
+
+
+def read_png(path: Path) -> np.ndarray:
+    """An image file as stored: RGB(A) channel order, uint8 or uint16, 2-D when grey."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise BagError(f"cannot read image {path}")
+    return _rgb_order(img)
 
 
 def encoding_of(img: np.ndarray) -> str:
@@ -242,11 +247,7 @@ def decode_image_msg(msg: object) -> np.ndarray:
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         if img is None:
             raise CorruptBagError(f"cannot decode CompressedImage (format {msg.format!r})")
-        if img.ndim == 3 and img.shape[2] == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-        elif img.ndim == 3 and img.shape[2] == 4:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-        return img
+        return _rgb_order(img)
     enc = msg.encoding
     grey = {"mono8": np.uint8, "8UC1": np.uint8, "mono16": np.uint16, "16UC1": np.uint16}
     if enc in grey:
