@@ -397,8 +397,11 @@ def replay(frames: Iterable[BagImage], opts: ReplayOptions, log=print) -> Replay
                     subs.append(node.create_subscription(Image, overlay_topic,
                                                          collector.on_overlay, sub_qos,
                                                          raw=True))
+            # Both ends must have matched: our writer the node's reader, and the node's reader
+            # our writer (its diagnostics say so); otherwise the first frames can be lost.
             ready = (subs and pub.get_subscription_count() > 0
-                     and all(s.get_publisher_count() > 0 for s in subs))
+                     and all(s.get_publisher_count() > 0 for s in subs)
+                     and collector.node_count("input_publishers") > 0)
             if state_cli.service_is_ready():
                 # the node serves get_state only after its autostart transitions are done
                 res = _wait_future(state_cli.call_async(GetState.Request()), 5.0)

@@ -716,11 +716,14 @@ class PerceptionNode(LifecycleNode):
         tracker = self._tracker
         timings = dict(getattr(tracker, "last_timings", {}) or {})
         n_out = max(s["frames_out"], 1)
+        n_pubs = self._sub.get_publisher_count() if self._sub is not None else 0
         values = {
             "state": "active" if self._active else "inactive",
             "device": self._device,
             "checkpoint": self._checkpoint_path,
             "input_topic": self._sub.topic_name if self._sub is not None else "",
+            # publishers this node's reader has matched: images sent before it is >= 1 are lost
+            "input_publishers": str(n_pubs),
             "input_rate_hz": f"{(s['frames_in'] - in_prev) / dt:.2f}",
             "output_rate_hz": f"{(s['frames_out'] - out_prev) / dt:.2f}",
             "latency_stamp_to_publish_p50_s": f"{np.median(lat):.4f}" if lat is not None else "",
@@ -747,6 +750,9 @@ class PerceptionNode(LifecycleNode):
             status.level = DiagnosticStatus.WARN
             status.message = (f"{values['state']}; {s['dropped']} frame(s) dropped, "
                               f"{s['convert_errors']} not convertible")
+        elif self._active and n_pubs == 0:
+            status.level = DiagnosticStatus.WARN
+            status.message = f"active; no publisher on {values['input_topic']}"
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -103,11 +103,28 @@ def _wait_node_subscribed(client, topic: str, reliable: bool, timeout: float) ->
     return client.spin_until(ok, timeout)
 
 
-def _stream(client, pub, msgs) -> None:
-    """Publish frame by frame, then ~/flush (waits for the node to take and finish them)."""
+def _wait_connected(client, pub, collector, timeout: float = 60) -> bool:
+    """True once both ends matched: our writer sees the node's reader and the node's reader our
+    writer (its diagnostics count input publishers). Reliable QoS does not deliver what a writer
+    sends before the reader has matched it, so streaming earlier can lose the first frames."""
+    return client.spin_until(
+        lambda: pub.get_subscription_count() > 0
+        and int(collector.diag_values().get("input_publishers", "0")) > 0, timeout)
+
+
+def _stream(client, pub, msgs, collector, frames_in: int) -> None:
+    """Publish frame by frame; return once the node's diagnostics count `frames_in` received.
+
+    The node's executor takes one image per cycle, so a ~/flush request sent right after the
+    last publish can overtake images still waiting in the node's reader; the flush would then
+    finalise too early and the last frames would wait for a flush that never comes.
+    """
     for m in msgs:
         pub.publish(m)
         client.spin_for(0.05)
+    assert client.spin_until(
+        lambda: collector.diag_values().get("frames_in") == str(frames_in), 60), (
+        f"the node did not report frames_in={frames_in}: {collector.diag_values()}")
 
 
 def _flush(client, ns: str) -> str:
@@ -161,7 +178,7 @@ def test_raw_stream_matches_offline_tracker(tiny_checkpoint, ros_client, start_n
                        *sum([["-p", a] for a in _LOW], [])])
     # qos_reliability auto: our publisher is reliable, so the node subscribes reliable.
     assert _wait_node_subscribed(ros_client, camera, reliable=True, timeout=90), node.log()
-    assert ros_client.spin_until(lambda: pub.get_subscription_count() > 0, 30)
+    assert _wait_connected(ros_client, pub, collector), node.log()
 
     # Frames that cannot be converted are logged, counted and dropped; the node goes on.
     bad = cv.array_to_image(frames[0], "rgb8", _header(-1))
@@ -173,9 +190,10 @@ def test_raw_stream_matches_offline_tracker(tiny_checkpoint, ros_client, start_n
     headers = [_header(i) for i in range(N_FRAMES)]
     msgs = [cv.array_to_image(np.ascontiguousarray(f[..., ::-1]), "bgr8", h)
             for f, h in zip(frames, headers)]
-    _stream(ros_client, pub, msgs)
-    _flush(ros_client, namespace)
-    assert ros_client.spin_until(lambda: len(collector.instances) >= N_FRAMES, 60), node.log()
+    _stream(ros_client, pub, msgs, collector, N_FRAMES + 2)  # + the 2 bad frames
+    flushed = _flush(ros_client, namespace)
+    assert ros_client.spin_until(lambda: len(collector.instances) >= N_FRAMES, 60), (
+        f"{len(collector.instances)} results; flush said {flushed!r}\n{node.log()}")
     ros_client.spin_until(lambda: len(collector.track_ids) >= N_FRAMES
                           and len(collector.overlay) >= N_FRAMES, 20)
     ros_client.spin_until(lambda: collector.diag_values().get("frames_out") == str(N_FRAMES), 5)
@@ -207,6 +225,7 @@ def test_raw_stream_matches_offline_tracker(tiny_checkpoint, ros_client, start_n
     diag = collector.diag_values()
     assert diag, "no /diagnostics from the node"
     assert diag["conversion_errors"] == "2" and diag["dropped_frames"] == "0"
+    assert diag["input_publishers"] == "1"
     assert diag["device"] == "cpu" and float(diag["model_time_per_clip_s"]) > 0
     for key in ("input_rate_hz", "output_rate_hz", "latency_receive_to_publish_p50_s",
                 "queue_depth", "tracker_time_per_frame_s", "node_time_per_frame_s"):
@@ -318,12 +337,13 @@ def test_lifecycle_cycle_and_compressed_png_input(tiny_checkpoint, ros_client, s
     pub = ros_client.node.create_publisher(
         CompressedImage, topic, QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     collector = Collector(ros_client, ns)
-    assert ros_client.spin_until(lambda: pub.get_subscription_count() > 0, 30), node.log()
+    assert _wait_connected(ros_client, pub, collector), node.log()
     headers = [_header(i) for i in range(N_FRAMES)]
     msgs = [cv.rgb_to_compressed(f, "png", h) for f, h in zip(frames, headers)]
-    _stream(ros_client, pub, msgs)
-    _flush(ros_client, ns)
-    assert ros_client.spin_until(lambda: len(collector.instances) >= N_FRAMES, 60), node.log()
+    _stream(ros_client, pub, msgs, collector, N_FRAMES)
+    flushed = _flush(ros_client, ns)
+    assert ros_client.spin_until(lambda: len(collector.instances) >= N_FRAMES, 60), (
+        f"{len(collector.instances)} results; flush said {flushed!r}\n{node.log()}")
     ros_client.spin_for(0.3)
     # Thresholds were set live before the cleanup, and kept through configure/activate.
     _assert_matches_offline(collector.instances, reference, headers)
