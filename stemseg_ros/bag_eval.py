@@ -90,6 +90,8 @@ class ReplayOutcome:
     node_command: list[str]
     lost_reason: str = ""
     node_stats: dict[str, str] = field(default_factory=dict)
+    #: (seconds since the first send, node RSS in MiB), from the node's /diagnostics
+    memory_mb: list[tuple[float, float]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +205,8 @@ class _Collector:
         self.cond = threading.Condition()
         self.recorder = recorder
         self.node_stats: dict[str, str] = {}
+        #: (monotonic time, node RSS in MiB) from each /diagnostics message of the node
+        self.memory: list[tuple[float, float]] = []
 
     def expect(self, stamp_ns: int) -> int:
         """Register the stamp of a frame about to be sent; returns its index."""
@@ -239,8 +243,13 @@ class _Collector:
         """Keep the node's pipeline counters (frames_in, dropped_frames, ...)."""
         for st in msg.status:
             if st.name.startswith(f"{NODE_NAME}:"):
+                values = {kv.key: kv.value for kv in st.values}
                 with self.cond:
-                    self.node_stats = {kv.key: kv.value for kv in st.values}
+                    self.node_stats = values
+                    try:
+                        self.memory.append((time.monotonic(), float(values["memory_rss_mb"])))
+                    except (KeyError, ValueError):
+                        pass
                     self.cond.notify_all()
 
     def node_count(self, key: str) -> int:
@@ -518,7 +527,8 @@ def replay(frames: Iterable[BagImage], opts: ReplayOptions, log=print) -> Replay
     rel_send: list[float | None] = [s - t_first for s in send_s]
     rel_recv = [None if r is None else r - t_first for r in collector.recv_s]
     return ReplayOutcome(stamps, rel_send, rel_recv, results, t_end - t_first, collector.unmatched,
-                         collector.duplicates, cmd, lost_reason, dict(collector.node_stats))
+                         collector.duplicates, cmd, lost_reason, dict(collector.node_stats),
+                         [(t - t_first, m) for t, m in collector.memory if t >= t_first])
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,6 +608,7 @@ def run(args: argparse.Namespace) -> int:
     mode = "lockstep" if args.lockstep else f"rate {rate:g}x"
     stats = ReplayStats(str(args.bag), topic, msgtype, mode, n_bag, outcome.send_s,
                         latency, frame_numbers, outcome.wall_s, outcome.node_command,
+                        memory_mb=outcome.memory_mb,
                         extra={"sequence": seq, "checkpoint": args.checkpoint or "(node default)",
                                "device": args.device or "(node default)",
                                "unmatched results": outcome.unmatched,
@@ -630,6 +641,11 @@ def run(args: argparse.Namespace) -> int:
                f"/ max {lat['max']:.0f}") if lat else "no results"
     print(f"frames: {stats.frames_in_bag} in bag, {stats.sent} sent, {stats.received} received, "
           f"{len(stats.lost_frames)} lost; {stats.throughput_fps():.2f} frames/s; {lat_txt}")
+    mem = stats.memory_summary()
+    if mem:
+        print(f"node memory (RSS): {mem['first']:.0f} MiB at the start, {mem['max']:.0f} max, "
+              f"{mem['last']:.0f} at the end ({mem['growth_second_half']:+.1f} MiB over the "
+              f"second half)")
     print(f"report: {report}")
     return 0 if stats.received else 1
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import threading
 import time
 from collections import deque
@@ -738,10 +739,15 @@ class PerceptionNode(LifecycleNode):
             "dropped_frames": str(s["dropped"]),
             "conversion_errors": str(s["convert_errors"]),
             "tracker_resets": str(s["resets"]),
+            "memory_rss_mb": f"{process_rss_mb():.1f}",
             "model_time_per_clip_s": f"{timings.get('total', 0.0):.4f}",
             "tracker_time_per_frame_s": f"{s['tracker_sec'] / n_out:.5f}",
             "node_time_per_frame_s": f"{(s['convert_sec'] + s['publish_sec']) / n_out:.5f}",
         }
+        if self._device.startswith("cuda") and tracker is not None:
+            import torch
+
+            values["gpu_memory_mb"] = f"{torch.cuda.memory_allocated() / 2**20:.1f}"
         for stage, sec in timings.items():
             values[f"clip_{stage}_s"] = f"{sec:.4f}"
         status = DiagnosticStatus(name=f"{self.get_name()}: pipeline", hardware_id=self._device)
@@ -758,6 +764,18 @@ class PerceptionNode(LifecycleNode):
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [status]
         return arr
+
+
+def process_rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _share_dir() -> str | None:

@@ -1,8 +1,9 @@
 """Report of a rosbag replay through the perception node (``stemseg bag eval``); ROS-free.
 
 Writes into one folder: ``report.md`` (run facts, metrics table, frames sent / received / lost,
-latency percentiles, throughput), ``latency.png`` (latency per frame over the replay, lost frames
-marked) and ``contact_sheet.png`` (overlays of the node's masks on the bag's frames).
+latency percentiles, throughput, node memory), ``latency.png`` (latency per frame over the
+replay, lost frames marked), ``memory.png`` (the node's resident memory over the replay) and
+``contact_sheet.png`` (overlays of the node's masks on the bag's frames).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 LATENCY_PNG = "latency.png"
+MEMORY_PNG = "memory.png"
 CONTACT_SHEET_PNG = "contact_sheet.png"
 REPORT_MD = "report.md"
 REPLAY_JSON = "replay.json"
@@ -38,6 +40,8 @@ class ReplayStats:
     wall_s: float
     node_command: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)
+    #: (seconds since the first send, node resident memory in MiB), one per node /diagnostics
+    memory_mb: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def sent(self) -> int:
@@ -63,6 +67,17 @@ class ReplayStats:
         return {"p50": float(p50), "p90": float(p90), "p99": float(p99),
                 "max": float(lat.max()), "mean": float(lat.mean())}
 
+    def memory_summary(self) -> dict[str, float]:
+        """Node RSS (MiB): first, last, max sample and the growth over the replay's second
+        half (last - the sample nearest half time; ~0 when memory stays flat); {} if none."""
+        if not self.memory_mb:
+            return {}
+        ts = np.asarray([t for t, _ in self.memory_mb])
+        ms = np.asarray([m for _, m in self.memory_mb])
+        half = int(np.argmin(np.abs(ts - ts[-1] / 2)))
+        return {"first": float(ms[0]), "last": float(ms[-1]), "max": float(ms.max()),
+                "growth_second_half": float(ms[-1] - ms[half]), "samples": float(len(ms))}
+
     def throughput_fps(self) -> float:
         """Results received per second of wall time between first send and last result."""
         return self.received / self.wall_s if self.wall_s > 0 else 0.0
@@ -71,6 +86,7 @@ class ReplayStats:
         d = asdict(self)
         d.update(sent=self.sent, received=self.received, lost_frames=self.lost_frames,
                  latency_summary_ms=self.latency_summary(),
+                 memory_summary_mb=self.memory_summary(),
                  throughput_fps=self.throughput_fps())
         return d
 
@@ -119,6 +135,30 @@ def plot_latency(stats: ReplayStats, path: str | Path) -> Path:
     ax.set_ylim(bottom=0)
     if ys or lost:
         ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_memory(stats: ReplayStats, path: str | Path) -> Path | None:
+    """The node's resident memory over the replay; None when the node reported none."""
+    if not stats.memory_mb:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(8, 2.6), dpi=100)
+    ax.plot([t for t, _ in stats.memory_mb], [m for _, m in stats.memory_mb], ".-", lw=0.8,
+            ms=3)
+    ax.set_xlabel("seconds since the first frame was sent")
+    ax.set_ylabel("node RSS [MiB]")
+    ax.set_title("perception node memory (from its /diagnostics)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.set_ylim(bottom=0)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -191,6 +231,14 @@ def write_report(out_dir: str | Path, stats: ReplayStats,
     else:
         md += ["No results received.", ""]
     md += [f"![latency]({LATENCY_PNG})", ""]
+    mem = stats.memory_summary()
+    if mem and plot_memory(stats, out / MEMORY_PNG):
+        md += ["## Node memory (resident, from its /diagnostics)", "",
+               "| start | max | end | growth over the second half | samples |",
+               "|---|---|---|---|---|",
+               f"| {mem['first']:.0f} MiB | {mem['max']:.0f} MiB | {mem['last']:.0f} MiB | "
+               f"{mem['growth_second_half']:+.1f} MiB | {int(mem['samples'])} |", "",
+               f"![memory]({MEMORY_PNG})", ""]
     md += ["## Overlays", ""]
     md += [f"![overlays]({CONTACT_SHEET_PNG})" if sheet else "No frames to show.", ""]
     md += ["## Files", ""]

@@ -56,8 +56,10 @@ def _check_every_frame(out: Path, bag: Path) -> dict:
     assert replay["extra"]["unmatched results"] == 0
     assert replay["extra"]["duplicate results"] == 0
     assert len(rio.read_image_frames(bag)) == N
-    for name in ("report.md", "latency.png", "contact_sheet.png"):
+    for name in ("report.md", "latency.png", "contact_sheet.png", "memory.png"):
         assert (out / name).is_file(), name
+    mem = replay["memory_summary_mb"]  # from the node's /diagnostics (torch alone is > 100 MiB)
+    assert mem and 100 < mem["first"] <= mem["max"] < 20_000
     return replay
 
 
