@@ -199,19 +199,7 @@ def test_raw_stream_matches_offline_tracker(tiny_checkpoint, ros_client, start_n
     ros_client.spin_until(lambda: collector.diag_values().get("frames_out") == str(N_FRAMES), 5)
     assert node.alive(), node.log()
 
-    # Exact instance equality with the offline tracker is asserted by the lifecycle test (png
-    # input) and by test_bag_eval (lockstep, byte-identical results); here, where the suite's
-    # earlier tests leave the in-process reference with other float summation orders, each frame
-    # must arrive once, in order, with its header, size and decodable, non-overlapping masks.
-    assert len(collector.instances) == len(reference)
-    for msg, hdr in zip(collector.instances, headers):
-        assert msg.header.frame_id == hdr.frame_id
-        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (hdr.stamp.sec,
-                                                                     hdr.stamp.nanosec)
-        got = cv.msg_to_frame_result(msg)
-        assert got.image_size == reference[0].image_size
-        if got.instances:
-            assert np.stack([i.mask for i in got.instances]).sum(0).max() <= 1
+    _assert_matches_offline(collector.instances, reference, headers)
     assert len(collector.overlay) == len(collector.track_ids) == N_FRAMES
     for ov, ids, ref, hdr in zip(collector.overlay, collector.track_ids, reference, headers):
         assert (ov.encoding, ov.height, ov.width) == ("bgr8", 64, 128)
