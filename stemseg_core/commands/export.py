@@ -59,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
     t = args.clip_length or cfg.model.clip_length
     if h % 32 or w % 32 or h <= 0 or w <= 0:
         raise ConfigError(f"--height/--width must be positive multiples of 32, got {h}x{w}")
+    if args.format == "tensorrt":
+        from stemseg_core.export.tensorrt import TensorRTUnavailable, require_tensorrt
+
+        try:
+            require_tensorrt()
+        except TensorRTUnavailable as e:
+            raise ConfigError(f"--format tensorrt: {e}") from None
     device = "cuda" if args.format == "tensorrt" else resolve_device(args.device)
     model = build_model(cfg)
     model.load_state_dict(payload["model"])

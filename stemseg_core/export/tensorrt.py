@@ -20,7 +20,8 @@ class TensorRTUnavailable(RuntimeError):
     """No CUDA device or no torch-tensorrt installed."""
 
 
-def _require_trt():
+def require_tensorrt():
+    """(torch_tensorrt, tensorrt) modules; TensorRTUnavailable says why not."""
     if not torch.cuda.is_available():
         raise TensorRTUnavailable("TensorRT needs a CUDA GPU; none is available (use backend "
                                   "'eager' or 'torchscript' on CPU)")
@@ -44,7 +45,7 @@ def state_hash(model: nn.Module) -> str:
 
 def engine_key(model: nn.Module, shape: tuple[int, ...], precision: str) -> dict[str, str]:
     """Everything an engine depends on."""
-    torch_tensorrt, tensorrt = _require_trt()
+    torch_tensorrt, tensorrt = require_tensorrt()
     props = torch.cuda.get_device_properties(torch.cuda.current_device())
     return {"gpu": props.name, "compute_capability": f"{props.major}.{props.minor}",
             "tensorrt": tensorrt.__version__, "torch_tensorrt": torch_tensorrt.__version__,
@@ -55,7 +56,7 @@ def engine_key(model: nn.Module, shape: tuple[int, ...], precision: str) -> dict
 def build_or_load_engine(model: nn.Module, shape: tuple[int, ...], cache_dir: str | Path,
                          precision: str = "fp16") -> tuple[DictOutputs, Path, bool]:
     """Return (module giving the output dict, engine path, built_now)."""
-    torch_tensorrt, _ = _require_trt()
+    torch_tensorrt, _ = require_tensorrt()
     if precision not in ("fp16", "fp32"):
         raise ValueError(f"precision must be fp16 or fp32, got {precision!r}")
     key = engine_key(model, shape, precision)

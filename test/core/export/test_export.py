@@ -82,3 +82,12 @@ def test_cli_checkpoint_drops_training_state(tiny_config, tmp_path):
     assert cfg.inference.seediness_threshold == 0.7
     assert cfg.model == tiny_config.model
     assert all(torch.equal(payload["model"][k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error path")
+def test_cli_tensorrt_without_gpu_is_a_clear_error(tiny_checkpoint, tmp_path, capsys):
+    rc = main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "tensorrt",
+               "--out", str(tmp_path / "engines")])
+    assert rc == 2
+    assert "--format tensorrt: TensorRT needs a CUDA GPU" in capsys.readouterr().err
+    assert not (tmp_path / "engines").exists()
