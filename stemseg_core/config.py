@@ -22,6 +22,8 @@ MIXING_FUNCTIONS = ("xy", "xyt", "xyf", "xytf", "xyff", "xyfff")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large",
              "mobilenet_v3_small")
 DEVICES = ("auto", "cpu", "cuda")
+#: Training data layouts (read by stemseg_core/data/sources.py).
+DATA_FORMATS = ("auto", "kitti_mots", "davis", "youtube_vis")
 
 
 class ConfigError(ValueError):
@@ -134,6 +136,9 @@ class InferenceConfig:
 
 @dataclass
 class DataConfig:
+    #: Layout of the training data: auto (recognised from the folder), kitti_mots, davis or
+    #: youtube_vis (see stemseg_core/data/sources.py).
+    format: str = "auto"
     #: Training image size (height, width); both multiples of 32.
     height: int = 384
     width: int = 1248
@@ -359,6 +364,8 @@ def validate(cfg: Config) -> None:
     _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,
            f"data.height/width must be positive multiples of 32, got {d.height}x{d.width}")
     _check(d.max_frame_stride >= 1, "data.max_frame_stride must be >= 1")
+    _check(d.format in DATA_FORMATS, f"data.format: '{d.format}' is not a data layout; allowed: "
+                                     f"{', '.join(DATA_FORMATS)}")
     _check(0.0 <= d.image_augmented_fraction <= 1.0, "data.image_augmented_fraction in [0, 1]")
     t = cfg.train
     _check(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps >= 1")

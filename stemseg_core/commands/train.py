@@ -8,7 +8,14 @@ from pathlib import Path
 HELP = "train a model on a data set (resumable; multi-GPU/multi-node under torchrun)"
 
 DESCRIPTION = """\
-Train STEm-Seg on a KITTI MOTS-layout data set (e.g. the output of `stemseg synth`).
+Train STEm-Seg on KITTI MOTS (or the output of `stemseg synth`), DAVIS 2017/2019 or YouTube-VIS.
+The layout is recognised from --data (data.format: auto); set it with --set data.format=...:
+  kitti_mots   DIR/training/image_02/<seq>/*.png + DIR/instances_txt/<seq>.txt (or instances/),
+               split from DIR/train.seqmap (`stemseg synth` writes exactly this)
+  davis        DIR/JPEGImages/480p/<seq>/*.jpg + DIR/Annotations[_unsupervised]/480p/<seq>/*.png,
+               split from DIR/ImageSets/<year>/train.txt; one class-agnostic class
+  youtube_vis  the train JSON (or its folder), images in <json folder>/JPEGImages; every
+               category id must have an entry in model.class_names
 
 The run directory RUN receives:
   config.yaml        the full config of the run
@@ -26,6 +33,9 @@ examples:
   stemseg train --data data/synth --out runs/demo --resume
   stemseg train --config config/model/stemseg_r101_kitti.yaml --data /data/kitti_mots \\
       --out runs/kitti --set model.backbone.weights=/weights/r101_coco.pth
+  stemseg train --config config/model/stemseg_r101_davis.yaml --data /data/DAVIS --out runs/davis
+  stemseg train --config config/model/stemseg_r101_youtube_vis.yaml \\
+      --data /data/youtube_vis/train/instances.json --out runs/ytvis
   stemseg train --config config/model/demo_cpu.yaml --data data/synth --out runs/ft \\
       --init runs/demo/last.pt --set train.lr=0.002 train.max_steps=500
   torchrun --nproc-per-node 2 -m stemseg_core.cli train --config CFG --data DIR --out RUN
@@ -38,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model/training config YAML (config/model/*.yaml); with --resume "
                              "the run's own config is used and this may be left out")
     parser.add_argument("--data", metavar="DIR", required=True,
-                        help="data set root in the KITTI MOTS layout")
+                        help="training data: a KITTI MOTS or DAVIS folder, or a YouTube-VIS "
+                             "JSON (or its folder); see above")
     parser.add_argument("--out", metavar="RUN", required=True,
                         help="run directory (must not exist yet, unless --resume)")
     parser.add_argument("--resume", action="store_true",
@@ -105,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         # Every rank checks its own data directory (nodes may not share a file system); rank 0
         # checks the run directory and config, then all ranks agree before anything is written.
         error = None
-        if not Path(args.data).is_dir():
+        if not Path(args.data).exists():
             error = (f"data directory not found: {args.data} (create a synthetic one with "
                      f"`stemseg synth --out {args.data}`)")
         cfg = None

@@ -213,12 +213,13 @@ def collate_clips(batch: list[dict]) -> tuple[torch.Tensor, list[dict]]:
 
 
 def build_dataset(cfg, data_dir: str | Path, split: str = "train", seed: int | None = None,
-                  samples_per_epoch: int | None = None, source: str = "auto") -> ClipDataset:
-    """ClipDataset over a KITTI MOTS-layout folder (e.g. from ``stemseg synth``); training
-    augmentation for the ``train`` / ``fulltrain`` / ``training`` splits."""
-    from stemseg_core.data.kitti_mots import load_split
+                  samples_per_epoch: int | None = None) -> ClipDataset:
+    """ClipDataset over KITTI MOTS (e.g. ``stemseg synth``), DAVIS or YouTube-VIS data
+    (``cfg.data.format``, see data/sources.py); training augmentation for the ``train`` /
+    ``fulltrain`` / ``training`` splits."""
+    from stemseg_core.data.sources import load_training_sequences
 
-    seqs = load_split(data_dir, split, source)
+    seqs = load_training_sequences(data_dir, split, cfg.data.format, cfg.model.class_names)
     train = split in ("train", "fulltrain", "training")
     return ClipDataset(seqs, cfg, train=train,
                        seed=cfg.train.seed if seed is None else seed,

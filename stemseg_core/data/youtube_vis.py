@@ -37,12 +37,13 @@ def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
     raise ValueError(f"unsupported segmentation type {type(seg).__name__}")
 
 
-def load(json_path: str | Path, image_root: str | Path | None = None
+def load(json_path: str | Path, image_root: str | Path | None = None, data: dict | None = None
          ) -> tuple[list[Sequence], dict[int, str]]:
     """Read a YouTube-VIS JSON -> (sequences, {category id: name}). ``image_root`` defaults to
-    ``<json folder>/JPEGImages``."""
+    ``<json folder>/JPEGImages``; ``data``: the JSON already parsed (it is not read again)."""
     json_path = Path(json_path)
-    data = json.loads(json_path.read_text())
+    if data is None:
+        data = json.loads(json_path.read_text())
     root = Path(image_root) if image_root is not None else json_path.parent / "JPEGImages"
     by_video: dict[int, list[dict]] = {}
     for ann in data.get("annotations") or []:
