@@ -23,8 +23,8 @@ class TensorRTUnavailable(RuntimeError):
 def require_tensorrt():
     """(torch_tensorrt, tensorrt) modules; TensorRTUnavailable says why not."""
     if not torch.cuda.is_available():
-        raise TensorRTUnavailable("TensorRT needs a CUDA GPU; none is available (use backend "
-                                  "'eager' or 'torchscript' on CPU)")
+        raise TensorRTUnavailable("TensorRT needs a CUDA GPU; none is available (on a CPU, "
+                                  "export --format torchscript or onnx)")
     try:
         import tensorrt
         import torch_tensorrt
