@@ -25,12 +25,59 @@ Examples:
 
 ROS_HINT = "needs the ROS 2 environment: run make setup and . .venv/bin/activate"
 
+FROM_KITTI_DESCRIPTION = """\
+Write one KITTI MOTS / KITTI tracking sequence (<kitti>/training/image_02/<seq>/*.png, the layout
+`stemseg synth` writes too) into a rosbag2: sensor_msgs/Image rgb8 (or CompressedImage png with
+--compressed) on --topic and CameraInfo on <topic's namespace>/camera_info, at --rate Hz, or at
+the sequence's own times when a timestamps file is found (image_02/<seq>/times.txt,
+<split>/timestamps/<seq>.txt, <split>/oxts/<seq>/timestamps.txt). 16-bit PNGs stay 16-bit.
+frames.csv in the bag folder maps stamps back to frame numbers.
+
+examples:
+  stemseg bag from-kitti --kitti /data/kitti_mots --seq 0002 --out kitti_0002.mcap
+  stemseg bag from-kitti --kitti data/synth --seq 0030 --out drive_db3 --format sqlite3 \\
+      --compressed
+"""
+
+EVAL_DESCRIPTION = """\
+Replay a bag's image topic through the perception node and score what it publishes. The node runs
+as its own process (`stemseg-perception`, as on a robot) in a private ROS domain; results are
+matched to frames by header stamp and written as KITTI MOTS <seq>.txt; with --gt the TrackEval
+metrics (HOTA, DetA, AssA, sMOTSA, MOTSA, MOTSP, IDSW, IDF1) go to metrics.json. report.md always
+has the frames sent / received / lost, latency percentiles and plot, the node's memory over the
+run and an overlay contact sheet.
+
+Modes: --rate R plays at R x the bag's timing (a camera at its real rate: frames the node cannot
+keep up with are dropped and counted, as on the robot); --lockstep sends the next frame once the
+node has taken the previous one (no drops; results equal `stemseg infer` on the same frames).
+Any rosbag2 (MCAP or sqlite3) with one sensor_msgs/Image or CompressedImage topic works.
+
+examples:
+  stemseg bag eval --bag kitti_0002.mcap --gt /data/kitti_mots --seq 0002 --out out/0002 \\
+      --lockstep --checkpoint runs/kitti/last.pt --device cuda
+  stemseg bag eval --bag my_drive/ --topic /front/image_raw/compressed --out out/drive --rate 1
+  stemseg bag eval --bag drive.mcap --out out/x --node-arg seediness_threshold=0.8 \\
+      --record out/x/bag
+"""
+
+
+class _HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout; appends a default only where there is one to tell."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or not action.option_strings
+                or action.default in (None, False, [], argparse.SUPPRESS)):
+            return text
+        return text + " (default: %(default)s)"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bag_command", metavar="BAG_COMMAND")
 
     p = sub.add_parser("from-kitti", help="KITTI sequence -> rosbag2 (Image/CompressedImage + "
-                       "CameraInfo)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "CameraInfo)", description=FROM_KITTI_DESCRIPTION,
+                       formatter_class=_HelpWithDefaults)
     p.add_argument("--kitti", required=True,
                    help="KITTI MOTS/tracking root (holding training/image_02/<seq>/)")
     p.add_argument("--seq", required=True, help="sequence, e.g. 0010 or 10")
@@ -47,7 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(_bag_run=_run_from_kitti)
 
     e = sub.add_parser("eval", help="replay a bag through the perception node and score it",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       description=EVAL_DESCRIPTION, formatter_class=_HelpWithDefaults)
     e.add_argument("--bag", required=True, help="rosbag2 directory, or a .mcap / .db3 file")
     e.add_argument("--topic", help="image topic (default: the bag's only image topic)")
     e.add_argument("--gt", help="KITTI MOTS ground-truth root: compute TrackEval metrics")
