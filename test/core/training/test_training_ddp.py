@@ -22,6 +22,9 @@ def _torchrun(*args):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
 
 
+# Once in ~20 suite runs a gloo rank aborted early ("terminate called without an active
+# exception", SIGABRT, 2026-11-25 fresh-clone run); the same test then passed 3/3 at once.
+@pytest.mark.flaky(reruns=2)
 def test_ddp_two_ranks_identical_weights_and_exact_resume(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     _torchrun(a, 4)  # uninterrupted: steps 1-4
