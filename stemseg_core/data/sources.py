@@ -5,7 +5,7 @@
 recognised from what ``path`` holds:
 
 - YouTube-VIS: ``path`` is the annotation JSON, or a folder holding one JSON with ``videos``
-  (images in ``<json folder>/JPEGImages`` or ``<json folder>/<json stem>/JPEGImages``);
+  (images: :func:`stemseg_core.data.youtube_vis.default_image_root`);
 - DAVIS: ``path/JPEGImages`` and ``path/Annotations[_unsupervised]`` (the unsupervised
   annotations of DAVIS 2019 are preferred when present; splits from ``ImageSets/<year>``);
 - KITTI MOTS: anything else (``training/image_02``, ``instances_txt`` / ``instances``), which is
@@ -88,16 +88,6 @@ def _davis_resolution(root: Path) -> str:
                           f"resolution) folder, found {sizes or 'none'}")
 
 
-def _youtube_vis_image_root(json_path: Path) -> Path:
-    parent = json_path.parent
-    for cand in (parent / "JPEGImages", parent / json_path.stem / "JPEGImages"):
-        if cand.is_dir():
-            return cand
-    raise DataFormatError(f"no image folder for {json_path}: expected "
-                          f"{json_path.parent / 'JPEGImages'} or "
-                          f"{json_path.parent / json_path.stem / 'JPEGImages'}")
-
-
 def check_class_ids(class_ids: dict[int, str], class_names: list[str] | tuple[str, ...],
                     source: str) -> None:
     """Every data set category must have a model class (else it would be silently ignored)."""
@@ -132,7 +122,7 @@ def load_training_sequences(path: str | Path, split: str = "train", fmt: str = "
         if not data.get("annotations"):
             raise DataFormatError(f"{json_path} has no annotations (YouTube-VIS's valid/test "
                                   f"JSON carry none): train on the train JSON")
-        seqs, cats = youtube_vis.load(json_path, _youtube_vis_image_root(json_path), data)
+        seqs, cats = youtube_vis.load(json_path, data=data)
         if class_names is not None:
             check_class_ids(cats, class_names, str(json_path))
         return seqs

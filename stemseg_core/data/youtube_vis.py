@@ -37,14 +37,26 @@ def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
     raise ValueError(f"unsupported segmentation type {type(seg).__name__}")
 
 
+def default_image_root(json_path: str | Path) -> Path:
+    """The image folder of a YouTube-VIS JSON: ``<json folder>/JPEGImages`` (2021 layout,
+    ``train/instances.json``) or ``<json folder>/<json stem>/JPEGImages`` (2019 layout,
+    ``train.json`` beside ``train/``); FileNotFoundError naming both when neither exists."""
+    json_path = Path(json_path)
+    cands = (json_path.parent / "JPEGImages", json_path.parent / json_path.stem / "JPEGImages")
+    for cand in cands:
+        if cand.is_dir():
+            return cand
+    raise FileNotFoundError(f"no image folder for {json_path}: expected {cands[0]} or {cands[1]}")
+
+
 def load(json_path: str | Path, image_root: str | Path | None = None, data: dict | None = None
          ) -> tuple[list[Sequence], dict[int, str]]:
     """Read a YouTube-VIS JSON -> (sequences, {category id: name}). ``image_root`` defaults to
-    ``<json folder>/JPEGImages``; ``data``: the JSON already parsed (it is not read again)."""
+    :func:`default_image_root`; ``data``: the JSON already parsed (it is not read again)."""
     json_path = Path(json_path)
     if data is None:
         data = json.loads(json_path.read_text())
-    root = Path(image_root) if image_root is not None else json_path.parent / "JPEGImages"
+    root = Path(image_root) if image_root is not None else default_image_root(json_path)
     by_video: dict[int, list[dict]] = {}
     for ann in data.get("annotations") or []:
         by_video.setdefault(ann["video_id"], []).append(ann)

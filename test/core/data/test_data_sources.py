@@ -105,6 +105,11 @@ def test_youtube_vis_layouts_and_class_check(tmp_path):
     assert sorted(i.class_id for i in seqs[0].annotations(0).instances) == [1, 7]
     with pytest.raises(DataFormatError, match=r"categories 7 'cat7' have no model class"):
         load_training_sequences(tmp_path / "train.json", class_names=["bg", "a", "b"])
+    lone = tmp_path / "lone" / "train.json"  # annotations but no image folder
+    lone.parent.mkdir()
+    lone.write_text((tmp_path / "train.json").read_text())
+    with pytest.raises(FileNotFoundError, match=r"lone/JPEGImages or .*lone/train/JPEGImages"):
+        load_training_sequences(lone)
     empty = tmp_path / "valid" / "valid.json"
     empty.parent.mkdir()
     empty.write_text(json.dumps({"videos": [], "categories": [], "annotations": []}))
