@@ -125,6 +125,9 @@ class InferenceConfig:
     #: A pixel joins an instance when its probability p_ij exceeds this.
     mask_threshold: float = 0.5
     max_instances: int = 20
+    #: After a seed's mask is found, re-centre its Gaussian on the mask's mean embedding and
+    #: precision and recompute the mask, this many times (0 = the paper: the seed pixel's values).
+    center_refinement_steps: int = 0
     #: Instances smaller than this many pixels (per frame, at input resolution) are dropped.
     min_mask_area: int = 0
     #: Minimum mask IoU over the shared frames for two clip instances to be linked.
@@ -355,6 +358,8 @@ def validate(cfg: Config) -> None:
         v = getattr(i, name)
         _check(0.0 <= v <= 1.0, f"inference.{name} must be in [0, 1], got {v}")
     _check(i.max_instances >= 1, f"inference.max_instances must be >= 1, got {i.max_instances}")
+    _check(i.center_refinement_steps >= 0, f"inference.center_refinement_steps must be >= 0 "
+                                           f"(0 = off), got {i.center_refinement_steps}")
     _check(i.min_mask_area >= 0, f"inference.min_mask_area must be >= 0, got {i.min_mask_area}")
     unknown = [c for c in i.classes if c not in m.class_names[1:]]
     _check(not unknown, f"inference.classes: unknown class(es) {unknown}; the model knows "

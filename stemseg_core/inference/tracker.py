@@ -75,6 +75,7 @@ class StreamingTracker:
         self.foreground_threshold = float(inf.foreground_threshold)
         self.mask_threshold = float(inf.mask_threshold)
         self.max_instances = int(inf.max_instances)
+        self.center_refinement_steps = int(inf.center_refinement_steps)
         self.min_mask_area = int(inf.min_mask_area)
         self.stitch_min_iou = float(inf.stitch_min_iou)
         self.classes = list(inf.classes)
@@ -216,7 +217,8 @@ class StreamingTracker:
                 semantic[0] if semantic is not None else None,
                 seediness_threshold=self.seediness_threshold,
                 foreground_threshold=self.foreground_threshold,
-                mask_threshold=self.mask_threshold, max_instances=self.max_instances)
+                mask_threshold=self.mask_threshold, max_instances=self.max_instances,
+                center_refinement_steps=self.center_refinement_steps)
             self._sync()
             t2 = time.perf_counter()
             timings["clustering"] = t2 - t1

@@ -30,6 +30,7 @@ def test_yaml_file_round_trip(tmp_path):
     ("inference.clip_overlap=8", "0..7"),
     ("inference.mask_threshold=1.5", "in [0, 1]"),
     ("inference.classes=[truck]", "unknown class"),
+    ("inference.center_refinement_steps=-1", "center_refinement_steps must be >= 0"),
     ("data.height=100", "multiples of 32"),
     ("train.lr=abc", "expected a number"),
     ("model.clip_length=2.5", "expected an integer"),

@@ -97,3 +97,22 @@ def test_bad_shapes_raise():
         cluster_clip(emb, prec, seed[0], sem)
     with pytest.raises(ValueError, match="semantic"):
         cluster_clip(emb, prec, seed, sem[:, :1])
+
+
+def test_center_refinement_recentres_on_the_mask_mean():
+    # Embedding = x along a row; seed at x=0; precision 0.25: p > 0.5 <=> |e - mu| < 2.355.
+    emb = torch.arange(10, dtype=torch.float32).view(1, 1, 1, 10)
+    seed = torch.full((1, 1, 10), 0.3)
+    seed[0, 0, 0] = 0.9
+    prec = torch.full((1, 1, 1, 10), 0.25)
+
+    def mask(steps):
+        inst = cluster_clip(emb, prec, seed, None, seediness_threshold=0.5,
+                            foreground_threshold=0.1, center_refinement_steps=steps)
+        return inst[0].mask[0, 0].nonzero().squeeze(1).tolist()
+
+    assert mask(0) == [0, 1, 2]        # the paper: centred on the seed pixel, e = 0
+    assert mask(1) == [0, 1, 2, 3]     # mean of {0, 1, 2} = 1 -> |e - 1| < 2.355
+    assert mask(2) == [0, 1, 2, 3]     # mean 1.5 -> e = 4 is 2.5 away: stays out
+    with pytest.raises(ValueError, match="center_refinement_steps"):
+        mask(-1)
