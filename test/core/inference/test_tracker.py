@@ -200,3 +200,31 @@ def test_failed_clip_drops_its_frames_and_never_reuses_ids(tiny_checkpoint):
     assert len(later) == 6  # the stream goes on: every later frame is output once
     new_ids = {i.track_id for r in later for i in r.instances}
     assert not (new_ids & used)
+
+
+def test_small_masks_are_left_out_of_the_output_but_keep_the_track(tiny_config):
+    # One red object, big (12x12) except in frames 4..9 where it is 4x4 (one low-res cell).
+    # With T=4 / overlap 2, clips 4-7 and 6-9 see it only small: were small masks dropped
+    # before linking, frames 10.. would start a new track.
+    def image(i):
+        img = np.zeros((IMG_H, IMG_W, 3), np.uint8)
+        if 4 <= i <= 9:
+            x = 4 * (1 + (4 + 2 * i) // 4)
+            img[8:12, x:x + 4, 0] = 255
+        else:
+            img[4:16, 4 + 2 * i:16 + 2 * i, 0] = 255
+        return img
+
+    def run(min_area):
+        tr = StreamingTracker(ColourBlobModel(), tiny_config, device="cpu")
+        tr.set_thresholds(min_mask_area=min_area)
+        out = [r for i in range(16) for r in tr.push(image(i), i)] + tr.flush()
+        return [[(inst.track_id, int(inst.mask.sum())) for inst in r.instances] for r in out]
+
+    everything = run(0)
+    assert all(len(f) == 1 for f in everything)  # the small object is found in every frame
+    assert all(f[0][1] < 60 for f in everything[4:10])
+    assert all(f[0][1] >= 100 for f in everything[:4] + everything[10:])
+    filtered = run(60)
+    assert all(f == [] for f in filtered[4:10])
+    assert {f[0][0] for f in filtered[:4] + filtered[10:]} == {1}  # one track throughout
