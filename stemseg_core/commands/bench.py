@@ -42,8 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's own)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. --set inference.clip_overlap=2 (repeatable)")
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                   metavar="KEY=VALUE",
+                   help="config override, e.g. --set inference.clip_overlap=2 (several at once "
+                        "or repeated)")
     p.add_argument("--json", dest="json_path", default=None, help="also write the figures here")
 
 

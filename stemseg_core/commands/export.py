@@ -33,9 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp16", "fp32"], default="fp16",
                    help="TensorRT precision (default fp16)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (tensorrt needs cuda)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                   metavar="KEY=VALUE",
                    help="config override stored with the export, e.g. "
-                        "inference.seediness_threshold=0.7 (repeatable)")
+                        "inference.seediness_threshold=0.7 (several at once or repeated)")
     p.add_argument("--no-check", action="store_true",
                    help="skip comparing the export's outputs with eager PyTorch")
 

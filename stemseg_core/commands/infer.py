@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action="store_true",
                         help="also write OUT/overlays/<seq>.mp4")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of --video (10)")
-    parser.add_argument("--set", action="append", dest="overrides", default=[],
+    parser.add_argument("--set", nargs="+", action="extend", dest="overrides", default=[],
                         metavar="KEY=VALUE", help="config override, e.g. inference.clip_overlap=2")
     parser.add_argument("--min-area", default=None, metavar="N|authors",
                         help="drop masks smaller than N px ('authors': car 150 / ped 250)")
