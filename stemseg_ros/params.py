@@ -104,8 +104,9 @@ SPECS: tuple[Spec, ...] = (
          "probability exceeds this" + _THR, live=True, range=(-1.0, 1.0)),
     Spec("foreground_threshold", float(FROM_CHECKPOINT), "Pixels are clustered only where the "
          "foreground probability exceeds this" + _THR, live=True, range=(-1.0, 1.0)),
-    Spec("min_mask_area", FROM_CHECKPOINT, "Instances smaller than this many pixels are "
-         "dropped" + _THR, live=True, range=(-1, 100_000_000)),
+    Spec("min_mask_area", FROM_CHECKPOINT, "Instance masks smaller than this many pixels are "
+         "left out of a frame's output (they still link tracks)" + _THR, live=True,
+         range=(-1, 100_000_000)),
     Spec("classes", None, "Keep only these class names (empty = all the model knows).",
          live=True, type_=Parameter.Type.STRING_ARRAY),
     Spec("input_transport", "raw", "raw: subscribe `image` (sensor_msgs/Image); compressed: "
