@@ -82,6 +82,10 @@ class ModelConfig:
     semantic_head: bool = True
     #: Clip length T (frames per forward pass).
     clip_length: int = 8
+    #: Output resolution, as the input stride of the output maps: 4 = the paper (TSE decoder
+    #: output); 2 = a stride-2 refinement guided by the backbone stem (model/refine.py), for
+    #: small images whose thin objects are only a few pixels wide at 1/4.
+    output_stride: int = 4
     #: Input normalisation: the model takes RGB uint8-valued floats and normalises inside.
     pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
     pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
@@ -319,6 +323,9 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+OUTPUT_STRIDES = (4, 2)
+
+
 def validate(cfg: Config) -> None:
     """Raise ConfigError on the first value outside its allowed range."""
     m = cfg.model
@@ -343,6 +350,9 @@ def validate(cfg: Config) -> None:
     _check(len(set(m.class_names)) == len(m.class_names),
            f"model.class_names has duplicates: {m.class_names}")
     _check(m.clip_length >= 1, f"model.clip_length must be >= 1, got {m.clip_length}")
+    _check(m.output_stride in OUTPUT_STRIDES,
+           f"model.output_stride must be one of {OUTPUT_STRIDES} (4 = the paper's decoder "
+           f"output, 2 = with the stride-2 refinement), got {m.output_stride}")
     _check(len(m.pixel_mean) == 3 and len(m.pixel_std) == 3 and all(s > 0 for s in m.pixel_std),
            "model.pixel_mean/pixel_std need 3 values each (RGB), std > 0")
     cw = cfg.loss.semantic_class_weights

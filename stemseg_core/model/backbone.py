@@ -85,6 +85,8 @@ class Backbone(nn.Module):
             ]
             # the stem here already ends at stride 4 (maxpool): stage 1 keeps stride 4
             in_channels = [_last_channels(g) for g in groups[1:]]
+            stem_channels = int(net.conv1.out_channels)
+            self._stem_split = 3  # conv1, bn1, relu (stride 2) | maxpool (stride 4)
         elif name in MOBILENETS:
             if cfg.frozen_bn:
                 norm = partial(FrozenBatchNorm2d, eps=0.001)
@@ -105,10 +107,14 @@ class Backbone(nn.Module):
                 raise RuntimeError(f"{name}: could not find feature layers at strides 2..32")
             groups = [nn.Sequential(*b) for b in buckets]
             in_channels = [int(b[-1].out_channels) for b in buckets[1:]]
+            stem_channels = int(buckets[0][-1].out_channels)
+            self._stem_split = len(buckets[0])  # the whole stem group is at stride 2
         else:
             raise ValueError(f"unsupported backbone '{name}'; allowed: {RESNETS + MOBILENETS}")
         self.stages = nn.ModuleList(groups)
         self.in_channels = in_channels
+        #: Channels of the stride-2 stem features (``forward(x, with_stem=True)``).
+        self.stem_channels = stem_channels
         self.out_channels = cfg.fpn_channels
         self.fpn = FeaturePyramidNetwork(in_channels, cfg.fpn_channels)
         self.frozen_stages = min(cfg.frozen_stages, 4)
@@ -125,14 +131,19 @@ class Backbone(nn.Module):
             self.stages[i].eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, with_stem: bool = False):
+        """(N, 3, H, W) -> [FPN maps at strides 4, 8, 16, 32]; with_stem: also the stem's
+        stride-2 features (N, stem_channels, H/2, W/2), as (maps, stem)."""
         feats: OrderedDict[str, torch.Tensor] = OrderedDict()
-        x = self.stages[0](x)
+        stem_group = self.stages[0]
+        stem = stem_group[:self._stem_split](x)
+        x = stem_group[self._stem_split:](stem)
         for i in range(1, 5):
             x = self.stages[i](x)
             feats[str(i)] = x
         out = self.fpn(feats)
-        return [out[str(i)] for i in range(1, 5)]
+        maps = [out[str(i)] for i in range(1, 5)]
+        return (maps, stem) if with_stem else maps
 
 
 def _last_channels(module: nn.Module) -> int:

@@ -1,9 +1,10 @@
 """The STEm-Seg network: backbone + FPN per frame, TSE decoders, heads, mixing, losses.
 
-``forward(images, targets=None)`` with images (B, T, 3, H, W) RGB 0..255, H and W multiples of 32:
+``forward(images, targets=None)`` with images (B, T, 3, H, W) RGB 0..255, H and W multiples of 32,
+and s = cfg.model.output_stride (4, the paper; or 2 with the stride-2 refiners of refine.py):
 
-- eval mode -> {"embeddings" (B, E, T, H/4, W/4), "precisions" (B, E, T, H/4, W/4) = 1/variance,
-  "seediness" (B, T, H/4, W/4) in [0, 1], "semantic" (B, C, T, H/4, W/4) logits if the head exists}
+- eval mode -> {"embeddings" (B, E, T, H/s, W/s), "precisions" (B, E, T, H/s, W/s) = 1/variance,
+  "seediness" (B, T, H/s, W/s) in [0, 1], "semantic" (B, C, T, H/s, W/s) logits if the head exists}
 - train mode -> {"embedding", "smoothness", "seediness", ["semantic"], "total"} scalar losses, with
   targets = list of B dicts {"masks": bool (N, T, H, W), "classes": long (N,), "ignore": bool
   (T, H, W)} at input resolution.
@@ -21,6 +22,7 @@ from stemseg_core.config import Config
 from stemseg_core.model.backbone import Backbone
 from stemseg_core.model.heads import EmbeddingHead, SeedinessHead, SemanticHead
 from stemseg_core.model.mixing import Mixing
+from stemseg_core.model.refine import StrideTwoRefiner
 from stemseg_core.model.tse_decoder import TSEDecoder
 
 OUTPUT_STRIDE = 4
@@ -70,12 +72,11 @@ def downsample_targets(target: dict[str, torch.Tensor], size: tuple[int, int],
 
 
 class STEmSeg(nn.Module):
-    num_outputs_stride = OUTPUT_STRIDE
-
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
         m = cfg.model
+        self.num_outputs_stride = int(m.output_stride)
         self.backbone = Backbone(m.backbone)
         c = self.backbone.out_channels
         widths, groups = list(m.decoder.widths), m.decoder.groupnorm_groups
@@ -90,6 +91,13 @@ class STEmSeg(nn.Module):
         if self.has_semantic:
             self.semantic_decoder = TSEDecoder(c, widths, groups)
             self.semantic_head = SemanticHead(widths[3], m.num_classes)
+        # Stride-2 refiners, one per decoder (model.output_stride: 2); none for the paper's 4.
+        self.refiners = nn.ModuleDict()
+        if self.num_outputs_stride == 2:
+            names = ["embedding", "seediness"] + (["semantic"] if self.has_semantic else [])
+            for name in names:
+                self.refiners[name] = StrideTwoRefiner(widths[3], self.backbone.stem_channels,
+                                                       groups)
         self.register_buffer("pixel_mean", torch.tensor(m.pixel_mean, dtype=torch.float32)
                              .view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(m.pixel_std, dtype=torch.float32)
@@ -110,22 +118,30 @@ class STEmSeg(nn.Module):
         self.check_input(images)
         b, t, _, h, w = images.shape
         x = (images - self.pixel_mean) / self.pixel_std
-        feats = self.backbone(x.reshape(b * t, 3, h, w))
+        refine = len(self.refiners) > 0
+        feats = self.backbone(x.reshape(b * t, 3, h, w), with_stem=refine)
+        stem = None
+        if refine:
+            feats, stem = feats
         # (B*T, C, h, w) -> (B, C, T, h, w)
         vols = [f.reshape(b, t, f.shape[1], f.shape[2], f.shape[3]).permute(0, 2, 1, 3, 4)
                 for f in feats]
-        d1 = self.embedding_decoder(vols)
-        raw_emb, raw_var = self.embedding_head(d1)
+
+        def decode(name: str, decoder: nn.Module) -> torch.Tensor:
+            d = decoder(vols)  # (B, C, T, H/4, W/4)
+            return self.refiners[name](d, stem) if refine else d
+
+        raw_emb, raw_var = self.embedding_head(decode("embedding", self.embedding_decoder))
         raw_emb = raw_emb.float()
         raw_var = raw_var.float()
         out = {
             "embeddings": self.mixing.embeddings(raw_emb),
             "precisions": self.mixing.precisions(raw_var),
-            "seediness": self.seediness_head(self.seediness_decoder(vols)).float(),
+            "seediness": self.seediness_head(decode("seediness", self.seediness_decoder)).float(),
             "raw_variance": raw_var,
         }
         if self.has_semantic:
-            out["semantic"] = self.semantic_head(self.semantic_decoder(vols)).float()
+            out["semantic"] = self.semantic_head(decode("semantic", self.semantic_decoder)).float()
         return out
 
     def forward(self, images: torch.Tensor,
@@ -152,7 +168,7 @@ class STEmSeg(nn.Module):
         h, w = out["embeddings"].shape[-2:]
         per_clip: list[dict[str, torch.Tensor]] = []
         for i, tgt in enumerate(targets):
-            small = downsample_targets(tgt, (int(h), int(w)))
+            small = downsample_targets(tgt, (int(h), int(w)), stride=self.num_outputs_stride)
             per_clip.append(L.clip_losses(
                 out["embeddings"][i], out["precisions"][i], out["raw_variance"][i],
                 out["seediness"][i], small["masks"], small["ignore"],

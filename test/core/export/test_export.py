@@ -36,6 +36,27 @@ def test_onnx_matches_eager_in_onnxruntime(tiny_model, tmp_path):
     assert max(diffs.values()) < 1e-3, diffs
 
 
+def test_stride_two_model_exports_match_eager(tiny_config, tmp_path):
+    """The stride-2 refiners (bilinear x2 + 2D convs) trace and run in onnxruntime too."""
+    from stemseg_core.config import config_from_dict
+
+    d = tiny_config.to_dict()
+    d["model"]["output_stride"] = 2
+    torch.manual_seed(0)
+    model = build_model(config_from_dict(d)).eval()
+    for p in model.refiners.parameters():  # leave the zero init: the refiners must matter
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.rand(1, 4, 3, 64, 128) * 255
+    diffs = check_onnx(model, x, export_onnx(model, x, tmp_path / "m2.onnx"))
+    assert max(diffs.values()) < 1e-3, diffs
+    loaded, _ = load_torchscript(export_torchscript(model, x, tmp_path / "m2.ts"))
+    with torch.inference_mode():
+        ref, got = model(x), loaded(x)
+    assert got["embeddings"].shape[-2:] == (32, 64)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5)
+
+
 def test_cli_rejects_bad_size(tiny_checkpoint, tmp_path, capsys):
     rc = main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "torchscript",
                "--out", str(tmp_path / "m.ts"), "--height", "50"])
