@@ -300,6 +300,9 @@ def test_lifecycle_cycle_and_compressed_png_input(tiny_checkpoint, ros_client, s
     node = start_node(["-r", f"__ns:={namespace}", "-p", "autostart:=false",
                        "-p", f"checkpoint:={tiny_checkpoint}", "-p", "device:=cpu",
                        "-p", "qos_reliability:=reliable", "-p", "idle_flush_sec:=0.0",
+                       # reliable delivers only what the reader's history holds: deep enough
+                       # for the whole burst (the default 5 lost a frame on a loaded machine)
+                       "-p", "qos_depth:=50",
                        "-p", "max_queue_clips:=50", "-p", "publish_overlay:=false"])
     ns = namespace
     assert _state(ros_client, ns) == "unconfigured"
