@@ -134,6 +134,10 @@ class InferenceConfig:
     center_refinement_steps: int = 0
     #: Instances smaller than this many pixels (per frame, at input resolution) are dropped.
     min_mask_area: int = 0
+    #: Offline only (`stemseg infer`, when --min-track-length is not given): drop tracks seen in
+    #: fewer frames (0 = keep all). The streaming node cannot know a track's final length when
+    #: it publishes a frame, so it ignores this.
+    min_track_length: int = 0
     #: Minimum mask IoU over the shared frames for two clip instances to be linked.
     stitch_min_iou: float = 0.1
     #: Keep only these class names (empty = all).
@@ -371,6 +375,8 @@ def validate(cfg: Config) -> None:
     _check(i.center_refinement_steps >= 0, f"inference.center_refinement_steps must be >= 0 "
                                            f"(0 = off), got {i.center_refinement_steps}")
     _check(i.min_mask_area >= 0, f"inference.min_mask_area must be >= 0, got {i.min_mask_area}")
+    _check(i.min_track_length >= 0, f"inference.min_track_length must be >= 0 (0 = off), got "
+                                    f"{i.min_track_length}")
     unknown = [c for c in i.classes if c not in m.class_names[1:]]
     _check(not unknown, f"inference.classes: unknown class(es) {unknown}; the model knows "
                         f"{m.class_names[1:]}")

@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-area", default=None, metavar="N|authors",
                         help="drop masks smaller than N px ('authors': car 150 / ped 250)")
     parser.add_argument("--min-track-length", default=None, metavar="N|authors",
-                        help="drop tracks shorter than N frames ('authors': car 3 / ped 10)")
+                        help="drop tracks shorter than N frames ('authors': car 3 / ped 10; "
+                             "0 = keep all); default: the checkpoint's "
+                             "inference.min_track_length")
 
 
 def sequence_frames(data: str | Path, seq: str) -> list[Path]:
@@ -176,6 +178,11 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
                                                overrides=list(args.overrides) or None)
+    if min_len is None:
+        min_len = int(tracker.cfg.inference.min_track_length) or None
+        if min_len:
+            print(f"dropping tracks shorter than {min_len} frames (the checkpoint's "
+                  f"inference.min_track_length; --min-track-length 0 keeps all)")
     total_frames, total_time = 0, 0.0
     for seq in seqs:
         frames = frames_of[seq]

@@ -31,6 +31,7 @@ def test_yaml_file_round_trip(tmp_path):
     ("inference.mask_threshold=1.5", "in [0, 1]"),
     ("inference.classes=[truck]", "unknown class"),
     ("inference.center_refinement_steps=-1", "center_refinement_steps must be >= 0"),
+    ("inference.min_track_length=-2", "min_track_length must be >= 0"),
     ("data.height=100", "multiples of 32"),
     ("train.lr=abc", "expected a number"),
     ("model.clip_length=2.5", "expected an integer"),

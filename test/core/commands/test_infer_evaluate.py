@@ -23,12 +23,15 @@ class FakeTracker:
     """Streams the fixture's GT back with a 2-frame delay; reset() moves to the next sequence."""
 
     instances: list[FakeTracker] = []
+    min_track_length = 0  # stands in for the checkpoint's inference.min_track_length
 
     def __init__(self):
         self.seq_index = -1
         self.pending: list[FrameResult] = []
         self.frames = 0
         self.calls: list[str] = []
+        self.cfg = types.SimpleNamespace(
+            inference=types.SimpleNamespace(min_track_length=self.min_track_length))
         FakeTracker.instances.append(self)
 
     @classmethod
@@ -122,6 +125,28 @@ def test_infer_with_streaming_tracker_contract(tmp_path, fake_tracker):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["car"]["sMOTSA"] == pytest.approx(100)
     assert metrics["pedestrian"]["HOTA"] == pytest.approx(100)
+
+
+def test_infer_min_track_length_from_checkpoint(tmp_path, fake_tracker, monkeypatch):
+    """The checkpoint's inference.min_track_length applies unless --min-track-length is given."""
+    data = fx.build(tmp_path / "kitti")
+
+    def lines(out):
+        return (out / f"{fx.SEQS[0]}.txt").read_text().splitlines()
+
+    assert main(["infer", "--checkpoint", "x.pt", "--data", str(data), "--split", "val",
+                 "--out", str(tmp_path / "all")]) == 0
+    n_all = len(lines(tmp_path / "all"))
+    assert n_all > 0
+    # Every fixture track spans at most fx.FRAMES frames: a longer minimum drops them all ...
+    monkeypatch.setattr(fake_tracker, "min_track_length", fx.FRAMES + 1)
+    assert main(["infer", "--checkpoint", "x.pt", "--data", str(data), "--split", "val",
+                 "--out", str(tmp_path / "none")]) == 0
+    assert lines(tmp_path / "none") == []
+    # ... and an explicit flag wins over the checkpoint's value.
+    assert main(["infer", "--checkpoint", "x.pt", "--data", str(data), "--split", "val",
+                 "--out", str(tmp_path / "flag"), "--min-track-length", "0"]) == 0
+    assert len(lines(tmp_path / "flag")) == n_all
 
 
 def test_infer_missing_sequence(tmp_path, fake_tracker, capsys):
