@@ -134,6 +134,9 @@ class InferenceConfig:
     center_refinement_steps: int = 0
     #: Instances smaller than this many pixels (per frame, at input resolution) are dropped.
     min_mask_area: int = 0
+    #: Per-class overrides of min_mask_area, by class name (e.g. {pedestrian: 80}); classes not
+    #: listed use min_mask_area (which stays a live threshold for them).
+    min_mask_area_per_class: dict[str, int] = field(default_factory=dict)
     #: Offline only (`stemseg infer`, when --min-track-length is not given): drop tracks seen in
     #: fewer frames (0 = keep all). The streaming node cannot know a track's final length when
     #: it publishes a frame, so it ignores this.
@@ -219,6 +222,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
         return _build(tp, value, key)
     origin = typing.get_origin(tp)
+    if origin is dict:
+        key_tp, val_tp = typing.get_args(tp)
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping like {{name: value}}, got {value!r}")
+        return {_coerce(k, key_tp, f"{key} (a key)"): _coerce(v, val_tp, f"{key}.{k}")
+                for k, v in value.items()}
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, str):
@@ -375,6 +386,12 @@ def validate(cfg: Config) -> None:
     _check(i.center_refinement_steps >= 0, f"inference.center_refinement_steps must be >= 0 "
                                            f"(0 = off), got {i.center_refinement_steps}")
     _check(i.min_mask_area >= 0, f"inference.min_mask_area must be >= 0, got {i.min_mask_area}")
+    per_class = i.min_mask_area_per_class
+    unknown_area = [c for c in per_class if c not in m.class_names[1:]]
+    _check(not unknown_area, f"inference.min_mask_area_per_class: unknown class(es) "
+                             f"{unknown_area}; the model knows {m.class_names[1:]}")
+    negative = {c: v for c, v in per_class.items() if v < 0}
+    _check(not negative, f"inference.min_mask_area_per_class: areas must be >= 0, got {negative}")
     _check(i.min_track_length >= 0, f"inference.min_track_length must be >= 0 (0 = off), got "
                                     f"{i.min_track_length}")
     unknown = [c for c in i.classes if c not in m.class_names[1:]]

@@ -105,7 +105,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("foreground_threshold", float(FROM_CHECKPOINT), "Pixels are clustered only where the "
          "foreground probability exceeds this" + _THR, live=True, range=(-1.0, 1.0)),
     Spec("min_mask_area", FROM_CHECKPOINT, "Instance masks smaller than this many pixels are "
-         "left out of a frame's output (they still link tracks)" + _THR, live=True,
+         "left out of a frame's output (they still link tracks); classes listed in the "
+         "checkpoint's inference.min_mask_area_per_class use their own value" + _THR, live=True,
          range=(-1, 100_000_000)),
     Spec("classes", None, "Keep only these class names (empty = all the model knows).",
          live=True, type_=Parameter.Type.STRING_ARRAY),

@@ -13,10 +13,13 @@ def test_defaults_and_overrides():
     assert cfg.inference.classes == ["car"]
     assert cfg.train.amp is False
     assert cfg.model.num_classes == 3
+    cfg = load_config(None, ["inference.min_mask_area_per_class={pedestrian: 80, car: '150'}"])
+    assert cfg.inference.min_mask_area_per_class == {"pedestrian": 80, "car": 150}
 
 
 def test_yaml_file_round_trip(tmp_path):
-    cfg = load_config(None, ["model.backbone.name=resnet18", "data.height=96"])
+    cfg = load_config(None, ["model.backbone.name=resnet18", "data.height=96",
+                             "inference.min_mask_area_per_class={pedestrian: 80}"])
     p = tmp_path / "c.yaml"
     save_config(cfg, p)
     again = load_config(p)
@@ -32,6 +35,11 @@ def test_yaml_file_round_trip(tmp_path):
     ("inference.classes=[truck]", "unknown class"),
     ("inference.center_refinement_steps=-1", "center_refinement_steps must be >= 0"),
     ("inference.min_track_length=-2", "min_track_length must be >= 0"),
+    ("inference.min_mask_area_per_class={truck: 50}", "min_mask_area_per_class: unknown class"),
+    ("inference.min_mask_area_per_class={pedestrian: -1}", "areas must be >= 0"),
+    ("inference.min_mask_area_per_class={pedestrian: big}", "min_mask_area_per_class.pedestrian: "
+                                                            "expected an integer"),
+    ("inference.min_mask_area_per_class=[80]", "expected a mapping"),
     ("data.height=100", "multiples of 32"),
     ("train.lr=abc", "expected a number"),
     ("model.clip_length=2.5", "expected an integer"),

@@ -232,3 +232,20 @@ def test_small_masks_are_left_out_of_the_output_but_keep_the_track(tiny_config):
     filtered = run(60)
     assert all(f == [] for f in filtered[4:10])
     assert {f[0][0] for f in filtered[:4] + filtered[10:]} == {1}  # one track throughout
+
+
+def test_per_class_min_mask_area_overrides_the_global_one(tiny_config):
+    # scene(0): a red car and a green pedestrian, 12x12 px each.
+    def run(per_class, global_area):
+        tiny_config.inference.min_mask_area_per_class = per_class
+        tr = StreamingTracker(ColourBlobModel(), tiny_config, device="cpu")
+        tr.set_thresholds(min_mask_area=global_area)
+        out = [r for i in range(4) for r in tr.push(scene(i)[0], i)] + tr.flush()
+        return [sorted(inst.class_name for inst in r.instances) for r in out]
+
+    assert run({}, 0) == [["car", "pedestrian"]] * 4
+    assert run({"pedestrian": 1000}, 0) == [["car"]] * 4
+    assert run({"car": 1000}, 0) == [["pedestrian"]] * 4
+    # classes without an entry follow the (live) global threshold
+    assert run({"pedestrian": 100}, 1000) == [["pedestrian"]] * 4
+    assert run({"pedestrian": 1000}, 100) == [["car"]] * 4
