@@ -288,14 +288,15 @@ class StreamingTracker:
         assert self._geo is not None
         size = self._geo.image_size
         results = []
+        # Minimum area of each instance (by its class), once per clip rather than per frame.
+        need = np.array([max(1, self.min_mask_area_by_id.get(c, self.min_mask_area))
+                         for c in class_ids], dtype=np.int64)
         for i, (stamp, index) in enumerate(meta):
             lab = labels[first + i]
             area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
             instances = []
-            for k in range(len(scores)):
+            for k in np.flatnonzero(area[1:] >= need):
                 c = class_ids[k]
-                if area[k + 1] < max(1, self.min_mask_area_by_id.get(c, self.min_mask_area)):
-                    continue
                 instances.append(TrackedInstance(
                     track_id=ids[k], class_id=c,
                     class_name=self.class_names[c] if c < len(self.class_names) else str(c),
