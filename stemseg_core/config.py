@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -106,6 +106,10 @@ class LossConfig:
     #: Per-class weights of the semantic cross-entropy, one per class name (background first);
     #: empty = unweighted (the authors'). Lifts rare thin classes (pedestrians) over background.
     semantic_class_weights: list[float] = field(default_factory=list)
+    #: Seediness MSE weighting of small instances (not in the paper; 0 = off, the paper's plain
+    #: mean over pixels). With A > 0, the pixels of an instance covering n < A output pixels of the
+    #: clip weigh A / n, so a small distant pedestrian counts like an instance of A pixels.
+    seediness_small_instance_area: float = 0.0
 
 
 @dataclass
@@ -124,6 +128,9 @@ class InferenceConfig:
     clip_overlap: int = 4
     #: Stop clustering when the highest remaining seediness is below this (MIN_SEEDINESS_PROB).
     seediness_threshold: float = 0.5
+    #: Per-class overrides of seediness_threshold, by class name (e.g. {pedestrian: 0.5}): a seed
+    #: whose most likely class is listed needs this seediness instead. Needs the semantic head.
+    seediness_threshold_per_class: dict[str, float] = field(default_factory=dict)
     #: Pixels are clustered only where foreground probability exceeds this.
     foreground_threshold: float = 0.5
     #: A pixel joins an instance when its probability p_ij exceeds this.
@@ -338,6 +345,13 @@ def _check(cond: bool, msg: str) -> None:
         raise ConfigError(msg)
 
 
+def _check_class_names(key: str, names: Iterable[str], m: ModelConfig) -> None:
+    """Every name must be one of the model's object classes (not "background")."""
+    unknown = [c for c in names if c not in m.class_names[1:]]
+    _check(not unknown, f"{key}: unknown class(es) {unknown}; the model knows "
+                        f"{m.class_names[1:]}")
+
+
 OUTPUT_STRIDES = (4, 2)
 
 
@@ -370,6 +384,9 @@ def validate(cfg: Config) -> None:
            f"output, 2 = with the stride-2 refinement), got {m.output_stride}")
     _check(len(m.pixel_mean) == 3 and len(m.pixel_std) == 3 and all(s > 0 for s in m.pixel_std),
            "model.pixel_mean/pixel_std need 3 values each (RGB), std > 0")
+    _check(cfg.loss.seediness_small_instance_area >= 0,
+           f"loss.seediness_small_instance_area must be >= 0 (0 = off), got "
+           f"{cfg.loss.seediness_small_instance_area}")
     cw = cfg.loss.semantic_class_weights
     _check(not cw or (len(cw) == m.num_classes and all(x > 0 for x in cw)),
            f"loss.semantic_class_weights: need {m.num_classes} positive weights (one per class "
@@ -386,17 +403,20 @@ def validate(cfg: Config) -> None:
     _check(i.center_refinement_steps >= 0, f"inference.center_refinement_steps must be >= 0 "
                                            f"(0 = off), got {i.center_refinement_steps}")
     _check(i.min_mask_area >= 0, f"inference.min_mask_area must be >= 0, got {i.min_mask_area}")
-    per_class = i.min_mask_area_per_class
-    unknown_area = [c for c in per_class if c not in m.class_names[1:]]
-    _check(not unknown_area, f"inference.min_mask_area_per_class: unknown class(es) "
-                             f"{unknown_area}; the model knows {m.class_names[1:]}")
-    negative = {c: v for c, v in per_class.items() if v < 0}
+    _check_class_names("inference.min_mask_area_per_class", i.min_mask_area_per_class, m)
+    negative = {c: v for c, v in i.min_mask_area_per_class.items() if v < 0}
     _check(not negative, f"inference.min_mask_area_per_class: areas must be >= 0, got {negative}")
+    _check_class_names("inference.seediness_threshold_per_class",
+                       i.seediness_threshold_per_class, m)
+    outside = {c: v for c, v in i.seediness_threshold_per_class.items() if not 0.0 <= v <= 1.0}
+    _check(not outside, f"inference.seediness_threshold_per_class: thresholds must be in [0, 1], "
+                        f"got {outside}")
+    _check(not i.seediness_threshold_per_class or m.semantic_head,
+           "inference.seediness_threshold_per_class needs model.semantic_head: true (the class "
+           "of a seed pixel comes from the semantic head); use seediness_threshold instead")
     _check(i.min_track_length >= 0, f"inference.min_track_length must be >= 0 (0 = off), got "
                                     f"{i.min_track_length}")
-    unknown = [c for c in i.classes if c not in m.class_names[1:]]
-    _check(not unknown, f"inference.classes: unknown class(es) {unknown}; the model knows "
-                        f"{m.class_names[1:]}")
+    _check_class_names("inference.classes", i.classes, m)
     _check(i.device in DEVICES, f"inference.device: '{i.device}' not one of {', '.join(DEVICES)}")
     d = cfg.data
     _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,

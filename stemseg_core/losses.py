@@ -109,13 +109,34 @@ def seediness_target(probs: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return p.max(dim=0).values
 
 
-def seediness_loss(seediness: torch.Tensor, probs: torch.Tensor,
-                   masks: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between the heat map and :func:`seediness_target` over all P pixels."""
+def small_instance_weights(masks: torch.Tensor, area: float) -> torch.Tensor:
+    """(P,) pixel weights: A / n on the pixels of an instance of n < A pixels, else 1.
+
+    Where instances overlap the larger weight is used. ``area`` <= 0 gives all ones.
+    """
+    masks = masks.bool()
+    weights = torch.ones(masks.shape[1:], dtype=torch.float32, device=masks.device)
+    if area <= 0 or masks.shape[0] == 0:
+        return weights
+    counts = masks.sum(dim=1).clamp_min(1).float()  # (N,)
+    per_inst = (area / counts).clamp_min(1.0)  # (N,)
+    inst_w = torch.where(masks, per_inst[:, None], torch.ones_like(per_inst)[:, None])
+    return torch.maximum(weights, inst_w.max(dim=0).values)
+
+
+def seediness_loss(seediness: torch.Tensor, probs: torch.Tensor, masks: torch.Tensor,
+                   small_instance_area: float = 0.0) -> torch.Tensor:
+    """Mean squared error between the heat map and :func:`seediness_target` over all P pixels.
+
+    small_instance_area > 0: weighted mean with :func:`small_instance_weights` instead.
+    """
     if seediness.numel() == 0:
         return seediness.sum() * 0.0
     target = seediness_target(probs, masks)
-    return F.mse_loss(seediness, target)
+    if small_instance_area <= 0:
+        return F.mse_loss(seediness, target)
+    w = small_instance_weights(masks, small_instance_area).to(seediness.dtype)
+    return (w * (seediness - target).pow(2)).sum() / w.sum()
 
 
 def semantic_loss(logits: torch.Tensor, labels: torch.Tensor,
@@ -150,12 +171,14 @@ def clip_losses(embeddings: torch.Tensor, precisions: torch.Tensor, raw_variance
                 seediness: torch.Tensor, masks: torch.Tensor, ignore: torch.Tensor | None = None,
                 semantic_logits: torch.Tensor | None = None,
                 classes: torch.Tensor | None = None,
-                semantic_class_weights: list[float] | None = None) -> dict[str, torch.Tensor]:
+                semantic_class_weights: list[float] | None = None,
+                seediness_small_instance_area: float = 0.0) -> dict[str, torch.Tensor]:
     """All loss terms of one clip at output resolution.
 
     embeddings/precisions (E, T, h, w), raw_variance (V, T, h, w), seediness (T, h, w),
     masks bool (N, T, h, w), ignore bool (T, h, w) or None, semantic_logits (C, T, h, w) or None,
-    classes long (N,) (needed with semantic_logits). Ignored pixels take no part in any term;
+    classes long (N,) (needed with semantic_logits); seediness_small_instance_area: see
+    :func:`seediness_loss`. Ignored pixels take no part in any term;
     instances left with no pixel are dropped. Computed in float32.
     -> {"embedding", "smoothness", "seediness"[, "semantic"]} scalars.
     """
@@ -180,7 +203,7 @@ def clip_losses(embeddings: torch.Tensor, precisions: torch.Tensor, raw_variance
     out = {
         "embedding": embedding_loss(probs, m),
         "smoothness": smoothness_loss(raw, m),
-        "seediness": seediness_loss(seed, probs, m),
+        "seediness": seediness_loss(seed, probs, m, seediness_small_instance_area),
     }
     if semantic_logits is not None:
         if classes is None:

@@ -99,7 +99,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("input_height", 0, "Height the images are resized to before the model; 0 = the "
          "checkpoint's / camera's size.", range=(0, 8192)),
     Spec("seediness_threshold", float(FROM_CHECKPOINT), "Stop clustering when the highest "
-         "remaining seediness is below this" + _THR, live=True, range=(-1.0, 1.0)),
+         "remaining seediness is below this; seeds of classes listed in the checkpoint's "
+         "inference.seediness_threshold_per_class use their own value" + _THR, live=True,
+         range=(-1.0, 1.0)),
     Spec("mask_threshold", float(FROM_CHECKPOINT), "A pixel joins an instance when its "
          "probability exceeds this" + _THR, live=True, range=(-1.0, 1.0)),
     Spec("foreground_threshold", float(FROM_CHECKPOINT), "Pixels are clustered only where the "

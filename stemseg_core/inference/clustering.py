@@ -5,7 +5,9 @@ Given the network outputs of one clip (one batch element), instances are found o
 1. candidates = pixels whose foreground probability (1 - softmax(semantic)[background]) exceeds
    ``foreground_threshold``; without a semantic head, pixels whose seediness exceeds it;
 2. seed = the remaining candidate with the highest seediness; stop when it is below
-   ``seediness_threshold`` (or after ``max_instances``);
+   ``seediness_threshold`` (or after ``max_instances``). Optionally per class (not in the paper):
+   a candidate whose most likely class has an entry in ``seediness_threshold_by_class`` needs that
+   seediness instead, e.g. a lower one for small pedestrians, whose seediness peaks lower;
 3. the instance is the Gaussian N(mu, diag(1/precision)) with mu and precision taken at the seed:
    p_i = exp(-1/2 sum_d prec_d (e_id - mu_d)^2); the mask tube is {remaining candidates: p_i >
    ``mask_threshold``} plus the seed itself;
@@ -67,8 +69,9 @@ class ClipClusters:
 def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: torch.Tensor,
                  semantic: torch.Tensor | None = None, *, seediness_threshold: float = 0.5,
                  foreground_threshold: float = 0.5, mask_threshold: float = 0.5,
-                 max_instances: int = 20,
-                 center_refinement_steps: int = 0) -> list[ClipInstance]:
+                 max_instances: int = 20, center_refinement_steps: int = 0,
+                 seediness_threshold_by_class: dict[int, float] | None = None
+                 ) -> list[ClipInstance]:
     """Cluster one clip's outputs into instances (highest score first, disjoint masks).
 
     embeddings, precisions: (E, T, h, w); seediness: (T, h, w) in [0, 1]; semantic: optional
@@ -78,16 +81,23 @@ def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: 
     return cluster_clip_labels(
         embeddings, precisions, seediness, semantic, seediness_threshold=seediness_threshold,
         foreground_threshold=foreground_threshold, mask_threshold=mask_threshold,
-        max_instances=max_instances,
-        center_refinement_steps=center_refinement_steps).instances()
+        max_instances=max_instances, center_refinement_steps=center_refinement_steps,
+        seediness_threshold_by_class=seediness_threshold_by_class).instances()
 
 
 def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
                         seediness: torch.Tensor, semantic: torch.Tensor | None = None, *,
                         seediness_threshold: float = 0.5, foreground_threshold: float = 0.5,
                         mask_threshold: float = 0.5, max_instances: int = 20,
-                        center_refinement_steps: int = 0) -> ClipClusters:
-    """As :func:`cluster_clip`, but returns one label map instead of one mask per instance."""
+                        center_refinement_steps: int = 0,
+                        seediness_threshold_by_class: dict[int, float] | None = None
+                        ) -> ClipClusters:
+    """As :func:`cluster_clip`, but returns one label map instead of one mask per instance.
+
+    seediness_threshold_by_class: {class id (>= 1): threshold} replacing ``seediness_threshold``
+    for seed pixels of that class (the pixel's most likely non-background class in ``semantic``);
+    needs ``semantic``. Such pixels can still join another seed's instance.
+    """
     if embeddings.dim() != 4 or precisions.shape != embeddings.shape:
         raise ValueError(f"embeddings/precisions must both be (E, T, h, w), got "
                          f"{tuple(embeddings.shape)} and {tuple(precisions.shape)}")
@@ -102,6 +112,13 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
         raise ValueError("semantic needs at least 2 classes (background + one)")
     if center_refinement_steps < 0:
         raise ValueError(f"center_refinement_steps must be >= 0, got {center_refinement_steps}")
+    by_class = dict(seediness_threshold_by_class or {})
+    if by_class and semantic is None:
+        raise ValueError("seediness_threshold_by_class needs a semantic map (class per pixel)")
+    bad = {c: v for c, v in by_class.items()
+           if not (semantic is not None and 1 <= c < semantic.shape[0])}
+    if bad:
+        raise ValueError(f"seediness_threshold_by_class: class ids must be 1..C-1, got {bad}")
 
     seed_map = seediness.reshape(-1).float()
     if semantic is not None:
@@ -124,7 +141,18 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
     # Working set: the candidates not assigned yet, compacted whenever it has halved.
     # pos maps a working position to its candidate number (0..K-1); seeds of assigned = -1.
     pos = torch.arange(k, device=idx.device)
+    # Seed candidates: pixels at or above their class's seediness threshold; the others keep
+    # seed value -1 (never a seed) but stay free to join an instance.
     seeds = seed_map[idx].clone()
+    if by_class:
+        thr_table = torch.full((sem_c.shape[0],), float(seediness_threshold), device=idx.device)
+        for c, v in by_class.items():
+            thr_table[c] = float(v)
+        thr_pix = thr_table[sem_c[1:].argmax(dim=0) + 1]
+    else:
+        thr_pix = torch.full_like(seeds, float(seediness_threshold))
+    free = torch.ones(k, dtype=torch.bool, device=idx.device)
+    seeds[seeds < thr_pix] = -1.0
     work_emb = emb
     assign = torch.full((k,), -1, dtype=torch.long, device=idx.device)  # candidate -> instance
     scores: list[float] = []
@@ -134,11 +162,10 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
     for j in range(max_instances):
         best_val, best = torch.max(seeds, dim=0)
         best_val_f = float(best_val)
-        if best_val_f < seediness_threshold or best_val_f < 0:
+        if best_val_f < 0:
             break
         mu = work_emb[:, best]
         prec = prec_all[:, idx[pos[best]]]
-        free = seeds >= 0
         for step in range(center_refinement_steps + 1):
             # p > thr  <=>  d = sum prec (e - mu)^2 < -2 log(thr): no exp over all pixels.
             d = torch.mv((work_emb - mu[:, None]).square_().T, prec)
@@ -149,6 +176,7 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
                 prec = prec_all[:, idx[pos[member]]].mean(dim=1)
         hit = member.nonzero().squeeze(1)
         seeds.index_fill_(0, hit, -1.0)
+        free.index_fill_(0, hit, False)
         assign.index_fill_(0, pos[hit], j)
         scores.append(best_val_f)
         seed_flat.append(int(idx[pos[best]]))
@@ -156,8 +184,8 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
         if n_left <= 0:
             break
         if 2 * n_left < seeds.numel():
-            keep = (seeds >= 0).nonzero().squeeze(1)
-            pos, seeds, work_emb = pos[keep], seeds[keep], work_emb[:, keep]
+            keep = free.nonzero().squeeze(1)
+            pos, seeds, work_emb, free = pos[keep], seeds[keep], work_emb[:, keep], free[keep]
 
     n = len(scores)
     if n > 0 and sem_c is not None:

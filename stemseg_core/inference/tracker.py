@@ -75,6 +75,9 @@ class StreamingTracker:
         self.class_names = list(cfg.model.class_names)
         inf = cfg.inference
         self.seediness_threshold = float(inf.seediness_threshold)
+        #: class id -> seediness threshold overriding seediness_threshold (by class name in cfg).
+        self.seediness_threshold_by_id = {self.class_names.index(name): float(v) for name, v in
+                                          inf.seediness_threshold_per_class.items()}
         self.foreground_threshold = float(inf.foreground_threshold)
         self.mask_threshold = float(inf.mask_threshold)
         self.max_instances = int(inf.max_instances)
@@ -224,7 +227,8 @@ class StreamingTracker:
                 seediness_threshold=self.seediness_threshold,
                 foreground_threshold=self.foreground_threshold,
                 mask_threshold=self.mask_threshold, max_instances=self.max_instances,
-                center_refinement_steps=self.center_refinement_steps)
+                center_refinement_steps=self.center_refinement_steps,
+                seediness_threshold_by_class=self.seediness_threshold_by_id)
             self._sync()
             t2 = time.perf_counter()
             timings["clustering"] = t2 - t1

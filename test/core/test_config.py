@@ -15,6 +15,8 @@ def test_defaults_and_overrides():
     assert cfg.model.num_classes == 3
     cfg = load_config(None, ["inference.min_mask_area_per_class={pedestrian: 80, car: '150'}"])
     assert cfg.inference.min_mask_area_per_class == {"pedestrian": 80, "car": 150}
+    cfg = load_config(None, ["inference.seediness_threshold_per_class={pedestrian: 0.5}"])
+    assert cfg.inference.seediness_threshold_per_class == {"pedestrian": 0.5}
 
 
 def test_yaml_file_round_trip(tmp_path):
@@ -40,6 +42,10 @@ def test_yaml_file_round_trip(tmp_path):
     ("inference.min_mask_area_per_class={pedestrian: big}", "min_mask_area_per_class.pedestrian: "
                                                             "expected an integer"),
     ("inference.min_mask_area_per_class=[80]", "expected a mapping"),
+    ("inference.seediness_threshold_per_class={truck: 0.5}",
+     "seediness_threshold_per_class: unknown class"),
+    ("inference.seediness_threshold_per_class={pedestrian: 1.5}", "thresholds must be in [0, 1]"),
+    ("loss.seediness_small_instance_area=-5", "seediness_small_instance_area must be >= 0"),
     ("data.height=100", "multiples of 32"),
     ("train.lr=abc", "expected a number"),
     ("model.clip_length=2.5", "expected an integer"),
@@ -56,3 +62,9 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("model: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_per_class_seediness_needs_the_semantic_head():
+    with pytest.raises(ConfigError, match="needs model.semantic_head: true"):
+        load_config(None, ["model.semantic_head=false",
+                           "inference.seediness_threshold_per_class={pedestrian: 0.5}"])

@@ -140,6 +140,29 @@ def test_seediness_loss_toy():
     assert not L.seediness_target(_t(probs).requires_grad_(), torch.tensor(MASKS)).requires_grad
 
 
+def test_small_instance_weights_by_hand():
+    # instance 0: 2 pixels, instance 1: 3 pixels, pixel 5 background; A = 6 -> weights 3 and 2.
+    masks = torch.tensor([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 1, 0]], dtype=torch.bool)
+    assert L.small_instance_weights(masks, 6.0).tolist() == [3.0, 3.0, 2.0, 2.0, 2.0, 1.0]
+    # A = 2.5: instance 0 (2 px) -> 1.25, instance 1 (3 px) is not small -> 1.
+    assert L.small_instance_weights(masks, 2.5).tolist() == [1.25, 1.25, 1.0, 1.0, 1.0, 1.0]
+    assert L.small_instance_weights(masks, 0.0).tolist() == [1.0] * 6
+
+
+def test_seediness_loss_small_instance_weighting():
+    probs = _probs_by_loops()
+    seed = np.array([0.9, 0.1, 0.3, 0.5, 0.5, 0.0])
+    target = np.where(MASKS[0], probs[0], 0.0) + np.where(MASKS[1], probs[1], 0.0)
+    sizes = MASKS.sum(axis=1)
+    w = np.ones(6)
+    for j in range(2):  # A = 10: every toy instance is small -> weight 10 / size
+        w[MASKS[j]] = 10.0 / sizes[j]
+    expected = np.sum(w * (seed - target) ** 2) / np.sum(w)
+    loss = L.seediness_loss(_t(seed), _t(probs), _t(MASKS), small_instance_area=10.0)
+    assert loss.item() == pytest.approx(expected)
+    assert loss.item() != pytest.approx(np.mean((seed - target) ** 2))
+
+
 def test_semantic_loss_with_ignore():
     logits = _t([[2.0, 0.0, 1.0], [0.0, 1.0, 5.0]])  # (C=2, P=3)
     labels = torch.tensor([0, 1, L.IGNORE_INDEX])

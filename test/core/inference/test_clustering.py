@@ -61,6 +61,32 @@ def test_stops_at_seediness_threshold_and_max_instances():
     assert len(inst) == 1 and torch.equal(inst[0].mask, masks[0])
 
 
+def test_seediness_threshold_by_class():
+    emb, prec, seed, sem, masks = make_clip()
+    # Global 0.92 keeps only blob 0 (0.95, class 2); car seeds (class 1) need only 0.88.
+    inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.92,
+                        seediness_threshold_by_class={1: 0.88})
+    assert [(i.score, i.class_id) for i in inst] == [(pytest.approx(0.95), 2),
+                                                     (pytest.approx(0.90), 1)]
+    assert torch.equal(inst[1].mask, masks[1])  # its sub-threshold pixels still join it
+    # Pedestrians (class 2) at 0.8: blobs 0 and 2; the car (0.90 < 0.92) is not seeded.
+    inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.92,
+                        seediness_threshold_by_class={2: 0.8})
+    assert [i.class_id for i in inst] == [2, 2]
+    assert torch.equal(inst[1].mask, masks[2])
+    # Raising a class above the global threshold removes it.
+    assert [i.class_id for i in cluster_clip(emb, prec, seed, sem, seediness_threshold=0.5,
+                                             seediness_threshold_by_class={2: 0.99})] == [1]
+
+
+def test_seediness_threshold_by_class_errors():
+    emb, prec, seed, sem, _ = make_clip()
+    with pytest.raises(ValueError, match="needs a semantic map"):
+        cluster_clip(emb, prec, seed, None, seediness_threshold_by_class={1: 0.5})
+    with pytest.raises(ValueError, match="class ids must be 1..C-1"):
+        cluster_clip(emb, prec, seed, sem, seediness_threshold_by_class={3: 0.5})
+
+
 def test_seed_below_threshold_gives_nothing():
     emb, prec, seed, sem, _ = make_clip()
     assert cluster_clip(emb, prec, seed * 0.5, sem, seediness_threshold=0.6) == []

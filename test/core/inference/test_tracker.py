@@ -249,3 +249,19 @@ def test_per_class_min_mask_area_overrides_the_global_one(tiny_config):
     # classes without an entry follow the (live) global threshold
     assert run({"pedestrian": 100}, 1000) == [["pedestrian"]] * 4
     assert run({"pedestrian": 1000}, 100) == [["car"]] * 4
+
+
+def test_per_class_seediness_threshold(tiny_config):
+    # ColourBlobModel's seediness is 0.9 on every object: a class is found iff its threshold
+    # (its own entry, else the global one) is <= 0.9.
+    def run(per_class, global_thr):
+        tiny_config.inference.seediness_threshold = global_thr
+        tiny_config.inference.seediness_threshold_per_class = per_class
+        tr = StreamingTracker(ColourBlobModel(), tiny_config, device="cpu")
+        out = [r for i in range(4) for r in tr.push(scene(i)[0], i)] + tr.flush()
+        return [sorted(inst.class_name for inst in r.instances) for r in out]
+
+    assert run({}, 0.95) == [[]] * 4
+    assert run({"pedestrian": 0.8}, 0.95) == [["pedestrian"]] * 4
+    assert run({"car": 0.8, "pedestrian": 0.8}, 0.95) == [["car", "pedestrian"]] * 4
+    assert run({"car": 0.95}, 0.5) == [["pedestrian"]] * 4
