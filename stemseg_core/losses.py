@@ -115,13 +115,10 @@ def small_instance_weights(masks: torch.Tensor, area: float) -> torch.Tensor:
     Where instances overlap the larger weight is used. ``area`` <= 0 gives all ones.
     """
     masks = masks.bool()
-    weights = torch.ones(masks.shape[1:], dtype=torch.float32, device=masks.device)
     if area <= 0 or masks.shape[0] == 0:
-        return weights
-    counts = masks.sum(dim=1).clamp_min(1).float()  # (N,)
-    per_inst = (area / counts).clamp_min(1.0)  # (N,)
-    inst_w = torch.where(masks, per_inst[:, None], torch.ones_like(per_inst)[:, None])
-    return torch.maximum(weights, inst_w.max(dim=0).values)
+        return torch.ones(masks.shape[1:], dtype=torch.float32, device=masks.device)
+    per_inst = (area / masks.sum(dim=1).clamp_min(1).float()).clamp_min(1.0)  # (N,)
+    return torch.where(masks, per_inst[:, None], 1.0).max(dim=0).values
 
 
 def seediness_loss(seediness: torch.Tensor, probs: torch.Tensor, masks: torch.Tensor,

@@ -144,15 +144,14 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
     # Seed candidates: pixels at or above their class's seediness threshold; the others keep
     # seed value -1 (never a seed) but stay free to join an instance.
     seeds = seed_map[idx].clone()
+    thr: float | torch.Tensor = float(seediness_threshold)
     if by_class:
-        thr_table = torch.full((sem_c.shape[0],), float(seediness_threshold), device=idx.device)
+        thr_table = torch.full((sem_c.shape[0],), thr, device=idx.device)
         for c, v in by_class.items():
             thr_table[c] = float(v)
-        thr_pix = thr_table[sem_c[1:].argmax(dim=0) + 1]
-    else:
-        thr_pix = torch.full_like(seeds, float(seediness_threshold))
+        thr = thr_table[sem_c[1:].argmax(dim=0) + 1]  # (K,) per candidate pixel
+    seeds[seeds < thr] = -1.0
     free = torch.ones(k, dtype=torch.bool, device=idx.device)
-    seeds[seeds < thr_pix] = -1.0
     work_emb = emb
     assign = torch.full((k,), -1, dtype=torch.long, device=idx.device)  # candidate -> instance
     scores: list[float] = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,21 +77,24 @@ class StreamingTracker:
         inf = cfg.inference
         self.seediness_threshold = float(inf.seediness_threshold)
         #: class id -> seediness threshold overriding seediness_threshold (by class name in cfg).
-        self.seediness_threshold_by_id = {self.class_names.index(name): float(v) for name, v in
-                                          inf.seediness_threshold_per_class.items()}
+        self.seediness_threshold_by_id = self._by_class_id(inf.seediness_threshold_per_class,
+                                                           float)
         self.foreground_threshold = float(inf.foreground_threshold)
         self.mask_threshold = float(inf.mask_threshold)
         self.max_instances = int(inf.max_instances)
         self.center_refinement_steps = int(inf.center_refinement_steps)
         self.min_mask_area = int(inf.min_mask_area)
         #: class id -> min area overriding min_mask_area (from cfg.inference, by class name).
-        self.min_mask_area_by_id = {self.class_names.index(name): int(v) for name, v in
-                                    inf.min_mask_area_per_class.items()}
+        self.min_mask_area_by_id = self._by_class_id(inf.min_mask_area_per_class, int)
         self.stitch_min_iou = float(inf.stitch_min_iou)
         self.classes = list(inf.classes)
         self._stitcher = ClipStitcher(self.clip_overlap, self.stitch_min_iou)
         self.last_timings: dict[str, float] = {}
         self.reset()
+
+    def _by_class_id(self, by_name: dict[str, Any], cast: Callable[[Any], Any]) -> dict[int, Any]:
+        """{class name: value} from the config -> {class id: cast(value)}."""
+        return {self.class_names.index(name): cast(v) for name, v in by_name.items()}
 
     # ------------------------------------------------------------------------------------------
     @classmethod
