@@ -151,6 +151,13 @@ class InferenceConfig:
     min_track_length: int = 0
     #: Minimum mask IoU over the shared frames for two clip instances to be linked.
     stitch_min_iou: float = 0.1
+    #: Not in the paper (0 = off): a track missed for up to this many frames gets its ID back
+    #: when an unlinked instance of its class appears near where its box was heading (see
+    #: inference/stitching.py).
+    relink_max_gap: int = 0
+    #: Re-linking radius: centre distance to the track's predicted box centre, in units of
+    #: sqrt(track box area).
+    relink_max_distance: float = 1.0
     #: Keep only these class names (empty = all).
     classes: list[str] = field(default_factory=list)
     device: str = "auto"
@@ -169,6 +176,10 @@ class DataConfig:
     horizontal_flip: bool = True
     #: Fraction of training clips made from one image by independent per-frame augmentation.
     image_augmented_fraction: float = 0.0
+    #: Not in the paper: per-clip zoom factor drawn uniformly from [low, high] ([1, 1] = off).
+    #: Above 1 the frames are enlarged and a random height x width window is kept, below 1 they
+    #: are shrunk onto a random place of the canvas (the rest is ignore), same for all frames.
+    scale_range: list[float] = field(default_factory=lambda: [1.0, 1.0])
     num_workers: int = 2
 
 
@@ -392,6 +403,9 @@ def validate(cfg: Config) -> None:
     _check(not cw or (len(cw) == m.num_classes and all(x > 0 for x in cw)),
            f"loss.semantic_class_weights: need {m.num_classes} positive weights (one per class "
            f"in model.class_names) or [], got {cw}")
+    sr = cfg.data.scale_range
+    _check(len(sr) == 2 and 0 < sr[0] <= sr[1],
+           f"data.scale_range must be [low, high] with 0 < low <= high ([1, 1] = off), got {sr}")
     i = cfg.inference
     _check(0 <= i.clip_overlap < m.clip_length,
            f"inference.clip_overlap must be in 0..clip_length-1 = 0..{m.clip_length - 1}, "
@@ -415,6 +429,10 @@ def validate(cfg: Config) -> None:
     _check(not i.seediness_threshold_per_class or m.semantic_head,
            "inference.seediness_threshold_per_class needs model.semantic_head: true (the class "
            "of a seed pixel comes from the semantic head); use seediness_threshold instead")
+    _check(i.relink_max_gap >= 0, f"inference.relink_max_gap must be >= 0 frames (0 = off), "
+                                  f"got {i.relink_max_gap}")
+    _check(i.relink_max_distance >= 0, f"inference.relink_max_distance must be >= 0 (in track "
+                                       f"box sizes), got {i.relink_max_distance}")
     _check(i.min_track_length >= 0, f"inference.min_track_length must be >= 0 (0 = off), got "
                                     f"{i.min_track_length}")
     _check_class_names("inference.classes", i.classes, m)

@@ -20,7 +20,9 @@ is a pure function of seed, epoch and index and a resumed run sees the same data
 (weighted by its number of clips), a frame stride in ``1 .. cfg.data.max_frame_stride`` (limited
 by the sequence length), a random start; a clip-level horizontal flip with probability 0.5 when
 ``cfg.data.horizontal_flip``; with probability ``cfg.data.image_augmented_fraction`` the clip is
-instead made from ONE frame by :func:`stemseg_core.data.augment.make_augmented_clip`.
+instead made from ONE frame by :func:`stemseg_core.data.augment.make_augmented_clip`; when
+``cfg.data.scale_range`` is not [1, 1], a zoom factor and window (see :func:`zoom_clip`), drawn
+last so that runs without it see the same draws as before.
 Evaluation (``train=False``): every clip with stride 1 starting at multiples of ``clip_step``
 (default T), no augmentation.
 
@@ -72,6 +74,36 @@ def fit_frame(image: np.ndarray, masks: np.ndarray, ignore: np.ndarray, dst_h: i
     return img, out, ign
 
 
+def zoom_clip(images: np.ndarray, masks: np.ndarray, ignore: np.ndarray, scale: float,
+              u: float, v: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zoom a clip by ``scale`` on its own (H, W) canvas, the same way in every frame.
+
+    images (T, H, W, 3) uint8, masks (N, T, H, W) bool, ignore (T, H, W) bool. scale > 1: the
+    enlarged frames are cropped to a window at offset (u, v) * (room left) (u, v in [0, 1]);
+    scale < 1: the shrunk frames are placed at that offset and the uncovered canvas is black and
+    ignore. Images are resampled bilinearly, masks and ignore by nearest neighbour.
+    """
+    _t, h, w = ignore.shape
+    # In pixel-edge coordinates dst = scale * src + shift, shift <= 0 when zooming in (crop),
+    # >= 0 when zooming out (pad); pixel centres (x = edge - 0.5) add 0.5 * (scale - 1).
+    shift_y = -u * (scale * h - h)
+    shift_x = -v * (scale * w - w)
+    centre = 0.5 * (scale - 1.0)
+    affine = np.array([[scale, 0.0, shift_x + centre], [0.0, scale, shift_y + centre]])
+    out_img = np.stack([cv2.warpAffine(im, affine, (w, h), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                        for im in images])
+    src_y = np.floor((np.arange(h) + 0.5 - shift_y) / scale).astype(np.int64)
+    src_x = np.floor((np.arange(w) + 0.5 - shift_x) / scale).astype(np.int64)
+    ok_y = (src_y >= 0) & (src_y < h)
+    ok_x = (src_x >= 0) & (src_x < w)
+    inside = ok_y[:, None] & ok_x[None, :]
+    sy, sx = np.clip(src_y, 0, h - 1), np.clip(src_x, 0, w - 1)
+    out_masks = masks[..., sy[:, None], sx[None, :]] & inside
+    out_ignore = ignore[..., sy[:, None], sx[None, :]] | ~inside
+    return out_img, out_masks, out_ignore
+
+
 class ClipDataset(Dataset):
     """Clips of ``cfg.model.clip_length`` frames from :class:`Sequence` objects (module doc)."""
 
@@ -113,7 +145,8 @@ class ClipDataset(Dataset):
             si, st = self.eval_clips[index % len(self.eval_clips)]
             n = len(self.sequences[si])
             frames = [min(st + k, n - 1) for k in range(self.T)]
-            return {"seq": si, "frames": frames, "flip": False, "augmented": False, "rng": None}
+            return {"seq": si, "frames": frames, "flip": False, "augmented": False, "rng": None,
+                    "zoom": None}
         extra_epochs, index = divmod(int(index), len(self))
         rng = np.random.default_rng([self.seed, self.epoch + extra_epochs, index])
         si = int(rng.choice(len(self.sequences), p=self.counts / self.counts.sum()))
@@ -129,19 +162,26 @@ class ClipDataset(Dataset):
             span = stride * (self.T - 1)
             start = int(rng.integers(0, max(1, n - span)))
             frames = [min(start + k * stride, n - 1) for k in range(self.T)]
-        return {"seq": si, "frames": frames, "flip": flip, "augmented": augmented, "rng": rng}
+        lo, hi = (float(x) for x in d.scale_range)
+        zoom = None
+        if (lo, hi) != (1.0, 1.0):
+            zoom = (float(rng.uniform(lo, hi)), float(rng.random()), float(rng.random()))
+        return {"seq": si, "frames": frames, "flip": flip, "augmented": augmented, "rng": rng,
+                "zoom": zoom}
 
     def __getitem__(self, index: int) -> dict:
         if index < 0 or (index >= len(self) and not self.train):
             raise IndexError(index)
         s = self.sample(index)
         return self.load_clip(s["seq"], s["frames"], flip=s["flip"],
-                              augment_rng=s["rng"] if s["augmented"] else None)
+                              augment_rng=s["rng"] if s["augmented"] else None, zoom=s["zoom"])
 
     # ------------------------------------------------------------------------------- loading
     def load_clip(self, seq_index: int, frames: list[int], flip: bool = False,
-                  augment_rng: np.random.Generator | None = None) -> dict:
-        """Build the item of the given frames (deterministic; used by ``__getitem__``)."""
+                  augment_rng: np.random.Generator | None = None,
+                  zoom: tuple[float, float, float] | None = None) -> dict:
+        """Build the item of the given frames (deterministic; used by ``__getitem__``).
+        zoom: (scale, u, v) for :func:`zoom_clip`, or None."""
         seq = self.sequences[seq_index]
         cache: dict[int, tuple] = {}
 
@@ -186,6 +226,8 @@ class ClipDataset(Dataset):
                 for tid, _cls, m in inst:
                     src[col[tid]] |= m
                 images[k], masks[:, k], ignore[k] = fit_frame(img, src, ign, H, W)
+        if zoom is not None and zoom[0] != 1.0:
+            images, masks, ignore = zoom_clip(images, masks, ignore, *zoom)
         if flip:
             images = images[:, :, ::-1]
             masks = masks[..., ::-1]
@@ -200,6 +242,7 @@ class ClipDataset(Dataset):
             "ignore": torch.from_numpy(np.ascontiguousarray(ignore)),
             "meta": {"sequence": seq.name, "frames": list(frames), "flipped": bool(flip),
                      "augmented": augment_rng is not None,
+                     "zoom": None if zoom is None else zoom[0],
                      "track_ids": [t for t, k in zip(track_ids, keep) if k]},
         }
 

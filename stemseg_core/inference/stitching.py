@@ -13,6 +13,19 @@ outputs every frame from the *first* clip that contains it (lowest latency: a fr
 soon as one clip has seen it), and later clips only use those frames to link IDs. The stitcher
 always compares the new clip with the previous clip's own masks of the shared frames.
 
+Re-linking across gaps (not in the paper; ``relink_max_gap`` > 0 turns it on): an object the
+network misses in one or more clips (a small, distant or occluded pedestrian) would come back
+under a new ID. The stitcher therefore remembers, for ``relink_max_gap`` frames after it was last
+seen, each track's class, last box and velocity (box centre motion per frame since the box
+remembered before, or within its first clip). A new
+instance that IoU linking left without an ID is given a remembered track's ID when the track is
+not in this clip, is of the same class, was last seen before the instance's first frame, at most
+``relink_max_gap`` frames earlier, and the instance's box in its first frame lies near the
+track's box moved on by its velocity: centre distance / sqrt(box area of the track) <=
+``relink_max_distance``, with areas within a factor of 3. Candidates are matched with
+``linear_sum_assignment`` on that normalised distance. This runs on boxes of the clip's own
+masks, so it costs O(pixels) per clip and works online (the node's IDs as much as offline ones).
+
 Masks are passed as label maps: (L, H, W) integers, 0 = no instance, k = instance k - 1, so the
 masks of one frame are disjoint by construction and all IoUs come from one joint histogram
 (O(pixels), independent of the number of instances). Only the last Tc frames of the previous
@@ -21,7 +34,11 @@ clip are kept, so memory does not grow with the stream.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
+
+#: Two boxes whose areas differ by more than this factor are never re-linked.
+RELINK_MAX_AREA_RATIO = 3.0
 
 
 def iou_from_labels(prev: np.ndarray, num_prev: int, new: np.ndarray,
@@ -57,6 +74,25 @@ def link_by_iou(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
             if iou[r, c] >= min_iou and iou[r, c] > 0]
 
 
+def instance_boxes(labels: np.ndarray, num_instances: int) -> np.ndarray:
+    """(L, H, W) label map -> (num_instances, L, 4) float boxes (x0, y0, x1, y1), exclusive
+    ends; NaN where the instance has no pixel in that frame."""
+    boxes = np.full((num_instances, labels.shape[0], 4), np.nan)
+    for t in range(labels.shape[0]):
+        for k, sl in enumerate(ndimage.find_objects(labels[t], max_label=num_instances)):
+            if sl is not None:
+                boxes[k, t] = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+    return boxes
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
+
+
+def _area(box: np.ndarray) -> float:
+    return float((box[2] - box[0]) * (box[3] - box[1]))
+
+
 def labels_from_masks(masks: np.ndarray) -> np.ndarray:
     """(N, L, H, W) bool masks, disjoint in every frame -> (L, H, W) int32 label map."""
     masks = np.asarray(masks, dtype=bool)
@@ -75,14 +111,21 @@ class ClipStitcher:
     """Keeps track IDs across overlapping clips.
 
     ``overlap``: Tc, frames shared by consecutive clips. ``min_iou``: pairs below it are not
-    linked (may be changed at any time).
+    linked. ``relink_max_gap`` (frames, 0 = off) and ``relink_max_distance`` (in track box
+    sizes): re-linking across gaps (module doc). All three may be changed at any time.
     """
 
-    def __init__(self, overlap: int, min_iou: float = 0.1) -> None:
+    def __init__(self, overlap: int, min_iou: float = 0.1, relink_max_gap: int = 0,
+                 relink_max_distance: float = 1.0) -> None:
         if overlap < 0:
             raise ValueError(f"overlap must be >= 0, got {overlap}")
+        if relink_max_gap < 0 or relink_max_distance < 0:
+            raise ValueError(f"relink_max_gap and relink_max_distance must be >= 0, got "
+                             f"{relink_max_gap} and {relink_max_distance}")
         self.overlap = overlap
         self.min_iou = min_iou
+        self.relink_max_gap = int(relink_max_gap)
+        self.relink_max_distance = float(relink_max_distance)
         self.reset()
 
     def reset(self) -> None:
@@ -90,6 +133,9 @@ class ClipStitcher:
         self._next_id = 1
         self._prev_labels: np.ndarray | None = None  # last <= overlap frames of the previous clip
         self._prev_ids: list[int] = []
+        self._frames_seen = 0  # stream frames covered by the clips so far
+        #: track id -> (class id, last frame (stream index), box there, velocity (dx, dy)/frame)
+        self._memory: dict[int, tuple[int, int, np.ndarray, np.ndarray]] = {}
 
     @property
     def next_id(self) -> int:
@@ -101,12 +147,14 @@ class ClipStitcher:
         return 0 if self._prev_labels is None else self._prev_labels.shape[0]
 
     def update(self, labels: np.ndarray, num_instances: int,
-               n_shared: int | None = None) -> list[int]:
+               n_shared: int | None = None, class_ids: list[int] | None = None) -> list[int]:
         """Assign track IDs to the instances of a new clip.
 
         labels: (L, H, W) int label map of the clip (0 = none, k = instance k - 1).
         n_shared: how many leading frames of this clip are the last frames of the previous clip;
-        default min(overlap, frames kept, L). Returns the track ID of each instance, in order.
+        default min(overlap, frames kept, L). class_ids: the instances' classes, used by
+        re-linking (without them all instances count as one class). Returns the track ID of
+        each instance, in order.
         """
         labels = np.asarray(labels)
         if labels.ndim != 3:
@@ -127,10 +175,21 @@ class ClipStitcher:
             iou = iou_from_labels(prev, len(self._prev_ids), labels[:n_shared], num_instances)
             for r, c in link_by_iou(iou, self.min_iou):
                 ids[c] = self._prev_ids[r]
+        if class_ids is not None and len(class_ids) != num_instances:
+            raise ValueError(f"class_ids has {len(class_ids)} entries for {num_instances} "
+                             f"instances")
+        classes = [int(c) for c in class_ids] if class_ids is not None else [0] * num_instances
+        start = self._frames_seen - n_shared  # stream index of this clip's first frame
+        self._frames_seen = start + labels.shape[0]
+        if self.relink_max_gap > 0:
+            boxes = instance_boxes(labels, num_instances)
+            self._relink(ids, boxes, classes, start)
         for k in range(num_instances):
             if ids[k] is None:
                 ids[k] = self._next_id
                 self._next_id += 1
+        if self.relink_max_gap > 0:
+            self._remember(ids, boxes, classes, start)
         if self.overlap > 0:
             keep = min(self.overlap, labels.shape[0])
             self._prev_labels = np.array(labels[labels.shape[0] - keep:], copy=True)
@@ -139,7 +198,71 @@ class ClipStitcher:
             self._prev_labels, self._prev_ids = None, []
         return [int(i) for i in ids]
 
-    def update_masks(self, masks: np.ndarray, n_shared: int | None = None) -> list[int]:
+    def _relink(self, ids: list[int | None], boxes: np.ndarray, classes: list[int],
+                start: int) -> None:
+        """Give unlinked instances the IDs of remembered tracks absent from this clip."""
+        # Forget tracks not seen for more than relink_max_gap frames before this clip's end.
+        end = start + boxes.shape[1]
+        self._memory = {i: m for i, m in self._memory.items()
+                        if end - m[1] <= self.relink_max_gap + boxes.shape[1]}
+        used = {i for i in ids if i is not None}
+        tracks = [i for i in self._memory if i not in used]
+        new = [k for k, i in enumerate(ids) if i is None]
+        if not tracks or not new:
+            return
+        cost = np.full((len(tracks), len(new)), np.inf)
+        for c, k in enumerate(new):
+            present = np.flatnonzero(~np.isnan(boxes[k, :, 0]))
+            if present.size == 0:
+                continue
+            first = start + int(present[0])
+            box = boxes[k, present[0]]
+            for r, tid in enumerate(tracks):
+                cls, last, last_box, vel = self._memory[tid]
+                gap = first - last
+                if cls != classes[k] or not 1 <= gap <= self.relink_max_gap:
+                    continue
+                a_old, a_new = max(_area(last_box), 1.0), max(_area(box), 1.0)
+                if max(a_old, a_new) > RELINK_MAX_AREA_RATIO * min(a_old, a_new):
+                    continue
+                dist = np.linalg.norm(_centre(box) - (_centre(last_box) + vel * gap))
+                d = dist / np.sqrt(a_old)
+                if d <= self.relink_max_distance:
+                    cost[r, c] = d
+        ok = np.isfinite(cost)
+        if not ok.any():
+            return
+        rows, cols = linear_sum_assignment(np.where(ok, cost, 1e9))
+        for r, c in zip(rows, cols):
+            if ok[r, c]:
+                ids[new[c]] = tracks[r]
+
+    def _remember(self, ids: list[int | None], boxes: np.ndarray, classes: list[int],
+                  start: int) -> None:
+        """Store each instance's last box in this clip and its velocity: the motion since the
+        box remembered before (a longer baseline than one clip), else within this clip."""
+        for k, tid in enumerate(ids):
+            if tid is None:
+                continue
+            present = np.flatnonzero(~np.isnan(boxes[k, :, 0]))
+            if present.size == 0:
+                continue
+            f0, f1 = int(present[0]), int(present[-1])
+            last = start + f1
+            centre = _centre(boxes[k, f1])
+            old = self._memory.get(tid)
+            if old is not None and last > old[1]:
+                vel = (centre - _centre(old[2])) / (last - old[1])
+            elif old is not None:
+                vel = old[3]
+            elif f1 > f0:
+                vel = (centre - _centre(boxes[k, f0])) / (f1 - f0)
+            else:
+                vel = np.zeros(2)
+            self._memory[tid] = (classes[k], last, boxes[k, f1].copy(), vel)
+
+    def update_masks(self, masks: np.ndarray, n_shared: int | None = None,
+                     class_ids: list[int] | None = None) -> list[int]:
         """As :meth:`update`, from (N, L, H, W) bool masks that are disjoint in every frame."""
         masks = np.asarray(masks, dtype=bool)
-        return self.update(labels_from_masks(masks), masks.shape[0], n_shared)
+        return self.update(labels_from_masks(masks), masks.shape[0], n_shared, class_ids)

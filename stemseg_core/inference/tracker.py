@@ -88,7 +88,9 @@ class StreamingTracker:
         self.min_mask_area_by_id = self._by_class_id(inf.min_mask_area_per_class, int)
         self.stitch_min_iou = float(inf.stitch_min_iou)
         self.classes = list(inf.classes)
-        self._stitcher = ClipStitcher(self.clip_overlap, self.stitch_min_iou)
+        self._stitcher = ClipStitcher(self.clip_overlap, self.stitch_min_iou,
+                                      relink_max_gap=int(inf.relink_max_gap),
+                                      relink_max_distance=float(inf.relink_max_distance))
         self.last_timings: dict[str, float] = {}
         self.reset()
 
@@ -239,7 +241,7 @@ class StreamingTracker:
             labels, scores, class_ids = self._postprocess(clusters)
             t3 = time.perf_counter()
         self._stitcher.min_iou = self.stitch_min_iou
-        ids = self._stitcher.update(labels, len(scores), n_shared=n_shared)
+        ids = self._stitcher.update(labels, len(scores), n_shared=n_shared, class_ids=class_ids)
         t4 = time.perf_counter()
         timings["postprocess"] = t3 - t2
         results = self._frame_results(labels, scores, class_ids, ids,

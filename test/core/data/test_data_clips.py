@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from stemseg_core.config import load_config
-from stemseg_core.data.clips import ClipDataset, build_dataset, collate_clips
+from stemseg_core.data.clips import ClipDataset, build_dataset, collate_clips, zoom_clip
 from stemseg_core.data.kitti_mots import FrameAnnotation, Instance, Sequence
 from stemseg_core.data.synth import generate_dataset
 
@@ -163,3 +163,36 @@ def test_later_epochs_draw_fresh_clips(tmp_path):
     assert draws0 != draws1  # epoch 1 is not a replay of epoch 0
     ds.set_epoch(1)  # index n + i is item i of epoch 1
     assert [tuple(ds.sample(i)["frames"]) + (ds.sample(i)["flip"],) for i in range(n)] == draws1
+
+
+def test_zoom_clip_geometry():
+    images = np.zeros((2, 20, 40, 3), np.uint8)
+    masks = np.zeros((1, 2, 20, 40), bool)
+    masks[0, :, 4:8, 10:14] = True  # 4 x 4 box
+    images[:, 4:8, 10:14] = 200
+    ignore = np.zeros((2, 20, 40), bool)
+    # x2 from the top-left corner: the box doubles to 8 x 8 at twice the coordinates.
+    img, m, ign = zoom_clip(images, masks, ignore, 2.0, 0.0, 0.0)
+    ys, xs = np.nonzero(m[0, 0])
+    assert m[0, 0].sum() == 64 and (ys.min(), ys.max(), xs.min(), xs.max()) == (8, 15, 20, 27)
+    assert not ign.any() and img[1, 11, 23].tolist() == [200] * 3
+    # x2 at the bottom-right window: offset = room (20, 40); the box falls outside.
+    _img, m, _ign = zoom_clip(images, masks, ignore, 2.0, 1.0, 1.0)
+    assert not m.any()
+    # x0.5 into the bottom-right corner: box 2 x 2, uncovered canvas is ignore and black.
+    img, m, ign = zoom_clip(images, masks, ignore, 0.5, 1.0, 1.0)
+    assert m[0, 0].sum() == 4 and m[0, 0, 12:14, 25:27].all()
+    assert ign[0, :10].all() and ign[0, :, :20].all() and not ign[0, 10:, 20:].any()
+    assert img[0, :10].max() == 0
+
+
+def test_scale_range_zooms_items_and_keeps_old_draws(tmp_path, tiny_config):
+    seqs = [_sequence(tmp_path)]
+    plain = [ClipDataset(seqs, _cfg(tiny_config, max_frame_stride=2), seed=5)[i]["meta"]
+             for i in range(4)]
+    cfg = _cfg(tiny_config, scale_range=[1.5, 2.0])
+    items = [ClipDataset(seqs, cfg, seed=5)[i] for i in range(4)]
+    for p, it in zip(plain, items):
+        assert 1.5 <= it["meta"]["zoom"] <= 2.0
+        assert (p["frames"], p["flipped"]) == (it["meta"]["frames"], it["meta"]["flipped"])
+    assert all(p["zoom"] is None for p in plain)

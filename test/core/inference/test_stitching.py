@@ -108,3 +108,48 @@ def test_iou_from_labels_matches_brute_force():
             ma, mb = a == i + 1, b == j + 1
             assert iou[i, j] == pytest.approx((ma & mb).sum() / (ma | mb).sum())
     assert link_by_iou(np.zeros((2, 2)), 0.0) == []  # never link instances that do not touch
+
+
+def test_relink_gives_a_missed_object_its_id_back():
+    # A moves right 1 px/frame, is missed in clip 2 (frames 2-5) and back in clip 3 (4-7) at the
+    # position its velocity predicts; B (another class) reappears at the same place.
+    clips = [clip([0, 1, 2, 3]), clip(), clip([4, 5, 6, 7]), clip([6, 7, None, None])]
+    off = ClipStitcher(overlap=2, min_iou=0.1)
+    assert [off.update_masks(c) for c in clips] == [[1], [], [2], [2]]
+    on = ClipStitcher(overlap=2, min_iou=0.1, relink_max_gap=4, relink_max_distance=0.5)
+    assert [on.update_masks(c, class_ids=[1] * len(c)) for c in clips] == [[1], [], [1], [1]]
+    other_class = ClipStitcher(overlap=2, relink_max_gap=4, relink_max_distance=0.5)
+    other_class.update_masks(clips[0], class_ids=[1])
+    other_class.update_masks(clips[1], class_ids=[])
+    assert other_class.update_masks(clips[2], class_ids=[2]) == [2]
+
+
+def test_relink_limits_gap_distance_and_active_tracks():
+    # Gap: last seen at frame 3, back at frame 4 + 4 = 8 in clip 4 (frames 6-9): gap 5.
+    s = ClipStitcher(overlap=2, relink_max_gap=4, relink_max_distance=0.5)
+    assert s.update_masks(clip([0, 1, 2, 3])) == [1]
+    assert s.update_masks(clip()) == []
+    assert s.update_masks(clip()) == []
+    assert s.update_masks(clip([None, None, 8, 9])) == [2]
+    s = ClipStitcher(overlap=2, relink_max_gap=8, relink_max_distance=0.5)
+    s.update_masks(clip([0, 1, 2, 3]))
+    s.update_masks(clip())
+    s.update_masks(clip())
+    assert s.update_masks(clip([None, None, 8, 9])) == [1]  # within 8 frames: linked
+    # Distance: 6 px boxes (sqrt(area) = 6); 6 px off the prediction (x 4) is 1.0 > 0.5.
+    s = ClipStitcher(overlap=2, relink_max_gap=8, relink_max_distance=0.5)
+    s.update_masks(clip([0, 1, 2, 3]))
+    s.update_masks(clip())
+    assert s.update_masks(clip([10, 11, 12, 13])) == [2]
+    # A track linked by IoU in this clip keeps its ID; a second object beside it gets a new one.
+    s = ClipStitcher(overlap=2, relink_max_gap=8, relink_max_distance=5.0)
+    s.update_masks(clip([0, 1, 2, 3]))
+    assert s.update_masks(clip([2, 3, 4, 5], [None, None, 14, 15])) == [1, 2]
+
+
+def test_relink_rejects_bad_settings():
+    with pytest.raises(ValueError, match="relink_max_gap"):
+        ClipStitcher(overlap=2, relink_max_gap=-1)
+    s = ClipStitcher(overlap=2, relink_max_gap=4)
+    with pytest.raises(ValueError, match="class_ids"):
+        s.update_masks(clip([0, 1, 2, 3]), class_ids=[1, 2])

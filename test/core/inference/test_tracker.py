@@ -265,3 +265,22 @@ def test_per_class_seediness_threshold(tiny_config):
     assert run({"pedestrian": 0.8}, 0.95) == [["pedestrian"]] * 4
     assert run({"car": 0.8, "pedestrian": 0.8}, 0.95) == [["car", "pedestrian"]] * 4
     assert run({"car": 0.95}, 0.5) == [["pedestrian"]] * 4
+
+
+@pytest.mark.parametrize("gap,expected_ids", [(0, {1, 2}), (8, {1}), (6, {1, 2})])
+def test_relink_returns_the_id_of_an_object_missed_for_a_few_clips(tiny_config, gap,
+                                                                   expected_ids):
+    # A red car moving 2 px/frame is invisible in frames 6..11 (two whole clips): last seen at
+    # frame 5, back at frame 12 where its velocity puts it (a 7-frame gap).
+    def image(i):
+        img = np.zeros((IMG_H, IMG_W, 3), np.uint8)
+        if not 6 <= i <= 11:
+            img[4:16, 4 + 2 * i:16 + 2 * i, 0] = 255
+        return img
+
+    tiny_config.inference.relink_max_gap = gap
+    tiny_config.inference.relink_max_distance = 0.5
+    tr = StreamingTracker(ColourBlobModel(), tiny_config, device="cpu")
+    out = [r for i in range(16) for r in tr.push(image(i), i)] + tr.flush()
+    assert [len(r.instances) for r in out] == [1] * 6 + [0] * 6 + [1] * 4
+    assert {inst.track_id for r in out for inst in r.instances} == expected_ids
