@@ -16,8 +16,8 @@ always compares the new clip with the previous clip's own masks of the shared fr
 Re-linking across gaps (not in the paper; ``relink_max_gap`` > 0 turns it on): an object the
 network misses in one or more clips (a small, distant or occluded pedestrian) would come back
 under a new ID. The stitcher therefore remembers, for ``relink_max_gap`` frames after it was last
-seen, each track's class, last box and velocity (box centre motion per frame since the box
-remembered before, or within its first clip). A new
+seen, each track's class, last box and velocity (box centre motion per frame within its last
+clip). A new
 instance that IoU linking left without an ID is given a remembered track's ID when the track is
 not in this clip, is of the same class, was last seen before the instance's first frame, at most
 ``relink_max_gap`` frames earlier, and the instance's box in its first frame lies near the
@@ -239,8 +239,9 @@ class ClipStitcher:
 
     def _remember(self, ids: list[int | None], boxes: np.ndarray, classes: list[int],
                   start: int) -> None:
-        """Store each instance's last box in this clip and its velocity: the motion since the
-        box remembered before (a longer baseline than one clip), else within this clip."""
+        """Store each instance's last box in this clip and its velocity within this clip (first
+        to last frame it is in; a track seen in one frame only keeps its previous velocity).
+        Measured on a tuning set this scored higher than the motion since the previous clip."""
         for k, tid in enumerate(ids):
             if tid is None:
                 continue
@@ -248,18 +249,11 @@ class ClipStitcher:
             if present.size == 0:
                 continue
             f0, f1 = int(present[0]), int(present[-1])
-            last = start + f1
-            centre = _centre(boxes[k, f1])
-            old = self._memory.get(tid)
-            if old is not None and last > old[1]:
-                vel = (centre - _centre(old[2])) / (last - old[1])
-            elif old is not None:
-                vel = old[3]
-            elif f1 > f0:
-                vel = (centre - _centre(boxes[k, f0])) / (f1 - f0)
+            if f1 > f0:
+                vel = (_centre(boxes[k, f1]) - _centre(boxes[k, f0])) / (f1 - f0)
             else:
-                vel = np.zeros(2)
-            self._memory[tid] = (classes[k], last, boxes[k, f1].copy(), vel)
+                vel = self._memory[tid][3] if tid in self._memory else np.zeros(2)
+            self._memory[tid] = (classes[k], start + f1, boxes[k, f1].copy(), vel)
 
     def update_masks(self, masks: np.ndarray, n_shared: int | None = None,
                      class_ids: list[int] | None = None) -> list[int]:

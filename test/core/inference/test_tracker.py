@@ -280,7 +280,8 @@ def test_relink_returns_the_id_of_an_object_missed_for_a_few_clips(tiny_config, 
 
     tiny_config.inference.relink_max_gap = gap
     tiny_config.inference.relink_max_distance = 0.5
-    tr = StreamingTracker(ColourBlobModel(), tiny_config, device="cpu")
+    # stride 2: the 2 px/frame motion shows in the boxes of every frame
+    tr = StreamingTracker(ColourBlobModel(stride=2), tiny_config, device="cpu")
     out = [r for i in range(16) for r in tr.push(image(i), i)] + tr.flush()
     assert [len(r.instances) for r in out] == [1] * 6 + [0] * 6 + [1] * 4
     assert {inst.track_id for r in out for inst in r.instances} == expected_ids
