@@ -158,6 +158,8 @@ class InferenceConfig:
     #: Re-linking radius: centre distance to the track's predicted box centre, in units of
     #: sqrt(track box area).
     relink_max_distance: float = 1.0
+    #: Class names re-linking applies to (empty = all).
+    relink_classes: list[str] = field(default_factory=list)
     #: Keep only these class names (empty = all).
     classes: list[str] = field(default_factory=list)
     device: str = "auto"
@@ -436,6 +438,7 @@ def validate(cfg: Config) -> None:
     _check(i.min_track_length >= 0, f"inference.min_track_length must be >= 0 (0 = off), got "
                                     f"{i.min_track_length}")
     _check_class_names("inference.classes", i.classes, m)
+    _check_class_names("inference.relink_classes", i.relink_classes, m)
     _check(i.device in DEVICES, f"inference.device: '{i.device}' not one of {', '.join(DEVICES)}")
     d = cfg.data
     _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,

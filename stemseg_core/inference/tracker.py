@@ -90,7 +90,9 @@ class StreamingTracker:
         self.classes = list(inf.classes)
         self._stitcher = ClipStitcher(self.clip_overlap, self.stitch_min_iou,
                                       relink_max_gap=int(inf.relink_max_gap),
-                                      relink_max_distance=float(inf.relink_max_distance))
+                                      relink_max_distance=float(inf.relink_max_distance),
+                                      relink_classes={self.class_names.index(c)
+                                                      for c in inf.relink_classes} or None)
         self.last_timings: dict[str, float] = {}
         self.reset()
 

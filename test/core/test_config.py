@@ -48,6 +48,7 @@ def test_yaml_file_round_trip(tmp_path):
     ("loss.seediness_small_instance_area=-5", "seediness_small_instance_area must be >= 0"),
     ("inference.relink_max_gap=-1", "relink_max_gap must be >= 0 frames"),
     ("inference.relink_max_distance=-0.5", "relink_max_distance must be >= 0"),
+    ("inference.relink_classes=[truck]", "relink_classes: unknown class"),
     ("data.scale_range=[1.5, 1.0]", "data.scale_range must be [low, high]"),
     ("data.scale_range=[0, 1.0]", "0 < low <= high"),
     ("data.height=100", "multiples of 32"),

@@ -153,3 +153,12 @@ def test_relink_rejects_bad_settings():
     s = ClipStitcher(overlap=2, relink_max_gap=4)
     with pytest.raises(ValueError, match="class_ids"):
         s.update_masks(clip([0, 1, 2, 3]), class_ids=[1, 2])
+
+
+def test_relink_only_for_listed_classes():
+    clips = [clip([0, 1, 2, 3]), clip(), clip([4, 5, 6, 7])]
+    cases = ((None, [[1], [], [1]]), ({2}, [[1], [], [2]]), ({1}, [[1], [], [1]]))
+    for classes, expected in cases:
+        s = ClipStitcher(overlap=2, relink_max_gap=4, relink_max_distance=0.5,
+                         relink_classes=classes)
+        assert [s.update_masks(c, class_ids=[1] * len(c)) for c in clips] == expected
