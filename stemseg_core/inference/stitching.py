@@ -17,14 +17,14 @@ Re-linking across gaps (not in the paper; ``relink_max_gap`` > 0 turns it on): a
 network misses in one or more clips (a small, distant or occluded pedestrian) would come back
 under a new ID. The stitcher therefore remembers, for ``relink_max_gap`` frames after it was last
 seen, each track's class, last box and velocity (box centre motion per frame within its last
-clip). A new
-instance that IoU linking left without an ID is given a remembered track's ID when the track is
-not in this clip, is of the same class, was last seen before the instance's first frame, at most
-``relink_max_gap`` frames earlier, and the instance's box in its first frame lies near the
-track's box moved on by its velocity: centre distance / sqrt(box area of the track) <=
-``relink_max_distance``, with areas within a factor of 3. Candidates are matched with
-``linear_sum_assignment`` on that normalised distance. This runs on boxes of the clip's own
-masks, so it costs O(pixels) per clip and works online (the node's IDs as much as offline ones).
+clip). A new instance that IoU linking left without an ID is given a remembered track's ID when
+the track is not in this clip, is of the same class (one of ``relink_classes``, if given), was
+last seen before the instance's first frame, at most ``relink_max_gap`` frames earlier, and the
+instance's box in its first frame lies near the track's box moved on by its velocity: centre
+distance / sqrt(box area of the track) <= ``relink_max_distance``, with areas within a factor of
+3. Candidates are matched with ``linear_sum_assignment`` on that normalised distance. This runs
+on boxes of the clip's own masks, so it costs O(pixels) per clip and works online (the node's
+IDs as much as offline ones).
 
 Masks are passed as label maps: (L, H, W) integers, 0 = no instance, k = instance k - 1, so the
 masks of one frame are disjoint by construction and all IoUs come from one joint histogram
