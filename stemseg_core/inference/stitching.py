@@ -184,14 +184,14 @@ class ClipStitcher:
         classes = [int(c) for c in class_ids] if class_ids is not None else [0] * num_instances
         start = self._frames_seen - n_shared  # stream index of this clip's first frame
         self._frames_seen = start + labels.shape[0]
-        if self.relink_max_gap > 0:
-            boxes = instance_boxes(labels, num_instances)
+        boxes = instance_boxes(labels, num_instances) if self.relink_max_gap > 0 else None
+        if boxes is not None:
             self._relink(ids, boxes, classes, start)
         for k in range(num_instances):
             if ids[k] is None:
                 ids[k] = self._next_id
                 self._next_id += 1
-        if self.relink_max_gap > 0:
+        if boxes is not None:
             self._remember(ids, boxes, classes, start)
         if self.overlap > 0:
             keep = min(self.overlap, labels.shape[0])
@@ -204,10 +204,10 @@ class ClipStitcher:
     def _relink(self, ids: list[int | None], boxes: np.ndarray, classes: list[int],
                 start: int) -> None:
         """Give unlinked instances the IDs of remembered tracks absent from this clip."""
-        # Forget tracks not seen for more than relink_max_gap frames before this clip's end.
-        end = start + boxes.shape[1]
+        # Forget tracks last seen more than relink_max_gap frames before this clip starts: no
+        # instance of this clip or a later one could be re-linked to them.
         self._memory = {i: m for i, m in self._memory.items()
-                        if end - m[1] <= self.relink_max_gap + boxes.shape[1]}
+                        if start - m[1] <= self.relink_max_gap}
         used = {i for i in ids if i is not None}
         tracks = [i for i in self._memory if i not in used]
         new = [k for k, i in enumerate(ids) if i is None
