@@ -160,6 +160,10 @@ class InferenceConfig:
     relink_max_distance: float = 1.0
     #: Class names re-linking applies to (empty = all).
     relink_classes: list[str] = field(default_factory=list)
+    #: Not in the paper: also run each clip mirrored left-right and average the two outputs
+    #: (inference/flip_test.py). Doubles the network's time. The ROS node ignores this and
+    #: follows its own flip_test parameter (default off, for frame rate).
+    flip_test: bool = False
     #: Keep only these class names (empty = all).
     classes: list[str] = field(default_factory=list)
     device: str = "auto"

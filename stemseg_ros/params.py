@@ -110,6 +110,9 @@ SPECS: tuple[Spec, ...] = (
          "left out of a frame's output (they still link tracks); classes listed in the "
          "checkpoint's inference.min_mask_area_per_class use their own value" + _THR, live=True,
          range=(-1, 100_000_000)),
+    Spec("flip_test", False, "Also run every clip mirrored left-right and average the two "
+         "outputs (more accurate, twice the network time). The node follows this parameter, "
+         "not the checkpoint's inference.flip_test (which `stemseg infer` uses)."),
     Spec("classes", None, "Keep only these class names (empty = all the model knows).",
          live=True, type_=Parameter.Type.STRING_ARRAY),
     Spec("input_transport", "raw", "raw: subscribe `image` (sensor_msgs/Image); compressed: "
@@ -152,6 +155,7 @@ class PerceptionParams:
     mask_threshold: float
     foreground_threshold: float
     min_mask_area: int
+    flip_test: bool
     classes: tuple[str, ...]
     input_transport: str
     qos_reliability: str
@@ -167,8 +171,9 @@ class PerceptionParams:
         return dataclasses.replace(self, **changes)
 
     def tracker_overrides(self) -> list[str]:
-        """Config overrides (`key=value`) for StreamingTracker.from_checkpoint; [] = as trained."""
-        out = []
+        """Config overrides (`key=value`) for StreamingTracker.from_checkpoint: flip_test always,
+        the rest only when set (else as trained)."""
+        out = [f"inference.flip_test={str(bool(self.flip_test)).lower()}"]
         if self.clip_length > 0:
             out.append(f"model.clip_length={self.clip_length}")
         if self.clip_overlap != FROM_CHECKPOINT:

@@ -40,6 +40,7 @@ from stemseg_core.inference.preprocess import (
     prepare_frame,
     upsample_labels,
 )
+from stemseg_core.inference.flip_test import predict_with_flip
 from stemseg_core.inference.stitching import ClipStitcher
 from stemseg_core.inference.types import FrameResult, TrackedInstance
 
@@ -88,6 +89,9 @@ class StreamingTracker:
         self.min_mask_area_by_id = self._by_class_id(inf.min_mask_area_per_class, int)
         self.stitch_min_iou = float(inf.stitch_min_iou)
         self.classes = list(inf.classes)
+        self.flip_test = bool(inf.flip_test)
+        #: embedding dims holding the x coordinate (negated when a mirrored clip is flipped back)
+        self._x_dims = [i for i, c in enumerate(cfg.model.embedding.mixing) if c == "x"]
         self._stitcher = ClipStitcher(self.clip_overlap, self.stitch_min_iou,
                                       relink_max_gap=int(inf.relink_max_gap),
                                       relink_max_distance=float(inf.relink_max_distance),
@@ -224,7 +228,10 @@ class StreamingTracker:
         t0 = time.perf_counter()
         with torch.inference_mode():
             clip = torch.stack([f[0] for f in frames])[None]  # (1, L, 3, Hp, Wp)
-            out = self.model(clip)
+            if self.flip_test:
+                out = predict_with_flip(self.model, clip, self._x_dims)
+            else:
+                out = self.model(clip)
             self._sync()
             t1 = time.perf_counter()
             timings["model"] = t1 - t0

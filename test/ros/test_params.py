@@ -63,11 +63,12 @@ def test_validation_names_the_parameter_and_allowed_values(changes, match):
 
 def test_overrides_and_thresholds():
     p = _defaults()
-    assert p.tracker_overrides() == [] and p.thresholds() == {}
+    # the node runs one pass per clip unless told otherwise, whatever the checkpoint says
+    assert p.tracker_overrides() == ["inference.flip_test=false"] and p.thresholds() == {}
     p = _defaults(clip_length=6, clip_overlap=2, classes=("car",), mask_threshold=0.3,
-                  min_mask_area=0)
-    assert p.tracker_overrides() == ["model.clip_length=6", "inference.clip_overlap=2",
-                                     "inference.classes=[car]"]
+                  min_mask_area=0, flip_test=True)
+    assert p.tracker_overrides() == ["inference.flip_test=true", "model.clip_length=6",
+                                     "inference.clip_overlap=2", "inference.classes=[car]"]
     assert p.thresholds() == {"mask_threshold": 0.3, "min_mask_area": 0}
 
 

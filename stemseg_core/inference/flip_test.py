@@ -1,0 +1,36 @@
+"""Horizontal-flip test-time augmentation: average the clip's outputs with its mirror image's.
+
+Not in the paper. The network runs on the clip and on the clip flipped left-right; the second
+result is flipped back and averaged with the first. Seediness, precisions and semantic logits
+only need the flip back. An embedding dim holding the x coordinate (mixing letter ``x``) is
+offset + x, with x on a grid symmetric about the image centre (``model/mixing.py``), so the
+mirror's value at column W-1-j, negated, estimates the value at column j. Free and y/t dims
+are flipped back unchanged. It doubles the network's time; the clustering sees one set of maps.
+
+Shapes: clip (B, T, 3, H, W); outputs (B, C, T, h, w) as ``STEmSeg.forward`` in eval mode.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+Outputs = dict[str, torch.Tensor]
+
+
+def unflip_outputs(out: Outputs, x_dims: list[int]) -> Outputs:
+    """Outputs of a mirrored clip mapped back to the original's columns (module doc)."""
+    back = {k: v.flip(-1) for k, v in out.items()}
+    if "embeddings" in back and x_dims:
+        emb = back["embeddings"].clone()
+        emb[:, x_dims] = -emb[:, x_dims]
+        back["embeddings"] = emb
+    return back
+
+
+def predict_with_flip(model: Callable[[torch.Tensor], Outputs], clip: torch.Tensor,
+                      x_dims: list[int]) -> Outputs:
+    """Mean of ``model(clip)`` and the unflipped ``model(clip.flip(-1))``, key by key."""
+    out = model(clip)
+    mirrored = unflip_outputs(model(clip.flip(-1)), x_dims)
+    return {k: 0.5 * (v + mirrored[k]) if k in mirrored else v for k, v in out.items()}

@@ -1,0 +1,104 @@
+"""Flip test-time augmentation: x-embedding negation, exact on a mirror-symmetric fake network."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stemseg_core.inference.flip_test import predict_with_flip, unflip_outputs
+from stemseg_core.inference.tracker import StreamingTracker
+
+
+def test_unflip_mirrors_columns_and_negates_only_x_dims():
+    emb = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 1, 1, 3).repeat(1, 3, 1, 1, 1)  # (1,E=3,1,1,3)
+    seed = torch.tensor([0.1, 0.2, 0.7]).view(1, 1, 1, 3)
+    back = unflip_outputs({"embeddings": emb, "seediness": seed}, x_dims=[0])
+    assert back["embeddings"][0, 0, 0, 0].tolist() == [-3.0, -2.0, -1.0]
+    assert back["embeddings"][0, 1, 0, 0].tolist() == [3.0, 2.0, 1.0]
+    assert torch.allclose(back["seediness"][0, 0, 0], torch.tensor([0.7, 0.2, 0.1]))
+    assert emb[0, 0, 0, 0].tolist() == [1.0, 2.0, 3.0]     # input untouched
+
+
+def test_columns_ramp_averages_to_its_mean():
+    """A network that sees only the column index (not mirror-symmetric) is averaged out."""
+    def ramp(clip):
+        w = clip.shape[-1]
+        return {"seediness": torch.linspace(0, 1, w).expand(1, 2, 3, w).clone()}
+
+    out = predict_with_flip(ramp, torch.zeros(1, 2, 3, 3, 8), x_dims=[])
+    assert torch.allclose(out["seediness"], torch.full((1, 2, 3, 8), 0.5))
+
+
+class MirrorBlobModel(nn.Module):
+    """Fake network whose outputs mirror exactly with its input: each bright colour channel is
+    one object; embedding = (x about the centre, y, 10 * channel); pooled over stride blocks."""
+
+    def __init__(self, stride: int = 4):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+        self.stride = stride
+        self.calls = 0
+
+    def forward(self, images):
+        self.calls += 1
+        b, t, c, h, w = images.shape
+        s = self.stride
+        small = F.avg_pool2d(images.reshape(b * t, c, h, w), s).reshape(b, t, c, h // s, w // s)
+        hh, ww = small.shape[-2:]
+        on = small > 128
+        fg = on.any(dim=2)
+        chan = on.float().argmax(dim=2).float()
+        ys, xs = torch.meshgrid(torch.arange(hh, dtype=torch.float32),
+                                torch.arange(ww, dtype=torch.float32) - (ww - 1) / 2,
+                                indexing="ij")
+        emb = torch.stack([xs.expand(b, t, hh, ww), ys.expand(b, t, hh, ww), 10 * chan], dim=1)
+        prec = torch.ones_like(emb)
+        prec[:, :2] = 1 / 64.0
+        sem = torch.zeros(b, 3, t, hh, ww)
+        sem[:, 0] = torch.where(fg, -5.0, 5.0)
+        sem[:, 1] = torch.where(chan == 0, 3.0, 0.0)
+        sem[:, 2] = torch.where(chan == 0, 0.0, 3.0)
+        return {"embeddings": emb, "precisions": prec, "seediness": fg.float() * 0.9,
+                "semantic": sem}
+
+
+def _frames(n=8, h=40, w=72):
+    out = []
+    for i in range(n):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[4:16, 4 + 2 * i:16 + 2 * i, 0] = 255       # red, moving right
+        img[20:32, 50:62, 1] = 255                      # green, still
+        out.append(img)
+    return out
+
+
+def test_mirror_symmetric_network_gives_its_own_outputs():
+    model = MirrorBlobModel()
+    clip = torch.from_numpy(np.stack(_frames(4, 64, 96))).permute(0, 3, 1, 2).float()[None]
+    plain = model(clip)
+    both = predict_with_flip(model, clip, x_dims=[0])
+    for k in plain:
+        assert torch.allclose(both[k], plain[k], atol=1e-6), k
+
+
+def test_tracker_with_flip_test_runs_twice_per_clip_and_keeps_tracks(tiny_config):
+    def track(flip):
+        cfg = dataclasses.replace(tiny_config, inference=dataclasses.replace(
+            tiny_config.inference, flip_test=flip))
+        model = MirrorBlobModel()
+        tr = StreamingTracker(model, cfg, device="cpu")
+        res = []
+        for i, img in enumerate(_frames()):
+            res += tr.push(img, i)
+        res += tr.flush()
+        return model.calls, [[(r.track_id, r.class_name, r.mask.sum()) for r in fr.instances]
+                             for fr in res]
+
+    calls_plain, plain = track(False)
+    calls_flip, flipped = track(True)
+    assert calls_flip == 2 * calls_plain > 0
+    assert flipped == plain
+    assert {len(fr) for fr in plain} == {2}
