@@ -317,7 +317,8 @@ class PerceptionNode(LifecycleNode):
         log.info(f"active: T={tr.clip_length}, Tc={tr.clip_overlap}, queue {self._queue.capacity}"
                  f" frames, thresholds seediness={tr.seediness_threshold} "
                  f"mask={tr.mask_threshold} foreground={tr.foreground_threshold} "
-                 f"min_area={tr.min_mask_area}")
+                 f"min_area={tr.min_mask_area}"
+                 + (", flip test on (2 network passes per clip)" if tr.flip_test else ""))
         return ret
 
     @_logged

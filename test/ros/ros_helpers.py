@@ -57,10 +57,12 @@ def make_frames(n: int, h: int = 64, w: int = 128) -> list[np.ndarray]:
 
 
 def offline_results(checkpoint, frames, thresholds=None):
-    """What StreamingTracker gives on `frames` (push all, then flush): the reference."""
+    """What StreamingTracker gives on `frames` (push all, then flush): the reference (flip test
+    off, as the node runs by default whatever the checkpoint says)."""
     from stemseg_core.inference.tracker import StreamingTracker
 
-    tr = StreamingTracker.from_checkpoint(checkpoint, device="cpu")
+    tr = StreamingTracker.from_checkpoint(checkpoint, device="cpu",
+                                          overrides=["inference.flip_test=false"])
     tr.set_thresholds(**(thresholds or {}))
     out = []
     for i, f in enumerate(frames):

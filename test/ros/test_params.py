@@ -72,6 +72,26 @@ def test_overrides_and_thresholds():
     assert p.thresholds() == {"mask_threshold": 0.3, "min_mask_area": 0}
 
 
+def test_node_flip_test_parameter_beats_the_checkpoint(tmp_path, tiny_config):
+    import dataclasses
+
+    import torch
+
+    from stemseg_core.checkpoint import save_checkpoint
+    from stemseg_core.inference.tracker import StreamingTracker
+    from stemseg_core.model import build_model
+
+    cfg = dataclasses.replace(tiny_config, inference=dataclasses.replace(
+        tiny_config.inference, flip_test=True))
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "flip.pt", build_model(cfg).state_dict(), cfg)
+    assert StreamingTracker.from_checkpoint(ckpt, device="cpu").flip_test is True
+    for on in (False, True):
+        tr = StreamingTracker.from_checkpoint(
+            ckpt, device="cpu", overrides=_defaults(flip_test=on).tracker_overrides())
+        assert tr.flip_test is on
+
+
 def test_resolve_checkpoint_looks_in_the_share_directory(tmp_path):
     share = tmp_path / "share"
     (share / "checkpoints").mkdir(parents=True)

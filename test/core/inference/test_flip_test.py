@@ -10,6 +10,7 @@ from torch import nn
 
 from stemseg_core.inference.flip_test import predict_with_flip, unflip_outputs
 from stemseg_core.inference.tracker import StreamingTracker
+from stemseg_core.model.mixing import Mixing, coordinate_grid
 
 
 def test_unflip_mirrors_columns_and_negates_only_x_dims():
@@ -20,6 +21,15 @@ def test_unflip_mirrors_columns_and_negates_only_x_dims():
     assert back["embeddings"][0, 1, 0, 0].tolist() == [3.0, 2.0, 1.0]
     assert torch.allclose(back["seediness"][0, 0, 0], torch.tensor([0.7, 0.2, 0.1]))
     assert emb[0, 0, 0, 0].tolist() == [1.0, 2.0, 3.0]     # input untouched
+
+
+def test_x_grid_is_mirror_symmetric():
+    """Flip test relies on it: the x coordinate of column W-1-j is minus that of column j."""
+    for w in (5, 10, 320):
+        g = coordinate_grid(2, 3, w)
+        assert torch.equal(g[0].flip(-1), -g[0]) and torch.equal(g[1].flip(-1), g[1])
+    emb = Mixing("xyt").embeddings(torch.zeros(1, 3, 2, 3, 8))   # zero offsets -> the grid
+    assert torch.allclose(unflip_outputs({"embeddings": emb}, [0])["embeddings"], emb)
 
 
 def test_columns_ramp_averages_to_its_mean():
@@ -56,7 +66,7 @@ class MirrorBlobModel(nn.Module):
                                 indexing="ij")
         emb = torch.stack([xs.expand(b, t, hh, ww), ys.expand(b, t, hh, ww), 10 * chan], dim=1)
         prec = torch.ones_like(emb)
-        prec[:, :2] = 1 / 64.0
+        prec[:, :2] = 1 / 16.0    # sigma 4 output px: blobs 3-4 px wide, 6+ px apart
         sem = torch.zeros(b, 3, t, hh, ww)
         sem[:, 0] = torch.where(fg, -5.0, 5.0)
         sem[:, 1] = torch.where(chan == 0, 3.0, 0.0)
@@ -70,6 +80,7 @@ def _frames(n=8, h=40, w=72):
     for i in range(n):
         img = np.zeros((h, w, 3), np.uint8)
         img[4:16, 4 + 2 * i:16 + 2 * i, 0] = 255       # red, moving right
+        img[4:16, 56:68, 0] = 255                       # red too, apart from it only in x
         img[20:32, 50:62, 1] = 255                      # green, still
         out.append(img)
     return out
@@ -90,15 +101,17 @@ def test_tracker_with_flip_test_runs_twice_per_clip_and_keeps_tracks(tiny_config
             tiny_config.inference, flip_test=flip))
         model = MirrorBlobModel()
         tr = StreamingTracker(model, cfg, device="cpu")
+        assert tr._x_dims == [0]                        # xyt mixing: dim 0 holds x
         res = []
         for i, img in enumerate(_frames()):
             res += tr.push(img, i)
         res += tr.flush()
-        return model.calls, [[(r.track_id, r.class_name, r.mask.sum()) for r in fr.instances]
+        return model.calls, [[(r.track_id, r.class_name, r.mask.tobytes()) for r in fr.instances]
                              for fr in res]
 
     calls_plain, plain = track(False)
     calls_flip, flipped = track(True)
     assert calls_flip == 2 * calls_plain > 0
     assert flipped == plain
-    assert {len(fr) for fr in plain} == {2}
+    # both red objects found apart in every frame (x averaged away would merge them)
+    assert [sorted(c for _, c, _ in fr) for fr in plain] == [["car", "car", "pedestrian"]] * 8
