@@ -16,6 +16,7 @@ or <data>/<seq>), in sorted order; each is pushed with stamp = its frame number.
 Examples:
   stemseg infer --checkpoint runs/demo/last.pt --data data/synth --seq 0010 --out out/
   stemseg infer --checkpoint runs/demo/last.pt --data data/synth --split val --out out/ --overlays
+  stemseg infer ... --set inference.flip_test=false   # one network pass per clip (2x faster)
 """
 
 
