@@ -33,6 +33,7 @@ import torch
 
 from stemseg_core.config import Config, resolve_device
 from stemseg_core.inference.clustering import ClipClusters, cluster_clip_labels
+from stemseg_core.inference.flip_test import predict_with_flip
 from stemseg_core.inference.preprocess import (
     Geometry,
     check_image,
@@ -40,7 +41,6 @@ from stemseg_core.inference.preprocess import (
     prepare_frame,
     upsample_labels,
 )
-from stemseg_core.inference.flip_test import predict_with_flip
 from stemseg_core.inference.stitching import ClipStitcher
 from stemseg_core.inference.types import FrameResult, TrackedInstance
 
