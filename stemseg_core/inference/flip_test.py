@@ -33,4 +33,4 @@ def predict_with_flip(model: Callable[[torch.Tensor], Outputs], clip: torch.Tens
     """Mean of ``model(clip)`` and the unflipped ``model(clip.flip(-1))``, key by key."""
     out = model(clip)
     mirrored = unflip_outputs(model(clip.flip(-1)), x_dims)
-    return {k: 0.5 * (v + mirrored[k]) if k in mirrored else v for k, v in out.items()}
+    return {k: 0.5 * (v + mirrored[k]) for k, v in out.items()}
