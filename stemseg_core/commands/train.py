@@ -38,6 +38,7 @@ examples:
       --data /data/youtube_vis/train/instances.json --out runs/ytvis
   stemseg train --config config/model/demo_cpu.yaml --data data/synth --out runs/ft \\
       --init runs/demo/last.pt --set train.lr=0.002 train.max_steps=500
+  stemseg train --config config/model/demo_cpu.yaml --data data/synth data/synth_s2 --out runs/big
   torchrun --nproc-per-node 2 -m stemseg_core.cli train --config CFG --data DIR --out RUN
   (multi-node: torchrun --nnodes 2 --node-rank R --master-addr HOST --nproc-per-node 8 ...)
 """
@@ -47,9 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="CFG",
                         help="model/training config YAML (config/model/*.yaml); with --resume "
                              "the run's own config is used and this may be left out")
-    parser.add_argument("--data", metavar="DIR", required=True,
+    parser.add_argument("--data", metavar="DIR", required=True, nargs="+",
                         help="training data: a KITTI MOTS or DAVIS folder, or a YouTube-VIS "
-                             "JSON (or its folder); see above")
+                             "JSON (or its folder); see above. Several folders are pooled "
+                             "(--data data/a data/b; sequences renamed <folder>/<seq>)")
     parser.add_argument("--out", metavar="RUN", required=True,
                         help="run directory (must not exist yet, unless --resume)")
     parser.add_argument("--resume", action="store_true",
@@ -116,9 +118,10 @@ def run(args: argparse.Namespace) -> int:
         # Every rank checks its own data directory (nodes may not share a file system); rank 0
         # checks the run directory and config, then all ranks agree before anything is written.
         error = None
-        if not Path(args.data).exists():
-            error = (f"data directory not found: {args.data} (create a synthetic one with "
-                     f"`stemseg synth --out {args.data}`)")
+        missing = [d for d in args.data if not Path(d).exists()]
+        if missing:
+            error = (f"data directory not found: {missing[0]} (create a synthetic one with "
+                     f"`stemseg synth --out {missing[0]}`)")
         cfg = None
         if ctx.is_main and error is None:
             try:
@@ -131,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{prog}: error: {error or errors[0]}", file=sys.stderr)
             return 2
         cfg = D.broadcast_object(cfg)
-        trainer = Trainer(cfg, args.out, args.data, device=device, resume=args.resume,
+        data = args.data if len(args.data) > 1 else args.data[0]
+        trainer = Trainer(cfg, args.out, data, device=device, resume=args.resume,
                           init=args.init, keep_checkpoints=args.keep, stop_at=args.stop_at,
                           progress=not args.no_progress)
         trainer.train()

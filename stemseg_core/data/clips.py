@@ -31,6 +31,7 @@ a list of ``{"masks", "classes", "ignore"}`` dicts: the model's training input.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -255,14 +256,33 @@ def collate_clips(batch: list[dict]) -> tuple[torch.Tensor, list[dict]]:
     return images, targets
 
 
-def build_dataset(cfg, data_dir: str | Path, split: str = "train", seed: int | None = None,
+def build_dataset(cfg, data_dir: str | Path | list[str | Path] | tuple[str | Path, ...],
+                  split: str = "train", seed: int | None = None,
                   samples_per_epoch: int | None = None) -> ClipDataset:
     """ClipDataset over KITTI MOTS (e.g. ``stemseg synth``), DAVIS or YouTube-VIS data
     (``cfg.data.format``, see data/sources.py); training augmentation for the ``train`` /
-    ``fulltrain`` / ``training`` splits."""
+    ``fulltrain`` / ``training`` splits.
+
+    ``data_dir`` may list several folders (same format each, or auto-detected per folder): their
+    sequences are pooled, each renamed ``<folder name>/<sequence>`` so that names stay unique
+    (two ``stemseg synth`` folders both hold a ``0000``).
+    """
     from stemseg_core.data.sources import load_training_sequences
 
-    seqs = load_training_sequences(data_dir, split, cfg.data.format, cfg.model.class_names)
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    if not dirs:
+        raise ValueError("no training data folder given")
+    seqs = []
+    for d in dirs:
+        part = load_training_sequences(d, split, cfg.data.format, cfg.model.class_names)
+        if len(dirs) > 1:
+            part = [dataclasses.replace(q, name=f"{Path(d).name}/{q.name}") for q in part]
+        seqs.extend(part)
+    names = [q.name for q in seqs]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"sequence names repeat across the data folders ({', '.join(dup[:4])}): "
+                         f"give folders with different names")
     train = split in ("train", "fulltrain", "training")
     return ClipDataset(seqs, cfg, train=train,
                        seed=cfg.train.seed if seed is None else seed,

@@ -121,15 +121,17 @@ def load_init_weights(model: nn.Module, path: str | Path) -> str:
 class Trainer:
     """Train a STEm-Seg model on one data set; see the module docstring.
 
-    cfg: the full config (``cfg.train`` drives the loop). data_dir: data set root, read by
-    ``stemseg_core.data.clips.build_dataset`` unless `dataset` (+ `collate_fn`) is given.
+    cfg: the full config (``cfg.train`` drives the loop). data_dir: data set root (or a list of
+    roots, pooled), read by ``stemseg_core.data.clips.build_dataset`` unless `dataset` (+
+    `collate_fn`) is given.
     out_dir: the run directory. resume: continue from ``out_dir/last.pt``. init: checkpoint whose
     weights initialise the model. model_factory: builds the model from cfg (default
     ``stemseg_core.model.build_model``), called after seeding so every run starts identically.
     stop_at: leave the loop after this step as if interrupted (for chunked runs and tests).
     """
 
-    def __init__(self, cfg: Config, out_dir: str | Path, data_dir: str | Path | None = None, *,
+    def __init__(self, cfg: Config, out_dir: str | Path,
+                 data_dir: str | Path | list[str | Path] | None = None, *,
                  device: str = "cpu", resume: bool = False, init: str | Path | None = None,
                  dataset: Dataset | None = None, collate_fn: Callable | None = None,
                  model_factory: Callable[[Config], nn.Module] | None = None,

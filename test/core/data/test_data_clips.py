@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from stemseg_core.config import load_config
@@ -196,3 +197,25 @@ def test_scale_range_zooms_items_and_keeps_old_draws(tmp_path, tiny_config):
         assert 1.5 <= it["meta"]["zoom"] <= 2.0
         assert (p["frames"], p["flipped"]) == (it["meta"]["frames"], it["meta"]["flipped"])
     assert all(p["zoom"] is None for p in plain)
+
+
+def test_build_dataset_pools_several_folders(tmp_path):
+    cfg = load_config(None, ["model.clip_length=4", "inference.clip_overlap=2", "data.height=64",
+                             "data.width=192"])
+    for name, seed, n in (("a", 1, 2), ("b", 2, 1)):
+        generate_dataset(tmp_path / name, sequences=n, frames=5, seed=seed, height=64,
+                         width=192, val_fraction=0.0)
+    one = build_dataset(cfg, tmp_path / "a", "train")
+    pooled = build_dataset(cfg, [tmp_path / "a", tmp_path / "b"], "train")
+    only_b = build_dataset(cfg, tmp_path / "b", "train")
+    assert len(one) > 0 and len(pooled) == len(one) + len(only_b)
+    assert [s.name for s in pooled.sequences] == ["a/0000", "a/0001", "b/0000"]
+    # The pooled b/0000 is b's own drive, not a's drive of the same number.
+    b_img = pooled.sequences[2].load_image(0)
+    assert not np.array_equal(b_img, pooled.sequences[0].load_image(0))
+    assert np.array_equal(b_img, only_b.sequences[0].load_image(0))
+    (tmp_path / "c").mkdir()
+    generate_dataset(tmp_path / "c" / "a", sequences=1, frames=5, seed=3, height=64, width=192,
+                     val_fraction=0.0)
+    with pytest.raises(ValueError, match="a/0000"):
+        build_dataset(cfg, [tmp_path / "a", tmp_path / "c" / "a"], "train")

@@ -21,6 +21,13 @@ def test_missing_data_dir(tmp_path, capsys):
     assert "data directory not found" in capsys.readouterr().err
 
 
+def test_missing_one_of_several_data_dirs(tmp_path, capsys):
+    rc = main(["train", "--config", "x.yaml", "--data", str(tmp_path), str(tmp_path / "gone"),
+               "--out", str(tmp_path / "run")])
+    assert rc == 2
+    assert f"data directory not found: {tmp_path / 'gone'}" in capsys.readouterr().err
+
+
 def test_existing_out_without_resume(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "last.pt").write_bytes(b"x")
