@@ -186,6 +186,13 @@ class DataConfig:
     #: Above 1 the frames are enlarged and a random height x width window is kept, below 1 they
     #: are shrunk onto a random place of the canvas (the rest is ignore), same for all frames.
     scale_range: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    #: Not in the paper (0 = off): clips are drawn more often where small instances of
+    #: ``oversample_class`` are. A clip starting at a frame with k instances of that class under
+    #: ``oversample_max_area`` pixels (at the training size) is drawn 1 + weight * k times as
+    #: often as one with none (data/oversample.py).
+    oversample_weight: float = 0.0
+    oversample_class: str = "pedestrian"
+    oversample_max_area: int = 100
     num_workers: int = 2
 
 
@@ -451,6 +458,12 @@ def validate(cfg: Config) -> None:
     _check(d.format in DATA_FORMATS, f"data.format: '{d.format}' is not a data layout; allowed: "
                                      f"{', '.join(DATA_FORMATS)}")
     _check(0.0 <= d.image_augmented_fraction <= 1.0, "data.image_augmented_fraction in [0, 1]")
+    _check(d.oversample_weight >= 0, f"data.oversample_weight must be >= 0 (0 = off), got "
+                                     f"{d.oversample_weight}")
+    _check(d.oversample_max_area >= 1, f"data.oversample_max_area must be >= 1 pixel, got "
+                                       f"{d.oversample_max_area}")
+    if d.oversample_weight > 0:
+        _check_class_names("data.oversample_class", [d.oversample_class], m)
     t = cfg.train
     _check(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps >= 1")
     _check(t.lr > 0, f"train.lr must be > 0, got {t.lr}")

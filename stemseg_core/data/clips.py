@@ -17,12 +17,14 @@ is not in ``1 .. num_classes - 1`` go to the ignore mask.
 
 Training sampling (per item, from ``numpy.random.default_rng([seed, epoch, index])``, so an item
 is a pure function of seed, epoch and index and a resumed run sees the same data): a sequence
-(weighted by its number of clips), a frame stride in ``1 .. cfg.data.max_frame_stride`` (limited
-by the sequence length), a random start; a clip-level horizontal flip with probability 0.5 when
-``cfg.data.horizontal_flip``; with probability ``cfg.data.image_augmented_fraction`` the clip is
-instead made from ONE frame by :func:`stemseg_core.data.augment.make_augmented_clip`; when
-``cfg.data.scale_range`` is not [1, 1], a zoom factor and window (see :func:`zoom_clip`), drawn
-last so that runs without it see the same draws as before.
+(weighted by its number of clips, or with ``cfg.data.oversample_weight`` > 0 by the weights of
+data/oversample.py, which also weigh the start frame), a frame stride in
+``1 .. cfg.data.max_frame_stride`` (limited by the sequence length), a random start; a
+clip-level horizontal flip with probability 0.5 when ``cfg.data.horizontal_flip``; with
+probability ``cfg.data.image_augmented_fraction`` the clip is instead made from ONE frame by
+:func:`stemseg_core.data.augment.make_augmented_clip`; when ``cfg.data.scale_range`` is not
+[1, 1], a zoom factor and window (see :func:`zoom_clip`), drawn last so that runs without it
+see the same draws as before.
 Evaluation (``train=False``): every clip with stride 1 starting at multiples of ``clip_step``
 (default T), no augmentation.
 
@@ -127,6 +129,33 @@ class ClipDataset(Dataset):
         if samples_per_epoch is None:
             samples_per_epoch = int(self.counts.sum()) if train else len(self.eval_clips)
         self.samples_per_epoch = int(samples_per_epoch)
+        #: Per sequence, (n_frames,) weights of a clip start (data/oversample.py), or None.
+        self.start_weights: list[np.ndarray] | None = None
+        self.oversample_summary = ""
+        if train and float(cfg.data.oversample_weight) > 0:
+            self._init_oversampling()
+
+    def _init_oversampling(self) -> None:
+        from stemseg_core.data.oversample import small_instance_counts, start_weights
+
+        d = self.cfg.data
+        cls = list(self.cfg.model.class_names).index(d.oversample_class)
+        counts = []
+        for q in self.sequences:
+            scale = min(self.H / q.height, self.W / q.width)
+            counts.append(small_instance_counts(q, cls, d.oversample_max_area, scale * scale))
+        self.start_weights = [start_weights(c, d.oversample_weight) for c in counts]
+        # a sequence is drawn by the total weight of its clip starts (at stride 1)
+        totals = np.array([w[:k].sum() for w, k in zip(self.start_weights, self.counts)])
+        self.sequence_p = totals / totals.sum()
+        starts = np.concatenate([c[:k] for c, k in zip(counts, self.counts)])
+        weights = np.concatenate([w[:k] for w, k in zip(self.start_weights, self.counts)])
+        share = float((starts > 0).mean())
+        drawn = float(weights[starts > 0].sum() / weights.sum())
+        self.oversample_summary = (
+            f"oversampling small {d.oversample_class}s (< {d.oversample_max_area} px, weight "
+            f"{d.oversample_weight:g}): {share:.0%} of clip starts have one, drawn {drawn:.0%} "
+            f"of the time")
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random draws of all items (call once per epoch for fresh samples)."""
@@ -150,7 +179,8 @@ class ClipDataset(Dataset):
                     "zoom": None}
         extra_epochs, index = divmod(int(index), len(self))
         rng = np.random.default_rng([self.seed, self.epoch + extra_epochs, index])
-        si = int(rng.choice(len(self.sequences), p=self.counts / self.counts.sum()))
+        p_seq = self.counts / self.counts.sum() if self.start_weights is None else self.sequence_p
+        si = int(rng.choice(len(self.sequences), p=p_seq))
         n = len(self.sequences[si])
         d = self.cfg.data
         augmented = bool(rng.random() < d.image_augmented_fraction)
@@ -161,7 +191,11 @@ class ClipDataset(Dataset):
             max_stride = max(1, min(d.max_frame_stride, (n - 1) // max(1, self.T - 1)))
             stride = int(rng.integers(1, max_stride + 1))
             span = stride * (self.T - 1)
-            start = int(rng.integers(0, max(1, n - span)))
+            if self.start_weights is None:
+                start = int(rng.integers(0, max(1, n - span)))
+            else:
+                w = self.start_weights[si][:max(1, n - span)]
+                start = int(rng.choice(len(w), p=w / w.sum()))
             frames = [min(start + k * stride, n - 1) for k in range(self.T)]
         lo, hi = (float(x) for x in d.scale_range)
         zoom = None

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from stemseg_core.data.rle import kitti_string_to_mask
+from stemseg_core.data.rle import kitti_string_area, kitti_string_to_mask
 
 IGNORE_CLASS = 10
 IGNORE_ID = 10000
@@ -151,6 +151,7 @@ def load_sequence(root: str | Path, seq: str | int, source: str = "auto") -> Seq
         source = "txt" if txt.is_file() else ("png" if png_dir.is_dir() else "none")
     frame_of = [int(Path(p).stem) for p in paths]
     fn: Callable[[int], FrameAnnotation] | None = None
+    meta: dict = {"dataset": "kitti_mots", "source": source}
     if source == "txt":
         table = parse_instances_txt(txt)
 
@@ -164,6 +165,12 @@ def load_sequence(root: str | Path, seq: str | int, source: str = "auto") -> Seq
                 else:
                     insts.append(Instance(oid, cls, m))
             return FrameAnnotation(insts, ignore)
+
+        def areas(t: int) -> list[tuple[int, int]]:
+            return [(cls, kitti_string_area(rle, hh, ww))
+                    for oid, cls, hh, ww, rle in table.get(frame_of[t], [])
+                    if cls != IGNORE_CLASS and oid != IGNORE_ID]
+        meta["instance_areas"] = areas
     elif source == "png":
         def fn(t: int) -> FrameAnnotation:
             p = png_dir / Path(paths[t]).with_suffix(".png").name
@@ -173,7 +180,7 @@ def load_sequence(root: str | Path, seq: str | int, source: str = "auto") -> Seq
             return decode_instance_png(ids)
     elif source != "none":
         raise ValueError(f"source must be auto, txt, png or none, got {source!r}")
-    return Sequence(name, paths, h, w, fn, {"dataset": "kitti_mots", "source": source})
+    return Sequence(name, paths, h, w, fn, meta)
 
 
 def load_split(root: str | Path, split: str | None = "train", source: str = "auto"

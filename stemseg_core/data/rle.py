@@ -50,6 +50,11 @@ def kitti_string_to_mask(rle: str, height: int, width: int) -> np.ndarray:
     return m.astype(bool)
 
 
+def kitti_string_area(rle: str, height: int, width: int) -> int:
+    """Pixel count of a KITTI MOTS RLE string, without decoding the mask."""
+    return int(mask_utils.area({"size": [height, width], "counts": rle.encode("ascii")}))
+
+
 def counts_to_kitti_string(counts: np.ndarray | list[int], height: int, width: int) -> str:
     """Message `mask_counts` -> KITTI MOTS string, via pycocotools in one call."""
     rle = mask_utils.frPyObjects({"size": [height, width], "counts": [int(c) for c in counts]},

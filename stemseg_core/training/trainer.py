@@ -181,6 +181,8 @@ class Trainer:
             collate_fn = collate_fn or collate_clips
         self.dataset = dataset
         self.collate_fn = collate_fn
+        if getattr(dataset, "oversample_summary", ""):
+            self.info(dataset.oversample_summary)
         if len(dataset) == 0:
             raise TrainingError(f"the training set in {data_dir} is empty")
 
