@@ -19,6 +19,11 @@ Examples:
   stemseg evaluate --gt data/synth --results out/ --split val
   stemseg evaluate --gt data/synth --results out/ --seqmap my.seqmap --classes car
   stemseg evaluate --gt DAVIS --results out_davis/ --format davis
+  stemseg evaluate --gt data/synth --results out/ --by-size   # + recall / false pos. by area
+
+--by-size (KITTI MOTS) also prints, per class and mask-area bin, the share of ground-truth masks
+found at mask IoU >= 0.5 and the share of predictions that match nothing, and writes them to
+size_breakdown.json in the results dir (stemseg_core/evaluation/size_breakdown.py).
 """
 
 
@@ -36,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="KITTI MOTS classes, comma separated (default: car,pedestrian)")
     parser.add_argument("--format", choices=("kitti_mots", "davis"), default="kitti_mots")
     parser.add_argument("--no-plot", action="store_true", help="do not write metrics.png")
+    parser.add_argument("--by-size", action="store_true",
+                        help="KITTI MOTS: also recall and false positives by mask area "
+                             "(size_breakdown.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,9 +70,33 @@ def run(args: argparse.Namespace) -> int:
             return 2
         title = f"KITTI MOTS: {results}"
     print_metrics(metrics, title)
+    if args.by_size:
+        if args.format == "davis":
+            print("stemseg evaluate: error: --by-size is for KITTI MOTS results", file=sys.stderr)
+            return 2
+        _size_report(args, classes, results)
     js = write_metrics_json(metrics, results / "metrics.json")
     print(f"wrote {js}")
     if not args.no_plot:
         png = plot_metrics(metrics, results / "metrics.png", title)
         print(f"wrote {png}")
     return 0
+
+
+def _size_report(args: argparse.Namespace, classes: list[str], results: Path) -> None:
+    import json
+
+    from stemseg_core.evaluation.kitti_results import KITTI_CLASS_IDS
+    from stemseg_core.evaluation.size_breakdown import print_size_breakdown, size_breakdown
+    from stemseg_core.evaluation.trackeval_kitti import find_gt_txt_dir, find_seqmap, read_seqmap
+
+    if args.seqs:
+        seqs = list(args.seqs)
+    else:
+        seqs = list(read_seqmap(args.seqmap if args.seqmap else find_seqmap(args.gt, args.split)))
+    table = size_breakdown(find_gt_txt_dir(args.gt), results, seqs,
+                           {c: KITTI_CLASS_IDS[c] for c in classes})
+    print_size_breakdown(table)
+    path = results / "size_breakdown.json"
+    path.write_text(json.dumps(table, indent=2) + "\n")
+    print(f"wrote {path}")
