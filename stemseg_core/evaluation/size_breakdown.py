@@ -87,7 +87,7 @@ def size_breakdown(gt_txt_dir: str | Path, results_dir: str | Path, sequences: I
                     pr_fp[name][b] += int(not m)
 
     def pct(a: int, n: int) -> float | None:
-        return round(100.0 * a / n, 2) if n else None
+        return round(100.0 * float(a) / float(n), 2) if n else None
 
     return {name: [{"area": lab, "gt": int(gt_n[name][i]),
                     "recall": pct(gt_hit[name][i], gt_n[name][i]),
