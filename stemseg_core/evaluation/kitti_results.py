@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -163,12 +163,12 @@ class KittiObject:
     mask: np.ndarray
 
 
-def read_kitti_mots(path: str | Path) -> dict[int, list[KittiObject]]:
-    """Read a KITTI MOTS text file (GT or results) into ``{frame: [KittiObject, ...]}``."""
+def kitti_mots_lines(path: str | Path) -> Iterator[tuple[int, int, int, int, int, str]]:
+    """``(frame, obj_id, class_id, height, width, rle)`` per line of a KITTI MOTS text file (GT
+    or results), masks left encoded; blank lines skipped, malformed ones an error naming them."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"KITTI MOTS file not found: {path}")
-    out: dict[int, list[KittiObject]] = {}
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         parts = line.split()
         if not parts:
@@ -177,6 +177,13 @@ def read_kitti_mots(path: str | Path) -> dict[int, list[KittiObject]]:
             raise ValueError(f"{path}:{n}: expected 6 fields 'frame id class h w rle', "
                              f"got {len(parts)}")
         frame, oid, cid, h, w = (int(p) for p in parts[:5])
+        yield frame, oid, cid, h, w, parts[5]
+
+
+def read_kitti_mots(path: str | Path) -> dict[int, list[KittiObject]]:
+    """Read a KITTI MOTS text file (GT or results) into ``{frame: [KittiObject, ...]}``."""
+    out: dict[int, list[KittiObject]] = {}
+    for frame, oid, cid, h, w, rle in kitti_mots_lines(path):
         out.setdefault(frame, []).append(
-            KittiObject(frame, oid, cid, kitti_string_to_mask(parts[5], h, w)))
+            KittiObject(frame, oid, cid, kitti_string_to_mask(rle, h, w)))
     return out

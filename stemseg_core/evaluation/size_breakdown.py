@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from stemseg_core.evaluation.kitti_results import kitti_mots_lines
+
 #: Area bin edges in pixels; the last bin has no upper edge.
 DEFAULT_AREA_BINS = (0, 50, 100, 200, 400, 800)
 KITTI_IGNORE_CLASS = 10
@@ -24,18 +26,8 @@ KITTI_IGNORE_CLASS = 10
 def _read_rles(path: Path) -> dict[int, list[tuple[int, dict]]]:
     """``{frame: [(class_id, rle), ...]}`` of a KITTI MOTS txt, masks left encoded."""
     out: dict[int, list[tuple[int, dict]]] = {}
-    if not path.is_file():
-        raise FileNotFoundError(f"KITTI MOTS file not found: {path}")
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 6:
-            raise ValueError(f"{path}:{n}: expected 6 fields 'frame id class h w rle', "
-                             f"got {len(parts)}")
-        frame, _oid, cls, h, w = (int(p) for p in parts[:5])
-        out.setdefault(frame, []).append(
-            (cls, {"size": [h, w], "counts": parts[5].encode("ascii")}))
+    for frame, _oid, cls, h, w, rle in kitti_mots_lines(path):
+        out.setdefault(frame, []).append((cls, {"size": [h, w], "counts": rle.encode("ascii")}))
     return out
 
 
@@ -65,11 +57,12 @@ def size_breakdown(gt_txt_dir: str | Path, results_dir: str | Path, sequences: I
         for frame in sorted(set(gt) | set(res)):
             g_all, r_all = gt.get(frame, []), res.get(frame, [])
             ignore = [r for c, r in g_all if c == KITTI_IGNORE_CLASS]
+            ignore_rle = mask_utils.merge(ignore) if ignore else None  # once per frame
             for name, cid in classes.items():
                 g = [r for c, r in g_all if c == cid]
                 p = [r for c, r in r_all if c == cid]
-                if p and ignore:  # share of each prediction inside the ignore regions
-                    inside = mask_utils.iou(p, [mask_utils.merge(ignore)], [1])[:, 0]
+                if p and ignore_rle is not None:  # share of each prediction in ignore regions
+                    inside = mask_utils.iou(p, [ignore_rle], [1])[:, 0]
                     p = [r for r, s in zip(p, inside) if s <= 0.5]
                 matched_g = np.zeros(len(g), bool)
                 matched_p = np.zeros(len(p), bool)
