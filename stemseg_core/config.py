@@ -164,6 +164,14 @@ class InferenceConfig:
     #: (inference/flip_test.py). Doubles the network's time. The ROS node ignores this and
     #: follows its own flip_test parameter (default off, for frame rate).
     flip_test: bool = False
+    #: Not in the paper (0 = off): refine each output mask with a colour-guided filter of this
+    #: radius in pixels, so that its border follows the image's edges
+    #: (inference/mask_refinement.py).
+    mask_refinement_radius: int = 0
+    #: The guided filter's ridge term (on RGB in [0, 1]): smaller follows weaker edges.
+    mask_refinement_eps: float = 1.0e-3
+    #: Class names whose masks are refined (empty = all).
+    mask_refinement_classes: list[str] = field(default_factory=list)
     #: Keep only these class names (empty = all).
     classes: list[str] = field(default_factory=list)
     device: str = "auto"
@@ -450,6 +458,11 @@ def validate(cfg: Config) -> None:
                                     f"{i.min_track_length}")
     _check_class_names("inference.classes", i.classes, m)
     _check_class_names("inference.relink_classes", i.relink_classes, m)
+    _check(i.mask_refinement_radius >= 0, f"inference.mask_refinement_radius must be >= 0 "
+                                          f"pixels (0 = off), got {i.mask_refinement_radius}")
+    _check(i.mask_refinement_eps > 0, f"inference.mask_refinement_eps must be > 0 (e.g. 1e-3), "
+                                      f"got {i.mask_refinement_eps}")
+    _check_class_names("inference.mask_refinement_classes", i.mask_refinement_classes, m)
     _check(i.device in DEVICES, f"inference.device: '{i.device}' not one of {', '.join(DEVICES)}")
     d = cfg.data
     _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,
