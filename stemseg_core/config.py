@@ -168,6 +168,8 @@ class InferenceConfig:
     #: radius in pixels, so that its border follows the image's edges
     #: (inference/mask_refinement.py).
     mask_refinement_radius: int = 0
+    #: Per-class overrides of mask_refinement_radius, by class name (e.g. {pedestrian: 5}).
+    mask_refinement_radius_per_class: dict[str, int] = field(default_factory=dict)
     #: The guided filter's ridge term (on RGB in [0, 1]): smaller follows weaker edges.
     mask_refinement_eps: float = 1.0e-3
     #: Class names whose masks are refined (empty = all).
@@ -460,6 +462,11 @@ def validate(cfg: Config) -> None:
     _check_class_names("inference.relink_classes", i.relink_classes, m)
     _check(i.mask_refinement_radius >= 0, f"inference.mask_refinement_radius must be >= 0 "
                                           f"pixels (0 = off), got {i.mask_refinement_radius}")
+    _check_class_names("inference.mask_refinement_radius_per_class",
+                       i.mask_refinement_radius_per_class, m)
+    bad_r = {c: v for c, v in i.mask_refinement_radius_per_class.items() if v < 1}
+    _check(not bad_r, f"inference.mask_refinement_radius_per_class: radii must be >= 1 pixel "
+                      f"(leave a class out to use mask_refinement_radius), got {bad_r}")
     _check(i.mask_refinement_eps > 0, f"inference.mask_refinement_eps must be > 0 (e.g. 1e-3), "
                                       f"got {i.mask_refinement_eps}")
     _check_class_names("inference.mask_refinement_classes", i.mask_refinement_classes, m)

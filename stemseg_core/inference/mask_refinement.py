@@ -17,7 +17,7 @@ Shapes: image (H, W, 3) uint8 RGB; labels (H, W) int, 0 = none, k = instance k -
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import cv2
 import numpy as np
@@ -70,9 +70,12 @@ def guided_filter(guide: np.ndarray, masks: np.ndarray, radius: int, eps: float)
 
 
 def refine_labels(image: np.ndarray, labels: np.ndarray, refine: Iterable[int],
-                  radius: int, eps: float) -> np.ndarray:
+                  radius: int, eps: float,
+                  radius_of: Mapping[int, int] | None = None) -> np.ndarray:
     """Re-decide the pixels around the instances in ``refine`` (0-based instance indices).
 
+    ``radius_of``: instance index -> its own filter radius (others use ``radius``); each
+    instance's filtered mask is exact on its own, so radii may differ between instances.
     Instances not in ``refine`` keep their pixels exactly and are never taken over. Returns a
     new (H, W) int32 label map (an instance may end up with no pixel).
     """
@@ -84,7 +87,7 @@ def refine_labels(image: np.ndarray, labels: np.ndarray, refine: Iterable[int],
     out = labels.astype(np.int32, copy=True)
     if not refine:
         return out
-    grow = 2 * radius + 1
+    radius_of = radius_of or {}
     fixed = (out > 0) & ~np.isin(out, [k + 1 for k in refine])  # pixels never re-decided
     total = np.zeros((h, w), np.float32)  # sum of the filtered refined masks
     best = np.zeros((h, w), np.float32)  # highest filtered value so far
@@ -94,11 +97,13 @@ def refine_labels(image: np.ndarray, labels: np.ndarray, refine: Iterable[int],
         ys, xs = np.nonzero(labels == k + 1)
         if ys.size == 0:
             continue
+        r = int(radius_of.get(k, radius))
+        grow = 2 * r + 1
         y0, y1 = max(0, ys.min() - grow), min(h, ys.max() + 1 + grow)
         x0, x1 = max(0, xs.min() - grow), min(w, xs.max() + 1 + grow)
         guide = image[y0:y1, x0:x1].astype(np.float32) / 255.0
         q = guided_filter(guide, (labels[y0:y1, x0:x1] == k + 1).astype(np.float32)[None],
-                          radius, eps)[0]
+                          r, eps)[0]
         win = (slice(y0, y1), slice(x0, x1))
         total[win] += q
         higher = q > best[win]

@@ -97,6 +97,9 @@ class StreamingTracker:
         self.flip_test = bool(inf.flip_test)
         self.mask_refinement_radius = int(inf.mask_refinement_radius)
         self.mask_refinement_eps = float(inf.mask_refinement_eps)
+        #: class id -> refinement radius overriding mask_refinement_radius
+        self.mask_refinement_radius_by_id = self._by_class_id(
+            inf.mask_refinement_radius_per_class, int)
         #: class ids whose masks are refined (None = all)
         self.mask_refinement_ids = ({self.class_names.index(c)
                                      for c in inf.mask_refinement_classes} or None)
@@ -327,13 +330,16 @@ class StreamingTracker:
             lab = labels[first + i]
             area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
             kept = np.flatnonzero(area[1:] >= need)
-            if image is not None and self.mask_refinement_radius > 0 and kept.size:
+            if image is not None and self.mask_refinement_radius > 0 and len(kept):
                 # Refine the masks that pass the area filter (the others are left out first,
                 # so they neither keep pixels nor compete for them).
                 lab = np.where(np.isin(lab, kept + 1), lab, 0)
-                lab = refine_labels(image, lab, [k for k in kept if self.mask_refinement_ids is
-                                                 None or class_ids[k] in self.mask_refinement_ids],
-                                    self.mask_refinement_radius, self.mask_refinement_eps)
+                lab = refine_labels(
+                    image, lab, [k for k in kept if self.mask_refinement_ids is None
+                                 or class_ids[k] in self.mask_refinement_ids],
+                    self.mask_refinement_radius, self.mask_refinement_eps,
+                    radius_of={int(k): self.mask_refinement_radius_by_id[class_ids[k]]
+                               for k in kept if class_ids[k] in self.mask_refinement_radius_by_id})
                 area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
                 kept = [k for k in kept if area[k + 1] > 0]
             instances = []

@@ -50,6 +50,7 @@ def test_yaml_file_round_trip(tmp_path):
     ("inference.relink_max_distance=-0.5", "relink_max_distance must be >= 0"),
     ("inference.relink_classes=[truck]", "relink_classes: unknown class"),
     ("inference.mask_refinement_radius=-1", "mask_refinement_radius must be >= 0 pixels"),
+    ("inference.mask_refinement_radius_per_class={pedestrian: 0}", "radii must be >= 1 pixel"),
     ("inference.mask_refinement_eps=0", "mask_refinement_eps must be > 0"),
     ("inference.mask_refinement_classes=[truck]", "mask_refinement_classes: unknown class"),
     ("data.scale_range=[1.5, 1.0]", "data.scale_range must be [low, high]"),
