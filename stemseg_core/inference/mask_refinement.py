@@ -13,6 +13,9 @@ Exactness with crops: an instance's filtered mask is 0 farther than 2r from its 
 instance is filtered in its box grown by 2r + 1 pixels, whose image statistics there equal the
 whole frame's; the cost is O(box area) per instance, not O(frame).
 
+OpenCV's own guidedFilter lives in the contrib build (cv2.ximgproc), which would replace the
+project's pinned opencv-python-headless wheel; the filter is a few box filters (cv2.blur) here.
+
 Shapes: image (H, W, 3) uint8 RGB; labels (H, W) int, 0 = none, k = instance k - 1.
 """
 from __future__ import annotations

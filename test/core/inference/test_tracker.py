@@ -150,16 +150,21 @@ def scene(i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return img, truth
 
 
-@pytest.mark.parametrize("stride,min_iou", [(4, 0.6), (2, 0.95)])
-def test_tracks_follow_objects_with_a_fake_model(tiny_config, stride, min_iou):
-    """Any output stride: masks are mapped back to the image (finer at stride 2)."""
-    tr = StreamingTracker(ColourBlobModel(stride), tiny_config, device="cpu")
+def run_scene(tr: StreamingTracker, n: int) -> tuple[list, list[dict[str, np.ndarray]]]:
+    """Push scene(0..n-1) through the tracker; (results, ground-truth masks per frame)."""
     out, truths = [], []
-    for i in range(16):
+    for i in range(n):
         img, truth = scene(i)
         truths.append(truth)
         out += tr.push(img, i)
-    out += tr.flush()
+    return out + tr.flush(), truths
+
+
+@pytest.mark.parametrize("stride,min_iou", [(4, 0.6), (2, 0.95)])
+def test_tracks_follow_objects_with_a_fake_model(tiny_config, stride, min_iou):
+    """Any output stride: masks are mapped back to the image (finer at stride 2)."""
+    out, truths = run_scene(StreamingTracker(ColourBlobModel(stride), tiny_config,
+                                             device="cpu"), 16)
     assert [r.index for r in out] == list(range(16))
     ids: dict[str, set[int]] = {"red": set(), "green": set(), "blue": set()}
     for r, truth in zip(out, truths):
@@ -298,13 +303,8 @@ def test_mask_refinement_snaps_blocky_masks_to_the_objects(tiny_config, classes)
         tiny_config.inference.mask_refinement_radius_per_class = (
             {"pedestrian": radius} if per_class and radius else {})
         tiny_config.inference.mask_refinement_classes = [] if per_class else classes
-        tr = StreamingTracker(ColourBlobModel(4), tiny_config, device="cpu")
-        out, truths = [], []
-        for i in range(8):
-            img, truth = scene(i)
-            truths.append(truth)
-            out += tr.push(img, i)
-        out += tr.flush()
+        out, truths = run_scene(StreamingTracker(ColourBlobModel(4), tiny_config, device="cpu"),
+                                8)
         got: dict[str, list[float]] = {"car": [], "pedestrian": []}
         for r, truth in zip(out, truths):
             assert len(r.instances) == len(truth)
