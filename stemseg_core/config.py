@@ -168,7 +168,8 @@ class InferenceConfig:
     #: radius in pixels, so that its border follows the image's edges
     #: (inference/mask_refinement.py).
     mask_refinement_radius: int = 0
-    #: Per-class overrides of mask_refinement_radius, by class name (e.g. {pedestrian: 5}).
+    #: Per-class overrides of mask_refinement_radius, by class name (e.g. {pedestrian: 5});
+    #: used only while mask_refinement_radius > 0 (which turns refinement on).
     mask_refinement_radius_per_class: dict[str, int] = field(default_factory=dict)
     #: The guided filter's ridge term (on RGB in [0, 1]): smaller follows weaker edges.
     mask_refinement_eps: float = 1.0e-3

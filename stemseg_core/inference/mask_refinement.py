@@ -20,10 +20,11 @@ Shapes: image (H, W, 3) uint8 RGB; labels (H, W) int, 0 = none, k = instance k -
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import cv2
 import numpy as np
+from scipy import ndimage
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -72,42 +73,40 @@ def guided_filter(guide: np.ndarray, masks: np.ndarray, radius: int, eps: float)
     return out
 
 
-def refine_labels(image: np.ndarray, labels: np.ndarray, refine: Iterable[int],
-                  radius: int, eps: float,
-                  radius_of: Mapping[int, int] | None = None) -> np.ndarray:
-    """Re-decide the pixels around the instances in ``refine`` (0-based instance indices).
+def refine_labels(image: np.ndarray, labels: np.ndarray, radii: Mapping[int, int],
+                  eps: float) -> np.ndarray:
+    """Re-decide the pixels around the instances in ``radii`` (0-based instance index -> its
+    filter radius; each instance's filtered mask is exact on its own, so radii may differ).
 
-    ``radius_of``: instance index -> its own filter radius (others use ``radius``); each
-    instance's filtered mask is exact on its own, so radii may differ between instances.
-    Instances not in ``refine`` keep their pixels exactly and are never taken over. Returns a
+    Instances not in ``radii`` keep their pixels exactly and are never taken over. Returns a
     new (H, W) int32 label map (an instance may end up with no pixel).
     """
     labels = np.asarray(labels)
     h, w = labels.shape
     if image.shape[:2] != (h, w):
         raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
-    refine = sorted({int(k) for k in refine})
     out = labels.astype(np.int32, copy=True)
-    if not refine:
+    if not radii:
         return out
-    radius_of = radius_of or {}
-    fixed = (out > 0) & ~np.isin(out, [k + 1 for k in refine])  # pixels never re-decided
+    # One pass over the frame for every instance's box (slices; None = no pixel).
+    top = max(int(out.max()), max(int(k) for k in radii) + 1)
+    boxes = ndimage.find_objects(out, max_label=top)  # box of label k + 1 at [k]
+    refined = np.zeros(top + 1, bool)  # by label
+    refined[[int(k) + 1 for k in radii]] = True
+    fixed = (out > 0) & ~refined[out]  # pixels never re-decided
     total = np.zeros((h, w), np.float32)  # sum of the filtered refined masks
     best = np.zeros((h, w), np.float32)  # highest filtered value so far
     best_label = np.zeros((h, w), np.int32)
     touched = np.zeros((h, w), bool)
-    for k in refine:
-        ys, xs = np.nonzero(labels == k + 1)
-        if ys.size == 0:
+    for k, r in radii.items():
+        box = boxes[int(k)]
+        if box is None:
             continue
-        r = int(radius_of.get(k, radius))
-        grow = 2 * r + 1
-        y0, y1 = max(0, ys.min() - grow), min(h, ys.max() + 1 + grow)
-        x0, x1 = max(0, xs.min() - grow), min(w, xs.max() + 1 + grow)
-        guide = image[y0:y1, x0:x1].astype(np.float32) / 255.0
-        q = guided_filter(guide, (labels[y0:y1, x0:x1] == k + 1).astype(np.float32)[None],
-                          r, eps)[0]
-        win = (slice(y0, y1), slice(x0, x1))
+        grow = 2 * int(r) + 1
+        win = (slice(max(0, box[0].start - grow), min(h, box[0].stop + grow)),
+               slice(max(0, box[1].start - grow), min(w, box[1].stop + grow)))
+        guide = image[win].astype(np.float32) / 255.0
+        q = guided_filter(guide, (out[win] == k + 1).astype(np.float32)[None], int(r), eps)[0]
         total[win] += q
         higher = q > best[win]
         best[win] = np.where(higher, q, best[win])

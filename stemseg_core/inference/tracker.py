@@ -326,6 +326,10 @@ class StreamingTracker:
         # Minimum area of each instance (by its class), once per clip rather than per frame.
         need = np.array([max(1, self.min_mask_area_by_id.get(c, self.min_mask_area))
                          for c in class_ids], dtype=np.int64)
+        # Refinement radius of each instance (by its class; absent = not refined), once per clip.
+        radius = {k: self.mask_refinement_radius_by_id.get(c, self.mask_refinement_radius)
+                  for k, c in enumerate(class_ids)
+                  if self.mask_refinement_ids is None or c in self.mask_refinement_ids}
         for i, (stamp, index, image) in enumerate(meta):
             lab = labels[first + i]
             area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
@@ -333,13 +337,11 @@ class StreamingTracker:
             if image is not None and self.mask_refinement_radius > 0 and len(kept):
                 # Refine the masks that pass the area filter (the others are left out first,
                 # so they neither keep pixels nor compete for them).
-                lab = np.where(np.isin(lab, kept + 1), lab, 0)
-                lab = refine_labels(
-                    image, lab, [k for k in kept if self.mask_refinement_ids is None
-                                 or class_ids[k] in self.mask_refinement_ids],
-                    self.mask_refinement_radius, self.mask_refinement_eps,
-                    radius_of={int(k): self.mask_refinement_radius_by_id[class_ids[k]]
-                               for k in kept if class_ids[k] in self.mask_refinement_radius_by_id})
+                lut = np.zeros(len(scores) + 1, np.int32)
+                lut[kept + 1] = kept + 1
+                lab = refine_labels(image, lut[lab],
+                                    {int(k): radius[k] for k in kept if k in radius},
+                                    self.mask_refinement_eps)
                 area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
                 kept = [k for k in kept if area[k + 1] > 0]
             instances = []

@@ -42,10 +42,10 @@ def test_a_shifted_mask_snaps_to_the_colour_edge():
         return (m & truth).sum() / (m | truth).sum()
 
     assert iou(labels == 1) < 0.73
-    out = refine_labels(img, labels, [0], radius=4, eps=1e-3)
+    out = refine_labels(img, labels, {0: 4}, eps=1e-3)
     assert set(np.unique(out)) <= {0, 1}
     assert iou(out == 1) > 0.99
-    assert np.array_equal(refine_labels(img, labels, [0], radius=6, eps=1e-3) == 1, truth)
+    assert np.array_equal(refine_labels(img, labels, {0: 6}, eps=1e-3) == 1, truth)
 
 
 def test_crops_give_the_whole_frame_result():
@@ -57,11 +57,13 @@ def test_crops_give_the_whole_frame_result():
     labels[6:21, 4:24] = 1
     labels[26:44, 52:71] = 2
     labels[18:24, 22:30] = 3  # touches instance 1
-    r, eps = 2, 1e-3
-    out = refine_labels(img, labels, [0, 1, 2], r, eps)
-    # whole-frame reference: filter every mask over the full image, pick the best (or none)
-    q = guided_filter(img.astype(np.float32) / 255, np.stack(
-        [(labels == k).astype(np.float32) for k in (1, 2, 3)]), r, eps)
+    radii, eps = {0: 2, 1: 4, 2: 3}, 1e-3
+    out = refine_labels(img, labels, radii, eps)
+    # whole-frame reference: filter every mask over the full image with its own radius, then
+    # pick the best (or none)
+    guide = img.astype(np.float32) / 255
+    q = np.stack([guided_filter(guide, (labels == k + 1).astype(np.float32)[None], r, eps)[0]
+                  for k, r in radii.items()])
     ref = np.where(q.max(0) > 1 - q.sum(0), q.argmax(0) + 1, 0)
     assert np.array_equal(out, ref)
 
@@ -72,10 +74,12 @@ def test_instances_not_refined_keep_every_pixel_and_lose_none():
     labels = np.zeros((30, 30), np.int32)
     labels[8:20, 8:14] = 1  # refined: its border is re-decided ...
     labels[8:20, 14:20] = 2  # ... but it never takes pixels of instance 2 (not refined)
-    out = refine_labels(img, labels, [0], radius=3, eps=1e-3)
+    labels[2:4, 2:4] = 3  # a higher label, not refined either
+    out = refine_labels(img, labels, {0: 3}, eps=1e-3)
     assert np.array_equal(out == 2, labels == 2)
+    assert np.array_equal(out == 3, labels == 3)
     assert (out == 1).sum() > 0 and not np.array_equal(out == 1, labels == 1)
-    assert np.array_equal(refine_labels(img, labels, [], 3, 1e-3), labels)
+    assert np.array_equal(refine_labels(img, labels, {}, 1e-3), labels)
 
 
 def test_bad_arguments_are_named():
@@ -84,7 +88,8 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="eps"):
         guided_filter(noisy_image(), np.zeros((1, 40, 60), np.float32), 2, 0.0)
     with pytest.raises(ValueError, match="differ in size"):
-        refine_labels(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 12), np.int32), [0], 2, 1e-3)
+        refine_labels(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 12), np.int32), {0: 2},
+                      1e-3)
 
 
 def test_guided_filter_equals_ridge_regression_per_window():
