@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -172,14 +172,16 @@ class StreamingTracker:
         for k, v in checked.items():  # all or nothing
             setattr(self, k, v)
 
-    def reset(self) -> None:
-        """Drop all buffered frames and state; the next push starts a new stream (IDs from 1)."""
+    def reset(self, keep_ids: bool = False) -> None:
+        """Drop all buffered frames and state; the next push starts a new stream. Track IDs
+        restart at 1, or with ``keep_ids`` go on from the last one (never reused in a stream)."""
+        next_id = self._stitcher.next_id if keep_ids else 1
         # Each entry: (model input (3, Hp, Wp) on device, stamp, frame index, the RGB image when
         # mask refinement needs it, else None).
         self._buffer: deque[tuple[torch.Tensor, Any, int, np.ndarray | None]] = deque()
         self._n_new = 0  # buffered frames not output yet (always the last ones of the buffer)
         self._geo: Geometry | None = None
-        self._stitcher.reset()
+        self._stitcher.reset(next_id)
         self.frames_pushed = 0
 
     @property
@@ -199,7 +201,7 @@ class StreamingTracker:
             raise ImageSizeChangedError(f"image size changed from {self._geo.image_size[0]}x"
                              f"{self._geo.image_size[1]} to {h}x{w} mid-stream; call reset() "
                              f"(after flush() if the buffered frames are wanted) first")
-        frame = prepare_frame(image, self._geo, self.cfg.model.pixel_mean, self.device)
+        frame = self._prepare(image, self._geo)
         self._buffer.append((frame, stamp, self.frames_pushed,
                              image.copy() if self.mask_refinement_radius > 0 else None))
         self.frames_pushed += 1
@@ -214,7 +216,50 @@ class StreamingTracker:
             return []
         return self._run_clip()
 
+    def predict_clip(self, frames: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The network's outputs for one clip, without clustering or tracking state.
+
+        ``frames``: (H, W, 3) uint8 RGB images of one size (any number; the model's clip length
+        is what it was trained for). They go through this tracker's own preprocessing and
+        network path (``_forward``, flip test included), as clips in push/flush do. Returns numpy
+        float32 arrays at the network's output resolution (h, w) (stride 4 or 2 of the padded
+        input): ``embeddings`` (E, T, h, w) as the clustering uses them, ``precisions``
+        (E, T, h, w), ``seediness`` (T, h, w) in [0, 1], ``semantic`` (C, T, h, w) class
+        probabilities (softmax) where the model has a semantic head, ``foreground`` (T, h, w)
+        probabilities where it has a foreground channel. Buffered frames are not touched.
+        """
+        if len(frames) == 0:
+            raise ValueError("predict_clip needs at least one frame, got none")
+        images = [check_image(f) for f in frames]
+        sizes = {im.shape[:2] for im in images}
+        if len(sizes) != 1:
+            raise ValueError(f"predict_clip: all frames must have one size, got {sorted(sizes)}")
+        h, w = images[0].shape[:2]
+        inp = self.cfg.input
+        geo = geometry(h, w, inp.min_side, inp.max_side)
+        with torch.inference_mode():
+            clip = torch.stack([self._prepare(im, geo) for im in images])[None]
+            out = self._forward(clip)
+            result = {k: out[k][0] for k in ("embeddings", "precisions", "seediness")}
+            if out.get("semantic") is not None:
+                result["semantic"] = torch.softmax(out["semantic"][0].float(), dim=0)
+            if out.get("foreground") is not None:
+                result["foreground"] = out["foreground"][0]
+            return {k: v.float().cpu().numpy() for k, v in result.items()}
+
     # ------------------------------------------------------------------------------------------
+    def _prepare(self, image: np.ndarray, geo: Geometry) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> (3, Hp, Wp) model input on the tracker's device."""
+        return prepare_frame(image, geo, self.cfg.model.pixel_mean, self.device)
+
+    def _forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The one network call of the tracker: clip (1, L, 3, Hp, Wp) float -> the model's
+        outputs (dict of tensors, as ``STEmSeg.forward`` in eval mode), flip test included.
+        Deployment backends replace this; push/flush and predict_clip all come through here."""
+        if self.flip_test:
+            return predict_with_flip(self.model, clip, self._x_dims)
+        return self.model(clip)
+
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -226,11 +271,9 @@ class StreamingTracker:
         try:
             return self._run_clip_unguarded()
         except Exception:
-            next_id = self._stitcher.next_id
             self._buffer.clear()
             self._n_new = 0
-            self._stitcher.reset()
-            self._stitcher._next_id = next_id
+            self._stitcher.reset(self._stitcher.next_id)
             raise
 
     def _run_clip_unguarded(self) -> list[FrameResult]:
@@ -243,10 +286,7 @@ class StreamingTracker:
         t0 = time.perf_counter()
         with torch.inference_mode():
             clip = torch.stack([f[0] for f in frames])[None]  # (1, L, 3, Hp, Wp)
-            if self.flip_test:
-                out = predict_with_flip(self.model, clip, self._x_dims)
-            else:
-                out = self.model(clip)
+            out = self._forward(clip)
             self._sync()
             t1 = time.perf_counter()
             timings["model"] = t1 - t0
