@@ -28,6 +28,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stemseg_core.data.image_codec import (
+    ImageDecodeError,
+    compress_array,
+    compressed_format_string,
+    decode_compressed,
+    decode_image,
+    pack_image,
+)
+
 IMAGE_MSGTYPE = "sensor_msgs/msg/Image"
 COMPRESSED_MSGTYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_MSGTYPE = "sensor_msgs/msg/CameraInfo"
@@ -224,52 +233,27 @@ def encoding_of(img: np.ndarray) -> str:
 
 def encode_png(img: np.ndarray) -> tuple[str, bytes]:
     """(CompressedImage.format, PNG bytes), lossless; format as image_transport writes it."""
-    enc = encoding_of(img)
-    if img.ndim == 3:
-        code = cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
-        stored = enc.replace("rgb", "bgr")
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(img, code))
-    else:
-        stored = enc
-        ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise BagError("PNG encoding failed")
-    return f"{enc}; png compressed {stored}", buf.tobytes()
+    try:
+        return compressed_format_string("png", encoding_of(img)), compress_array(img, "png")
+    except ImageDecodeError as e:
+        raise BagError(str(e)) from None
 
 
 def decode_image_msg(msg: object) -> np.ndarray:
-    """Image or CompressedImage message -> array: RGB(A) order for colour, 2-D for mono.
-
-    The dtype is that of the data (uint8, uint16, ...); use :func:`to_rgb8` for display/models.
-    """
-    if hasattr(msg, "format"):  # CompressedImage
-        buf = np.frombuffer(bytes(msg.data), np.uint8)
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise CorruptBagError(f"cannot decode CompressedImage (format {msg.format!r})")
-        return _rgb_order(img)
-    enc = msg.encoding
-    grey = {"mono8": np.uint8, "8UC1": np.uint8, "mono16": np.uint16, "16UC1": np.uint16}
-    if enc in grey:
-        dtype = np.dtype(grey[enc]).newbyteorder(">" if msg.is_bigendian else "<")
-        row = msg.width * dtype.itemsize
-        arr = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.step)[:, :row]
-        return np.ascontiguousarray(arr).view(dtype).reshape(msg.height, msg.width).astype(
-            grey[enc])
-    from rosbags.image import image_to_cvimage
-
+    """Image or CompressedImage message -> (H, W, 3) uint8 RGB, through the one codec
+    (:mod:`stemseg_core.data.image_codec`: honours ``step`` and ``is_bigendian``)."""
     try:
-        target = "rgb16" if ("16" in enc and "bayer" not in enc) else "rgb8"
-        if enc in ("rgb8", "rgb16"):
-            target = None
-        img = image_to_cvimage(msg, target)
-    except Exception as e:  # rosbags.image raises its own format/conversion errors
-        raise BagError(f"unsupported image encoding {enc!r}: {e}") from None
-    return np.ascontiguousarray(img)
+        if hasattr(msg, "format"):  # CompressedImage
+            return decode_compressed(msg.format, msg.data)
+        return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
+                            msg.data)
+    except ImageDecodeError as e:
+        raise BagError(f"cannot decode image: {e}") from None
 
 
 def to_rgb8(img: np.ndarray) -> np.ndarray:
-    """Any decoded image -> (H, W, 3) uint8 RGB. 16-bit data keeps its top 8 bits."""
+    """A decoded image -> (H, W, 3) uint8 RGB; images from :func:`decode_image_msg` already are
+    (returned unchanged). Grey / RGBA / 16-bit arrays: 16-bit keeps its top 8 bits."""
     if img.dtype == np.uint16:
         img = (img >> 8).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -394,12 +378,10 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
                 msg = T[COMPRESSED_MSGTYPE](header=header, format=fmt,
                                             data=np.frombuffer(data, np.uint8))
             else:
-                flat = np.ascontiguousarray(img)
+                step, data = pack_image(img, encoding)
                 msg = T[IMAGE_MSGTYPE](
-                    header=header, height=h, width=w, encoding=encoding,
-                    is_bigendian=int(flat.dtype.byteorder == ">"),
-                    step=w * flat.itemsize * (1 if img.ndim == 2 else img.shape[2]),
-                    data=flat.view(np.uint8).reshape(-1))
+                    header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
+                    step=step, data=np.frombuffer(data, np.uint8))
             writer.write(img_conn, stamp_ns, ts.serialize_cdr(msg, msgtype))
             info = T[CAMERA_INFO_MSGTYPE](
                 header=header, height=h, width=w, distortion_model="plumb_bob",
@@ -472,7 +454,7 @@ class BagImage:
     _msg: object = field(default=None, repr=False)
 
     def decode(self) -> np.ndarray:
-        """The image as an array (RGB order, native dtype, 2-D for mono)."""
+        """The image as (H, W, 3) uint8 RGB (16-bit keeps its top 8 bits)."""
         return decode_image_msg(self._msg)
 
 

@@ -115,12 +115,12 @@ def test_sixteen_bit_images_are_mono16(tmp_path, compressed):
     assert s.encoding == "mono16"
     for k, f in enumerate(rio.read_image_frames(tmp_path / "bag")):
         assert f.encoding.startswith("mono16")
-        img = f.decode()
-        assert img.dtype == np.uint16 and img.shape == (H, W)
-        np.testing.assert_array_equal(img, _png(seq_dir / f"{k:06d}.png"))
-        rgb = rio.to_rgb8(img)
+        rgb = f.decode()
         assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8
-        np.testing.assert_array_equal(rgb[..., 0], (img >> 8).astype(np.uint8))
+        top8 = (_png(seq_dir / f"{k:06d}.png") >> 8).astype(np.uint8)
+        for c in range(3):
+            np.testing.assert_array_equal(rgb[..., c], top8)
+        np.testing.assert_array_equal(rio.to_rgb8(rgb), rgb)  # already RGB8: unchanged
 
 
 def _bag_with(tmp_path: Path, topics: dict[str, str]) -> Path:
@@ -231,3 +231,31 @@ def test_cli_bag_eval_without_ros_says_how_to_get_it(monkeypatch, capsys, tmp_pa
     assert "needs the ROS 2 environment: run make setup and . .venv/bin/activate" in \
         capsys.readouterr().err
     assert main(["bag"]) == 2
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "yuv422", "bayer_rggb8"])
+def test_reader_honours_step_padding(tmp_path, encoding):
+    """A camera that pads its rows: the bag reader skips the padding (no shifted rows)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from stemseg_core.data.image_codec import decode_image, encode_image
+
+    rgb = np.random.default_rng(3).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    _, step, data = encode_image(rgb, encoding)
+    pad = 16
+    padded = b"".join(data[r * step:(r + 1) * step] + b"\x7f" * pad for r in range(H))
+    ts = get_typestore(Stores.ROS2_KILTED)
+    T = ts.types
+    with Writer(tmp_path / "padded", version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        conn = w.add_connection("/cam", rio.IMAGE_MSGTYPE, typestore=ts)
+        hdr = T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=1, nanosec=0),
+                                       frame_id="x")
+        msg = T[rio.IMAGE_MSGTYPE](header=hdr, height=H, width=W, encoding=encoding,
+                                   is_bigendian=0, step=step + pad,
+                                   data=np.frombuffer(padded, np.uint8))
+        w.write(conn, 1, ts.serialize_cdr(msg, rio.IMAGE_MSGTYPE))
+    got = rio.read_image_frames(tmp_path / "padded")[0].decode()
+    np.testing.assert_array_equal(got, decode_image(encoding, H, W, step, False, data))
+    if encoding == "rgb8":
+        np.testing.assert_array_equal(got, rgb)
