@@ -1,34 +1,24 @@
-"""Configuration: dataclasses loaded from YAML, with `key=value` overrides and validation.
+"""The config schema: one dataclass per section, the allowed option values, and the live
+thresholds (:data:`LIVE_THRESHOLDS`).
 
-A config file mirrors :class:`Config`; any field left out keeps its default. Example::
-
-    cfg = load_config("config/model/demo_cpu.yaml", ["train.max_steps=100", "model.clip_length=4"])
-
-Every bad value raises :class:`ConfigError` naming the key, the value and what is allowed.
+A config file mirrors :class:`Config`; any field left out keeps its default. Loading and
+``key=value`` overrides are in :mod:`.loading`, range checks in :mod:`.validation`.
 """
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+#: Option lists of other modules, kept here until those modules register their own.
 MIXING_FUNCTIONS = ("xy", "xyt", "xyf", "xytf", "xyff", "xyfff")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large",
              "mobilenet_v3_small")
-DEVICES = ("auto", "cpu", "cuda")
 #: Training data layouts (read by stemseg_core/data/sources.py).
 DATA_FORMATS = ("auto", "kitti_mots", "davis", "youtube_vis")
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or out of range; the message says which and why."""
+DEVICES = ("auto", "cpu", "cuda")
+#: model.output_stride: 4 = the paper's decoder output, 2 = with the stride-2 refinement.
+OUTPUT_STRIDES = (4, 2)
 
 
 @dataclass
@@ -240,269 +230,60 @@ class Config:
         return dataclasses.asdict(self)
 
 
-# --------------------------------------------------------------------------------------------
-# Loading, overrides, validation
+@dataclass(frozen=True)
+class ThresholdSpec:
+    """One inference setting that may change while a stream runs (``inference.<name>``).
+
+    ``kind`` is the value type: float, int, or list (of class names). With ``per_class`` the
+    setting is a {class name: kind} map whose values obey ``low``/``high``. ``low``/``high``
+    are inclusive bounds (None = unbounded).
+    """
+
+    name: str
+    kind: type
+    low: float | None
+    high: float | None
+    description: str
+    per_class: bool = False
+
+    def allowed(self) -> str:
+        """The allowed values in words, e.g. "in [0, 1]" or ">= 0"."""
+        if self.kind is list:
+            return "a list of the model's class names (empty = all)"
+        lo, hi = self.low, self.high
+        if lo is not None and hi is not None:
+            what = f"in [{lo:g}, {hi:g}]"
+        elif lo is not None:
+            what = f">= {lo:g}"
+        elif hi is not None:
+            what = f"<= {hi:g}"
+        else:
+            what = "any value"
+        number = "a number" if self.kind is float else "an integer"
+        return (f"{{class name: {number} {what}}}" if self.per_class
+                else f"{number} {what}")
 
 
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return tp, False
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the field type `tp`, or raise ConfigError naming `key`."""
-    tp, optional = _unwrap_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{key}: null is not allowed (expected {getattr(tp, '__name__', tp)})")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
-        return _build(tp, value, key)
-    origin = typing.get_origin(tp)
-    if origin is dict:
-        key_tp, val_tp = typing.get_args(tp)
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip() else {}
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping like {{name: value}}, got {value!r}")
-        return {_coerce(k, key_tp, f"{key} (a key)"): _coerce(v, val_tp, f"{key}.{k}")
-                for k, v in value.items()}
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else (
-                [v.strip() for v in value.split(",") if v.strip()])
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        try:
-            f = float(value)
-        except ValueError:
-            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-        if f != int(f):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return int(f)
-    if tp is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if tp is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return str(value)
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for k, v in data.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in names:
-            close = difflib.get_close_matches(str(k), names, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"unknown config key '{key}'.{hint} "
-                              f"Allowed here: {', '.join(names)}")
-        kwargs[k] = _coerce(v, hints[k], key)
-    return cls(**kwargs)
-
-
-def _apply_override(data: dict[str, Any], override: str) -> None:
-    if "=" not in override:
-        raise ConfigError(f"override '{override}' must look like key.sub=value")
-    key, raw = override.split("=", 1)
-    parts = key.strip().split(".")
-    node = data
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override '{override}': '{p}' is not a section")
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
-
-
-def config_from_dict(data: dict[str, Any] | None, overrides: list[str] | None = None) -> Config:
-    """Build and validate a :class:`Config` from a (partial) nested dict plus overrides."""
-    data = _deep_copy(data or {})
-    for o in overrides or []:
-        _apply_override(data, o)
-    cfg = _build(Config, data)
-    validate(cfg)
-    return cfg
-
-
-def _deep_copy(d: Any) -> Any:
-    if isinstance(d, dict):
-        return {k: _deep_copy(v) for k, v in d.items()}
-    if isinstance(d, list):
-        return [_deep_copy(v) for v in d]
-    return d
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config file (None = all defaults), apply `key=value` overrides, validate."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p} (model configs live in config/model/)")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level, "
-                              f"got {type(data).__name__}")
-    return config_from_dict(data, overrides)
-
-
-def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
-
-
-def _check_class_names(key: str, names: Iterable[str], m: ModelConfig) -> None:
-    """Every name must be one of the model's object classes (not "background")."""
-    unknown = [c for c in names if c not in m.class_names[1:]]
-    _check(not unknown, f"{key}: unknown class(es) {unknown}; the model knows "
-                        f"{m.class_names[1:]}")
-
-
-OUTPUT_STRIDES = (4, 2)
-
-
-def validate(cfg: Config) -> None:
-    """Raise ConfigError on the first value outside its allowed range."""
-    m = cfg.model
-    _check(m.backbone.name in BACKBONES,
-           f"model.backbone.name: '{m.backbone.name}' is not supported; "
-           f"allowed: {', '.join(BACKBONES)}")
-    _check(m.embedding.mixing in MIXING_FUNCTIONS,
-           f"model.embedding.mixing: '{m.embedding.mixing}' is not a mixing function; allowed: "
-           f"{', '.join(MIXING_FUNCTIONS)}")
-    _check(m.embedding.free_dim_std > 0, "model.embedding.free_dim_std must be > 0")
-    _check(m.embedding.time_scale > 0, "model.embedding.time_scale must be > 0")
-    _check(0 <= m.backbone.frozen_stages <= 5, "model.backbone.frozen_stages must be in 0..5")
-    _check(len(m.decoder.widths) == 4,
-           f"model.decoder.widths: need 4 widths (1/32, 1/16, 1/8, 1/4), got {m.decoder.widths}")
-    for w in m.decoder.widths:
-        _check(w > 0 and w % m.decoder.groupnorm_groups == 0,
-               f"model.decoder.widths: {w} must be a positive multiple of "
-               f"groupnorm_groups={m.decoder.groupnorm_groups}")
-    _check(len(m.class_names) >= 2 and m.class_names[0] == "background",
-           f"model.class_names must start with 'background' and name at least one class, "
-           f"got {m.class_names}")
-    _check(len(set(m.class_names)) == len(m.class_names),
-           f"model.class_names has duplicates: {m.class_names}")
-    _check(m.clip_length >= 1, f"model.clip_length must be >= 1, got {m.clip_length}")
-    _check(m.output_stride in OUTPUT_STRIDES,
-           f"model.output_stride must be one of {OUTPUT_STRIDES} (4 = the paper's decoder "
-           f"output, 2 = with the stride-2 refinement), got {m.output_stride}")
-    _check(len(m.pixel_mean) == 3 and len(m.pixel_std) == 3 and all(s > 0 for s in m.pixel_std),
-           "model.pixel_mean/pixel_std need 3 values each (RGB), std > 0")
-    _check(cfg.loss.seediness_small_instance_area >= 0,
-           f"loss.seediness_small_instance_area must be >= 0 (0 = off), got "
-           f"{cfg.loss.seediness_small_instance_area}")
-    cw = cfg.loss.semantic_class_weights
-    _check(not cw or (len(cw) == m.num_classes and all(x > 0 for x in cw)),
-           f"loss.semantic_class_weights: need {m.num_classes} positive weights (one per class "
-           f"in model.class_names) or [], got {cw}")
-    sr = cfg.data.scale_range
-    _check(len(sr) == 2 and 0 < sr[0] <= sr[1],
-           f"data.scale_range must be [low, high] with 0 < low <= high ([1, 1] = off), got {sr}")
-    i = cfg.inference
-    _check(0 <= i.clip_overlap < m.clip_length,
-           f"inference.clip_overlap must be in 0..clip_length-1 = 0..{m.clip_length - 1}, "
-           f"got {i.clip_overlap}")
-    for name in ("seediness_threshold", "foreground_threshold", "mask_threshold",
-                 "stitch_min_iou"):
-        v = getattr(i, name)
-        _check(0.0 <= v <= 1.0, f"inference.{name} must be in [0, 1], got {v}")
-    _check(i.max_instances >= 1, f"inference.max_instances must be >= 1, got {i.max_instances}")
-    _check(i.center_refinement_steps >= 0, f"inference.center_refinement_steps must be >= 0 "
-                                           f"(0 = off), got {i.center_refinement_steps}")
-    _check(i.min_mask_area >= 0, f"inference.min_mask_area must be >= 0, got {i.min_mask_area}")
-    _check_class_names("inference.min_mask_area_per_class", i.min_mask_area_per_class, m)
-    negative = {c: v for c, v in i.min_mask_area_per_class.items() if v < 0}
-    _check(not negative, f"inference.min_mask_area_per_class: areas must be >= 0, got {negative}")
-    _check_class_names("inference.seediness_threshold_per_class",
-                       i.seediness_threshold_per_class, m)
-    outside = {c: v for c, v in i.seediness_threshold_per_class.items() if not 0.0 <= v <= 1.0}
-    _check(not outside, f"inference.seediness_threshold_per_class: thresholds must be in [0, 1], "
-                        f"got {outside}")
-    _check(not i.seediness_threshold_per_class or m.semantic_head,
-           "inference.seediness_threshold_per_class needs model.semantic_head: true (the class "
-           "of a seed pixel comes from the semantic head); use seediness_threshold instead")
-    _check(i.relink_max_gap >= 0, f"inference.relink_max_gap must be >= 0 frames (0 = off), "
-                                  f"got {i.relink_max_gap}")
-    _check(i.relink_max_distance >= 0, f"inference.relink_max_distance must be >= 0 (in track "
-                                       f"box sizes), got {i.relink_max_distance}")
-    _check(i.min_track_length >= 0, f"inference.min_track_length must be >= 0 (0 = off), got "
-                                    f"{i.min_track_length}")
-    _check_class_names("inference.classes", i.classes, m)
-    _check_class_names("inference.relink_classes", i.relink_classes, m)
-    _check(i.mask_refinement_radius >= 0, f"inference.mask_refinement_radius must be >= 0 "
-                                          f"pixels (0 = off), got {i.mask_refinement_radius}")
-    _check_class_names("inference.mask_refinement_radius_per_class",
-                       i.mask_refinement_radius_per_class, m)
-    bad_r = {c: v for c, v in i.mask_refinement_radius_per_class.items() if v < 1}
-    _check(not bad_r, f"inference.mask_refinement_radius_per_class: radii must be >= 1 pixel "
-                      f"(leave a class out to use mask_refinement_radius), got {bad_r}")
-    _check(i.mask_refinement_eps > 0, f"inference.mask_refinement_eps must be > 0 (e.g. 1e-3), "
-                                      f"got {i.mask_refinement_eps}")
-    _check_class_names("inference.mask_refinement_classes", i.mask_refinement_classes, m)
-    _check(i.device in DEVICES, f"inference.device: '{i.device}' not one of {', '.join(DEVICES)}")
-    d = cfg.data
-    _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,
-           f"data.height/width must be positive multiples of 32, got {d.height}x{d.width}")
-    _check(d.max_frame_stride >= 1, "data.max_frame_stride must be >= 1")
-    _check(d.format in DATA_FORMATS, f"data.format: '{d.format}' is not a data layout; allowed: "
-                                     f"{', '.join(DATA_FORMATS)}")
-    _check(0.0 <= d.image_augmented_fraction <= 1.0, "data.image_augmented_fraction in [0, 1]")
-    _check(d.oversample_weight >= 0, f"data.oversample_weight must be >= 0 (0 = off), got "
-                                     f"{d.oversample_weight}")
-    _check(d.oversample_max_area >= 1, f"data.oversample_max_area must be >= 1 pixel, got "
-                                       f"{d.oversample_max_area}")
-    if d.oversample_weight > 0:
-        _check_class_names("data.oversample_class", [d.oversample_class], m)
-    t = cfg.train
-    _check(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps >= 1")
-    _check(t.lr > 0, f"train.lr must be > 0, got {t.lr}")
-    _check(0 < t.lr_decay_factor <= 1, "train.lr_decay_factor must be in (0, 1]")
-    _check(t.lr_decay_start >= 0, "train.lr_decay_start must be >= 0")
-    _check(t.checkpoint_every >= 1 and t.log_every >= 1, "train.*_every must be >= 1")
-    _check(cfg.input.min_side >= 0 and cfg.input.max_side >= 0, "input.min_side/max_side >= 0")
-
-
-def resolve_device(name: str) -> str:
-    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU raises ConfigError."""
-    import torch
-
-    if name not in DEVICES and not name.startswith("cuda:"):
-        raise ConfigError(f"device '{name}' not one of {', '.join(DEVICES)} (or cuda:N)")
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but CUDA is not available; "
-                          f"use 'cpu' or 'auto'")
-    return name
+#: The inference settings that may change between frames (StreamingTracker.set_thresholds, the
+#: ROS node's live parameters); their ranges are checked by config validation too.
+LIVE_THRESHOLDS: tuple[ThresholdSpec, ...] = (
+    ThresholdSpec("seediness_threshold", float, 0.0, 1.0,
+                  "Stop clustering when the highest remaining seediness is below this."),
+    ThresholdSpec("seediness_threshold_per_class", float, 0.0, 1.0,
+                  "Per-class seediness thresholds by class name (needs the semantic head); "
+                  "classes not listed use seediness_threshold.", per_class=True),
+    ThresholdSpec("foreground_threshold", float, 0.0, 1.0,
+                  "Pixels are clustered only where the foreground probability exceeds this."),
+    ThresholdSpec("mask_threshold", float, 0.0, 1.0,
+                  "A pixel joins an instance when its probability exceeds this."),
+    ThresholdSpec("max_instances", int, 1, None, "At most this many instances per clip."),
+    ThresholdSpec("min_mask_area", int, 0, None,
+                  "Instances smaller than this many pixels in a frame are left out of it."),
+    ThresholdSpec("min_mask_area_per_class", int, 0, None,
+                  "Per-class minimum areas by class name; classes not listed use "
+                  "min_mask_area.", per_class=True),
+    ThresholdSpec("stitch_min_iou", float, 0.0, 1.0,
+                  "Minimum mask IoU over the shared frames for linking two clip instances."),
+    ThresholdSpec("classes", list, None, None, "Keep only these class names (empty = all)."),
+)
+LIVE_THRESHOLD_BY_NAME: dict[str, ThresholdSpec] = {s.name: s for s in LIVE_THRESHOLDS}

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stemseg_core.config import Config, resolve_device
+from stemseg_core.config import LIVE_THRESHOLDS, Config, check_live_threshold, resolve_device
 from stemseg_core.inference.clustering import ClipClusters, cluster_clip_labels
 from stemseg_core.inference.flip_test import predict_with_flip
 from stemseg_core.inference.mask_refinement import refine_labels
@@ -54,8 +54,8 @@ class ImageSizeChangedError(ValueError):
     """The image size changed mid-stream; call reset() (after flush() to keep buffered frames)."""
 
 
-THRESHOLDS = ("seediness_threshold", "foreground_threshold", "mask_threshold", "max_instances",
-              "min_mask_area", "stitch_min_iou", "classes")
+#: Names of the live thresholds (declared with their ranges in config.LIVE_THRESHOLDS).
+THRESHOLDS = tuple(spec.name for spec in LIVE_THRESHOLDS)
 
 
 class StreamingTracker:
@@ -144,32 +144,33 @@ class StreamingTracker:
         model.load_state_dict(state, strict=True)
         return cls(model, cfg, device=device)
 
+    @property
+    def seediness_threshold_per_class(self) -> dict[str, float]:
+        """{class name: seediness threshold} overriding seediness_threshold."""
+        return {self.class_names[i]: v for i, v in self.seediness_threshold_by_id.items()}
+
+    @seediness_threshold_per_class.setter
+    def seediness_threshold_per_class(self, by_name: dict[str, float]) -> None:
+        self.seediness_threshold_by_id = self._by_class_id(by_name, float)
+
+    @property
+    def min_mask_area_per_class(self) -> dict[str, int]:
+        """{class name: minimum area} overriding min_mask_area."""
+        return {self.class_names[i]: v for i, v in self.min_mask_area_by_id.items()}
+
+    @min_mask_area_per_class.setter
+    def min_mask_area_per_class(self, by_name: dict[str, int]) -> None:
+        self.min_mask_area_by_id = self._by_class_id(by_name, int)
+
     def set_thresholds(self, **kw: Any) -> None:
-        """Change thresholds live: set_thresholds(seediness_threshold=0.8, classes=["car"])."""
-        unknown = [k for k in kw if k not in THRESHOLDS]
-        if unknown:
-            raise ValueError(f"unknown threshold(s) {unknown}; allowed: {', '.join(THRESHOLDS)}")
-        checked: dict[str, Any] = {}
-        for k, v in kw.items():
-            if k in ("seediness_threshold", "foreground_threshold", "mask_threshold",
-                     "stitch_min_iou"):
-                v = float(v)
-                if not 0.0 <= v <= 1.0:
-                    raise ValueError(f"{k} must be in [0, 1], got {v}")
-            elif k in ("max_instances", "min_mask_area"):
-                v = int(v)
-                if v < (1 if k == "max_instances" else 0):
-                    raise ValueError(f"{k} must be >= {1 if k == 'max_instances' else 0}, got {v}")
-            else:
-                if isinstance(v, str):  # "car,pedestrian" as from a ROS string parameter
-                    v = [c.strip() for c in v.split(",") if c.strip()]
-                v = [str(c) for c in v]
-                bad = [c for c in v if c not in self.class_names[1:]]
-                if bad:
-                    raise ValueError(f"classes: unknown {bad}; the model knows "
-                                     f"{self.class_names[1:]}")
-            checked[k] = v
-        for k, v in checked.items():  # all or nothing
+        """Change live thresholds (names, kinds and ranges: config.LIVE_THRESHOLDS), all or
+        nothing: set_thresholds(seediness_threshold=0.8, classes=["car"],
+        min_mask_area_per_class={"pedestrian": 80}). A per-class map replaces the previous one.
+        Raises ConfigError (a ValueError) naming the bad value."""
+        checked = {k: check_live_threshold(k, v, self.class_names,
+                                           semantic_head=self.cfg.model.semantic_head)
+                   for k, v in kw.items()}
+        for k, v in checked.items():
             setattr(self, k, v)
 
     def reset(self, keep_ids: bool = False) -> None:

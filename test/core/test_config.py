@@ -1,7 +1,14 @@
 """Config loading, overrides and validation messages."""
 import pytest
 
-from stemseg_core.config import ConfigError, load_config, save_config
+from stemseg_core.config import (
+    LIVE_THRESHOLDS,
+    ConfigError,
+    InferenceConfig,
+    check_live_threshold,
+    load_config,
+    save_config,
+)
 
 
 def test_defaults_and_overrides():
@@ -38,13 +45,18 @@ def test_yaml_file_round_trip(tmp_path):
     ("inference.center_refinement_steps=-1", "center_refinement_steps must be >= 0"),
     ("inference.min_track_length=-2", "min_track_length must be >= 0"),
     ("inference.min_mask_area_per_class={truck: 50}", "min_mask_area_per_class: unknown class"),
-    ("inference.min_mask_area_per_class={pedestrian: -1}", "areas must be >= 0"),
+    ("inference.min_mask_area_per_class={pedestrian: -1}",
+     "min_mask_area_per_class: values must be {class name: an integer >= 0}"),
     ("inference.min_mask_area_per_class={pedestrian: big}", "min_mask_area_per_class.pedestrian: "
                                                             "expected an integer"),
     ("inference.min_mask_area_per_class=[80]", "expected a mapping"),
     ("inference.seediness_threshold_per_class={truck: 0.5}",
      "seediness_threshold_per_class: unknown class"),
-    ("inference.seediness_threshold_per_class={pedestrian: 1.5}", "thresholds must be in [0, 1]"),
+    ("inference.seediness_threshold_per_class={pedestrian: 1.5}",
+     "values must be {class name: a number in [0, 1]}"),
+    ("inference.max_instances=0", "inference.max_instances must be an integer >= 1, got 0"),
+    ("inference.stitch_min_iou=-0.1", "inference.stitch_min_iou must be a number in [0, 1]"),
+    ("inference.mask_threshold=true", "inference.mask_threshold: expected a number"),
     ("loss.seediness_small_instance_area=-5", "seediness_small_instance_area must be >= 0"),
     ("inference.relink_max_gap=-1", "relink_max_gap must be >= 0 frames"),
     ("inference.relink_max_distance=-0.5", "relink_max_distance must be >= 0"),
@@ -77,3 +89,47 @@ def test_per_class_seediness_needs_the_semantic_head():
     with pytest.raises(ConfigError, match="needs model.semantic_head: true"):
         load_config(None, ["model.semantic_head=false",
                            "inference.seediness_threshold_per_class={pedestrian: 0.5}"])
+
+
+NAMES = ["background", "car", "pedestrian"]
+
+
+def test_every_live_threshold_is_an_inference_field_of_its_kind():
+    defaults = InferenceConfig()
+    assert len({s.name for s in LIVE_THRESHOLDS}) == len(LIVE_THRESHOLDS)
+    for spec in LIVE_THRESHOLDS:
+        value = getattr(defaults, spec.name)  # AttributeError = a spec without a config field
+        if spec.per_class:
+            assert value == {} and spec.kind in (int, float), spec.name
+        else:
+            assert isinstance(value, spec.kind), spec.name
+        # the default passes its own check unchanged
+        assert check_live_threshold(spec.name, value, NAMES) == value
+
+
+def test_live_threshold_conversion_and_errors():
+    assert check_live_threshold("mask_threshold", 1, NAMES) == 1.0
+    assert isinstance(check_live_threshold("mask_threshold", 0, NAMES), float)
+    assert check_live_threshold("min_mask_area", 80.0, NAMES) == 80
+    assert check_live_threshold("classes", "car, pedestrian", NAMES) == ["car", "pedestrian"]
+    assert check_live_threshold("min_mask_area_per_class", {"pedestrian": 80.0}, NAMES) == {
+        "pedestrian": 80}
+    assert check_live_threshold("seediness_threshold_per_class", "{car: 1}", NAMES) == {
+        "car": 1.0}
+    assert check_live_threshold("seediness_threshold_per_class", "", NAMES) == {}
+    with pytest.raises(ConfigError, match=r"mask_threshold must be a number in \[0, 1\], got 2"):
+        check_live_threshold("mask_threshold", 2, NAMES)
+    with pytest.raises(ConfigError, match="unknown threshold 'clip_overlap'; allowed: "
+                                          "seediness_threshold, "):
+        check_live_threshold("clip_overlap", 2, NAMES)
+    with pytest.raises(ConfigError, match=r"unknown class\(es\) \['truck'\]"):
+        check_live_threshold("min_mask_area_per_class", {"truck": 5}, NAMES)
+    with pytest.raises(ConfigError, match="background"):  # background is not a class to pick
+        check_live_threshold("classes", ["background"], NAMES)
+    with pytest.raises(ConfigError, match=r"values must be .*got \{'car': -3\}"):
+        check_live_threshold("min_mask_area_per_class", {"car": -3}, NAMES)
+    with pytest.raises(ConfigError, match="needs model.semantic_head"):
+        check_live_threshold("seediness_threshold_per_class", {"car": 0.3}, NAMES,
+                             semantic_head=False)
+    with pytest.raises(ConfigError, match="max_instances must be an integer >= 1"):
+        check_live_threshold("max_instances", 0, NAMES)

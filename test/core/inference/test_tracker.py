@@ -272,6 +272,35 @@ def test_per_class_seediness_threshold(tiny_config):
     assert run({"car": 0.95}, 0.5) == [["pedestrian"]] * 4
 
 
+def test_per_class_thresholds_are_live(tiny_config):
+    # Same scene as above, one tracker whose per-class maps change between streams.
+    tr = StreamingTracker(ColourBlobModel(), tiny_config, device="cpu")
+
+    def run(**thresholds):
+        tr.set_thresholds(**thresholds)
+        out = [r for i in range(4) for r in tr.push(scene(i)[0], i)] + tr.flush()
+        tr.reset()
+        return [sorted(inst.class_name for inst in r.instances) for r in out]
+
+    assert run(seediness_threshold=1) == [[]] * 4  # an int for a float threshold
+    assert tr.seediness_threshold == 1.0 and isinstance(tr.seediness_threshold, float)
+    assert run(seediness_threshold_per_class={"pedestrian": 0.8}) == [["pedestrian"]] * 4
+    assert tr.seediness_threshold_per_class == {"pedestrian": 0.8}
+    assert run(seediness_threshold=0, min_mask_area_per_class={"car": 1000}) == [
+        ["pedestrian"]] * 4
+    assert run(seediness_threshold_per_class={}, min_mask_area_per_class="{pedestrian: 1000}",
+               ) == [["car"]] * 4
+    assert tr.min_mask_area_per_class == {"pedestrian": 1000}
+    # all or nothing: one bad value leaves every threshold as it was
+    with pytest.raises(ValueError, match=r"unknown class\(es\) \['truck'\]"):
+        tr.set_thresholds(mask_threshold=0.9, min_mask_area_per_class={"truck": 5})
+    with pytest.raises(ValueError, match=r"values must be \{class name: a number in \[0, 1\]"):
+        tr.set_thresholds(mask_threshold=0.9, seediness_threshold_per_class={"car": 2})
+    assert tr.mask_threshold == tiny_config.inference.mask_threshold
+    assert tr.min_mask_area_per_class == {"pedestrian": 1000}
+    assert tr.seediness_threshold_per_class == {}
+
+
 @pytest.mark.parametrize("gap,expected_ids", [(0, {1, 2}), (8, {1}), (6, {1, 2})])
 def test_relink_returns_the_id_of_an_object_missed_for_a_few_clips(tiny_config, gap,
                                                                    expected_ids):

@@ -1,0 +1,38 @@
+"""Configuration: dataclasses loaded from YAML, with `key=value` overrides and validation.
+
+``schema`` declares the sections, option values and live thresholds; ``loading`` reads YAML and
+overrides; ``validation`` checks ranges. Example::
+
+    cfg = load_config("config/model/demo_cpu.yaml", ["train.max_steps=100", "model.clip_length=4"])
+"""
+from stemseg_core.config.errors import ConfigError
+from stemseg_core.config.loading import config_from_dict, load_config, save_config
+from stemseg_core.config.schema import (
+    BACKBONES,
+    DATA_FORMATS,
+    DEVICES,
+    LIVE_THRESHOLD_BY_NAME,
+    LIVE_THRESHOLDS,
+    MIXING_FUNCTIONS,
+    OUTPUT_STRIDES,
+    BackboneConfig,
+    Config,
+    DataConfig,
+    DecoderConfig,
+    EmbeddingConfig,
+    InferenceConfig,
+    InputConfig,
+    LossConfig,
+    ModelConfig,
+    ThresholdSpec,
+    TrainConfig,
+)
+from stemseg_core.config.validation import check_live_threshold, resolve_device, validate
+
+__all__ = [
+    "BACKBONES", "DATA_FORMATS", "DEVICES", "LIVE_THRESHOLDS", "LIVE_THRESHOLD_BY_NAME",
+    "MIXING_FUNCTIONS", "OUTPUT_STRIDES", "BackboneConfig", "Config", "ConfigError",
+    "DataConfig", "DecoderConfig", "EmbeddingConfig", "InferenceConfig", "InputConfig",
+    "LossConfig", "ModelConfig", "ThresholdSpec", "TrainConfig", "check_live_threshold",
+    "config_from_dict", "load_config", "resolve_device", "save_config", "validate",
+]
