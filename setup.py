@@ -20,6 +20,7 @@ setup(
         "pyyaml>=6.0",
         "pycocotools>=2.0.7",
         "trackeval>=1.3.0",
+        "scikit-image>=0.22",  # TrackEval's DAVIS J&F (boundary F measure)
         "rosbags>=0.10",
         "tqdm>=4.66",
         "rich>=13",

@@ -9,47 +9,15 @@ with PIL as 2-D arrays, so results must be single-channel (palette or grey), as
 """
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import sys
-import types
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from stemseg_core.evaluation.trackeval_kitti import EvaluationError, _quiet, _run_trackeval
+from stemseg_core.evaluation.trackeval_runner import EvaluationError, run_trackeval
 from stemseg_core.inference.types import FrameResult
 
 DAVIS_METRICS = ("J&F", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
-
-
-def _disk(radius: float, dtype=np.uint8) -> np.ndarray:
-    """Disk structuring element: pixels with x^2 + y^2 <= r^2 on the grid -r..r."""
-    grid = np.arange(-radius, radius + 1)
-    x, y = np.meshgrid(grid, grid)
-    return (x ** 2 + y ** 2 <= radius ** 2).astype(dtype)
-
-
-@contextlib.contextmanager
-def _skimage_disk_available() -> Iterator[None]:
-    """TrackEval's J&F imports ``skimage.morphology.disk`` (its only scikit-image use) for the
-    F boundary measure. Without scikit-image, provide that one function for the duration of the
-    evaluation only, then remove the stand-in modules again."""
-    if importlib.util.find_spec("skimage") is not None:
-        yield
-        return
-    pkg = types.ModuleType("skimage")
-    morph = types.ModuleType("skimage.morphology")
-    morph.disk = _disk
-    pkg.morphology = morph
-    sys.modules["skimage"], sys.modules["skimage.morphology"] = pkg, morph
-    try:
-        yield
-    finally:
-        for name, mod in (("skimage", pkg), ("skimage.morphology", morph)):
-            if sys.modules.get(name) is mod:
-                del sys.modules[name]
 
 
 def find_davis_gt_dir(gt_dir: str | Path) -> Path:
@@ -138,11 +106,7 @@ def evaluate_davis(gt_dir: str | Path, results_dir: str | Path,
     })
     metrics = [trackeval.metrics.JAndF({"PRINT_CONFIG": False})]
 
-    def run():
-        with _skimage_disk_available():
-            return _run_trackeval(trackeval.datasets.DAVIS(cfg), metrics)
-
-    res = _quiet(run)
+    res = run_trackeval(lambda: trackeval.datasets.DAVIS(cfg), metrics)
     tracker_res = res["DAVIS"][resolved.name]
     comb = tracker_res["COMBINED_SEQ"]["general"]["JAndF"]
     out = {k: float(100.0 * comb[k]) for k in DAVIS_METRICS}

@@ -16,17 +16,18 @@ How TrackEval is driven (see trackeval/datasets/kitti_mots.py):
 - Results are read in place too: ``TRACKERS_FOLDER`` = the results folder's parent,
   ``TRACKERS_TO_EVAL`` = [its name], ``TRACKER_SUB_FOLDER`` = "" (default "data").
 - All printing, summary/detailed files, plots and the error log TrackEval writes into its own
-  package folder are switched off; its stdout chatter is captured and shown only on error.
+  package folder are switched off; its stdout chatter is captured and shown only on error
+  (trackeval_runner.py, shared with the DAVIS evaluation).
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from stemseg_core.evaluation.trackeval_runner import EvaluationError, run_trackeval
 
 KITTI_CLASSES = ("car", "pedestrian")
 #: Keys of each class's dict in the result, in display order, and where TrackEval keeps them.
@@ -41,10 +42,6 @@ METRIC_SOURCES = {
     "IDF1": ("Identity", "IDF1"),
 }
 COUNT_METRICS = ("IDSW",)
-
-
-class EvaluationError(FileNotFoundError):
-    """Missing or malformed GT / results / seqmap; the message names the path."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,35 +132,6 @@ def sequence_length(gt_dir: str | Path, seq: str, gt_txt_dir: Path | None = None
 # Evaluation
 
 
-def _run_trackeval(dataset, metrics) -> dict:
-    import trackeval
-
-    eval_config = trackeval.Evaluator.get_default_eval_config()
-    eval_config.update({
-        "USE_PARALLEL": False, "BREAK_ON_ERROR": True, "RETURN_ON_ERROR": False,
-        "LOG_ON_ERROR": None, "PRINT_RESULTS": False, "PRINT_ONLY_COMBINED": True,
-        "PRINT_CONFIG": False, "TIME_PROGRESS": False, "DISPLAY_LESS_PROGRESS": True,
-        "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
-    })
-    evaluator = trackeval.Evaluator(eval_config)
-    res, msg = evaluator.evaluate([dataset], metrics)
-    return res
-
-
-def _quiet(fn, *args, **kwargs):
-    """Run fn with stdout captured; on an exception the captured text is added to the message."""
-    import trackeval
-
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf):
-            return fn(*args, **kwargs)
-    except trackeval.utils.TrackEvalException as e:
-        tail = buf.getvalue().strip().splitlines()[-3:]
-        detail = (" [" + " | ".join(tail) + "]") if tail else ""
-        raise EvaluationError(f"TrackEval: {e}{detail}") from e
-
-
 def extract_kitti_metrics(combined: dict, classes: Iterable[str]) -> dict[str, dict[str, float]]:
     """TrackEval's ``res['COMBINED_SEQ']`` -> {class: {HOTA, DetA, ..., IDF1}} in percent."""
     out: dict[str, dict[str, float]] = {}
@@ -244,11 +212,7 @@ def evaluate_kitti_mots(gt_dir: str | Path, results_dir: str | Path, split: str 
     metrics = [trackeval.metrics.HOTA(dict(metric_cfg)), trackeval.metrics.CLEAR(dict(metric_cfg)),
                trackeval.metrics.Identity(dict(metric_cfg))]
 
-    def run():
-        dataset = trackeval.datasets.KittiMOTS(ds_config)
-        return _run_trackeval(dataset, metrics)
-
-    res = _quiet(run)
+    res = run_trackeval(lambda: trackeval.datasets.KittiMOTS(ds_config), metrics)
     tracker_res = res["KittiMOTS"][resolved.name]
     out = extract_kitti_metrics(tracker_res["COMBINED_SEQ"], classes)
     return (out, tracker_res) if return_raw else out

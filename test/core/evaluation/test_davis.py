@@ -7,6 +7,7 @@ from PIL import Image
 
 from stemseg_core.evaluation.davis import evaluate_davis, write_davis_masks
 from stemseg_core.evaluation.trackeval_kitti import EvaluationError
+from stemseg_core.evaluation.trackeval_runner import run_trackeval
 from stemseg_core.inference.types import FrameResult, TrackedInstance
 
 H, W, T = 32, 48, 4
@@ -75,8 +76,12 @@ def test_errors(davis, tmp_path):
         evaluate_davis(davis, res)
 
 
-def test_disk_stand_in():
-    from stemseg_core.evaluation.davis import _disk
+def test_trackeval_failures_name_what_trackeval_said():
+    import trackeval
 
-    assert _disk(1).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
-    assert _disk(2.0).shape == (5, 5) and _disk(2.0).sum() == 13
+    def broken_dataset():
+        print("reading seq7")
+        raise trackeval.utils.TrackEvalException("GT file missing")
+
+    with pytest.raises(EvaluationError, match=r"TrackEval: GT file missing \[reading seq7\]"):
+        run_trackeval(broken_dataset, [])
