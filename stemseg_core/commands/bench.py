@@ -185,7 +185,8 @@ def _run(args: argparse.Namespace) -> int:
                         else platform.processor() or platform.machine()),
         "threads": torch.get_num_threads(),
         "input_size": [height, width],
-        "model_input_size": list(tracker._geo.padded_size) if tracker._geo else None,
+        "model_input_size": (list(tracker.input_geometry.padded_size)
+                             if tracker.input_geometry else None),
         "clip_length": t_len,
         "clip_overlap": overlap,
         "iters": args.iters,

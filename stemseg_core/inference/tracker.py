@@ -190,6 +190,12 @@ class StreamingTracker:
         """Frames pushed but not returned yet."""
         return self._n_new
 
+    @property
+    def input_geometry(self) -> Geometry | None:
+        """How this stream's image size maps to the model input (``padded_size`` = (Hp, Wp));
+        None until the first frame after a reset."""
+        return self._geo
+
     # ------------------------------------------------------------------------------------------
     def push(self, image: np.ndarray, stamp: Any = None) -> list[FrameResult]:
         """Add one frame; returns the FrameResults that became final (possibly none)."""

@@ -73,6 +73,7 @@ def test_bench_command(tmp_path, tiny_config, capsys):
     assert "backbone + FPN" in text and "fps" in text
     fig = json.loads(out_json.read_text())
     assert fig["clip_length"] == 2 and fig["clip_overlap"] == 1  # overlap capped at T - 1
+    assert fig["model_input_size"] == [64, 96]  # tracker.input_geometry after the stream
     for k in ("backbone_fpn", "decoders_heads", "clustering", "stitching", "clip_total"):
         assert fig["median_seconds"][k] >= 0
     assert fig["fps"] > 0
