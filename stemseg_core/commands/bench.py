@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
+
 HELP = "time backbone+FPN, decoders/heads, clustering and stitching per clip and per frame"
 DESCRIPTION = """\
 Time the streaming tracker (the class the ROS node and `stemseg infer` use) on random frames.
@@ -31,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="model config YAML (random-init weights)")
     src.add_argument("--checkpoint", help="checkpoint written by `stemseg train`")
+    add_checkpoint_options(p)
     p.add_argument("--height", type=int, default=None,
                    help="frame height in pixels (default: the config's data.height)")
     p.add_argument("--width", type=int, default=None,
@@ -120,10 +123,11 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(0)
     if args.checkpoint:
-        overrides = capped_overlap(lambda o: load_checkpoint(args.checkpoint, o))
+        opts = checkpoint_options(args)
+        overrides = capped_overlap(lambda o: load_checkpoint(args.checkpoint, o, **opts))
         tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
-                                                   overrides=overrides)
-        source = f"checkpoint {args.checkpoint}"
+                                                   overrides=overrides, **opts)
+        source = f"checkpoint {args.checkpoint} (sha256 {tracker.weights_sha256})"
     else:
         overrides = capped_overlap(lambda o: load_config(args.config, o))
         cfg = load_config(args.config, overrides)

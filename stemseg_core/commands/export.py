@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
+
 HELP = "export a checkpoint for deployment (TorchScript, ONNX, TensorRT FP16)"
 DESCRIPTION = """\
 Export a trained checkpoint for deployment. The graph is fixed to one input shape
@@ -19,6 +21,7 @@ an engine built for another GPU or TensorRT version is rebuilt, never loaded.
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file written by stemseg train")
+    add_checkpoint_options(p)
     p.add_argument("--format", required=True,
                    choices=["torchscript", "onnx", "tensorrt", "checkpoint"],
                    help="checkpoint = the same checkpoint without its training state (optimizer, "
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_core.config import ConfigError, resolve_device
     from stemseg_core.model import build_model
 
-    cfg, payload = load_checkpoint(args.checkpoint, list(args.overrides) or None)
+    cfg, payload = load_checkpoint(args.checkpoint, list(args.overrides) or None,
+                                   **checkpoint_options(args))
     if args.format == "checkpoint":
         from stemseg_core.checkpoint import save_checkpoint
 

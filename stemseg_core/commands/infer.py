@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
+
 HELP = "track instances in image sequences; writes KITTI MOTS results (+ overlays, video)"
 DESCRIPTION = """\
 Run a checkpoint's StreamingTracker over the frames of each sequence (the same class the ROS node
@@ -22,6 +24,7 @@ Examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
+    add_checkpoint_options(parser)
     parser.add_argument("--data", required=True, help="KITTI MOTS style dataset folder")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--seq", action="append", dest="seqs", metavar="SEQ",
@@ -178,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
-                                               overrides=list(args.overrides) or None)
+                                               overrides=list(args.overrides) or None,
+                                               **checkpoint_options(args))
     if min_len is None:
         min_len = int(tracker.cfg.inference.min_track_length) or None
         if min_len:

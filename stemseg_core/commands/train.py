@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", metavar="CKPT",
                         help="initialise the model weights from this checkpoint (fine-tuning); "
                              "tensors whose shapes differ are left at random init")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load --init / --resume checkpoints even if reading them needs full "
+                             "unpickling, which can run code from the file (only for files you "
+                             "trust; checkpoints written by stemseg never need it)")
+    parser.add_argument("--sha256", metavar="HEX", default=None,
+                        help="refuse an --init checkpoint whose SHA-256 (as `sha256sum` prints "
+                             "it) is not HEX")
     parser.add_argument("--set", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
                         dest="overrides",
                         help="config overrides, e.g. --set train.lr=0.01 data.num_workers=0")
@@ -87,7 +94,7 @@ def _check_new_run(args: argparse.Namespace, overrides: list[str]):
         if not last.is_file():
             return None, (f"nothing to resume: {last} does not exist; drop --resume to start a "
                           f"new run")
-        cfg, _ = load_checkpoint(last, overrides)
+        cfg, _ = load_checkpoint(last, overrides, allow_pickle=args.allow_pickle)
         if args.config:
             print(f"note: resuming with the run's own config ({out / 'config.yaml'}); "
                   f"--config {args.config} is ignored (use --set to change values)")
@@ -100,6 +107,10 @@ def _check_new_run(args: argparse.Namespace, overrides: list[str]):
                       f"continue it, or pick another --out")
     if args.init and not Path(args.init).is_file():
         return None, f"--init checkpoint not found: {args.init}"
+    if args.sha256 and not args.init:
+        return None, "--sha256 pins the --init checkpoint; give --init CKPT with it"
+    if args.init:  # refuse an unsafe, damaged or unpinned file before anything is written
+        load_checkpoint(args.init, allow_pickle=args.allow_pickle, sha256=args.sha256)
     return load_config(args.config, overrides), None
 
 
@@ -126,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if ctx.is_main and error is None:
             try:
                 cfg, error = _check_new_run(args, overrides)
-            except (ConfigError, ValueError) as e:  # bad config or checkpoint
+            except (ConfigError, ValueError) as e:  # bad config or checkpoint (CheckpointError)
                 error = str(e)
         errors = [e for e in D.all_gather_object(error) if e]
         if errors:
@@ -137,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         data = args.data if len(args.data) > 1 else args.data[0]
         trainer = Trainer(cfg, args.out, data, device=device, resume=args.resume,
                           init=args.init, keep_checkpoints=args.keep, stop_at=args.stop_at,
+                          allow_pickle=args.allow_pickle, init_sha256=args.sha256,
                           progress=not args.no_progress)
         trainer.train()
     except TrainingError as e:

@@ -73,6 +73,8 @@ class StreamingTracker:
             device = cfg.inference.device
         self.device = torch.device(resolve_device(device))
         self.cfg = cfg
+        #: SHA-256 of the checkpoint file the weights came from (None: built in memory)
+        self.weights_sha256: str | None = None
         self.model = model.to(self.device).eval()
         self.clip_length = int(cfg.model.clip_length)
         self.clip_overlap = int(cfg.inference.clip_overlap)
@@ -120,12 +122,18 @@ class StreamingTracker:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto",
-                        overrides: list[str] | None = None) -> StreamingTracker:
-        """Load config + weights from a `stemseg train` checkpoint (overrides: `key=value`)."""
+                        overrides: list[str] | None = None, *, allow_pickle: bool = False,
+                        sha256: str | None = None) -> StreamingTracker:
+        """Load config + weights from a `stemseg train` checkpoint (overrides: `key=value`).
+
+        Read without running code (see ``stemseg_core.checkpoint.load_checkpoint``;
+        ``allow_pickle`` for a trusted file that needs more); ``sha256`` pins the file's hash.
+        Raises ``CheckpointError``. The file's hash is in ``tracker.weights_sha256``.
+        """
         from stemseg_core.checkpoint import CheckpointError, load_checkpoint
         from stemseg_core.model import build_model
 
-        cfg, payload = load_checkpoint(path, overrides)
+        cfg, payload = load_checkpoint(path, overrides, allow_pickle=allow_pickle, sha256=sha256)
         model = build_model(cfg)
         state = payload["model"]
         own = model.state_dict()
@@ -142,7 +150,9 @@ class StreamingTracker:
                 f"settings overridden? overrides={overrides or []}): missing keys {show(missing)}"
                 f"; unexpected keys {show(unexpected)}; shape mismatches {show(shapes)}")
         model.load_state_dict(state, strict=True)
-        return cls(model, cfg, device=device)
+        tracker = cls(model, cfg, device=device)
+        tracker.weights_sha256 = payload["file_sha256"]
+        return tracker
 
     @property
     def seediness_threshold_per_class(self) -> dict[str, float]:

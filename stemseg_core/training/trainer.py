@@ -14,10 +14,8 @@ writes files.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
-import random
 import signal
 import threading
 import time
@@ -36,6 +34,7 @@ from stemseg_core.config import Config, save_config
 from stemseg_core.training import distributed as D
 from stemseg_core.training.sampling import StepBatchSampler
 from stemseg_core.training.schedule import build_scheduler
+from stemseg_core.training.state import rng_state, seed_everything, set_rng_state
 
 #: Abort after this many consecutive steps with a non-finite loss or gradient.
 MAX_CONSECUTIVE_BAD_STEPS = 5
@@ -60,29 +59,6 @@ class TrainResult:
 # Small helpers
 
 
-def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        with contextlib.suppress(Exception):  # a different GPU count: keep the seeded states
-            torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on weights only; none on norm scales/shifts and biases (1-D parameters)."""
     decay, no_decay = [], []
@@ -98,9 +74,11 @@ def _to_device(targets: list[dict[str, Any]], device: torch.device) -> list[dict
              for k, v in t.items()} for t in targets]
 
 
-def load_init_weights(model: nn.Module, path: str | Path) -> str:
-    """Copy matching tensors of a checkpoint into `model` (fine-tuning); returns a summary line."""
-    _, payload = load_checkpoint(path)
+def load_init_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool = False,
+                      sha256: str | None = None) -> str:
+    """Copy matching tensors of a checkpoint into `model` (fine-tuning); returns a summary line.
+    The file is read safely (see ``stemseg_core.checkpoint.load_checkpoint``)."""
+    _, payload = load_checkpoint(path, allow_pickle=allow_pickle, sha256=sha256)
     src = payload["model"]
     own = model.state_dict()
     loaded, mismatched = {}, []
@@ -136,6 +114,7 @@ class Trainer:
                  dataset: Dataset | None = None, collate_fn: Callable | None = None,
                  model_factory: Callable[[Config], nn.Module] | None = None,
                  keep_checkpoints: int = 3, stop_at: int | None = None, progress: bool = True,
+                 allow_pickle: bool = False, init_sha256: str | None = None,
                  log: Callable[[str], None] = print):
         self.cfg = cfg
         self.out = Path(out_dir)
@@ -156,7 +135,8 @@ class Trainer:
             if not found:
                 raise TrainingError(f"nothing to resume: {last} does not exist; drop --resume "
                                     f"to start a new run in {self.out}")
-            payload = D.broadcast_object(load_checkpoint(last)[1] if self.ctx.is_main else None)
+            payload = D.broadcast_object(load_checkpoint(last, allow_pickle=allow_pickle)[1]
+                                         if self.ctx.is_main else None)
             if "train_state" not in payload:
                 raise TrainingError(f"{last} has no training state (was it written by "
                                     f"`stemseg train`?); use --init to start from its weights")
@@ -167,7 +147,8 @@ class Trainer:
             from stemseg_core.model import build_model as model_factory
         self.model = model_factory(cfg).to(self.device)
         if init is not None and payload is None:
-            self.info(load_init_weights(self.model, init))
+            self.info(load_init_weights(self.model, init, allow_pickle=allow_pickle,
+                                        sha256=init_sha256))
         if payload is not None:
             self.model.load_state_dict(payload["model"])
         self.model.train()

@@ -54,7 +54,7 @@ def test_checkpoint_format_and_run_files(tmp_path):
     run = tmp_path / "run"
     make_trainer(run, keep_checkpoints=1).train()
     cfg, payload = load_checkpoint(run / "last.pt")
-    assert payload["format"] == "stemseg-checkpoint" and payload["version"] == 1
+    assert payload["format"] == "stemseg-checkpoint" and payload["version"] == 2
     ts = payload["train_state"]
     for key in ("step", "optimizer", "scheduler", "scaler", "rng", "sampler", "world_size"):
         assert key in ts
