@@ -1,7 +1,6 @@
 """`stemseg infer` and `stemseg evaluate` end to end on a tiny KITTI MOTS fixture."""
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import types
@@ -13,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
 import kitti_mots_fixture as fx  # noqa: E402
 
+import stemseg_core.inference.tracker  # noqa: E402
 from stemseg_core.cli import main  # noqa: E402
 from stemseg_core.inference.types import FrameResult, TrackedInstance  # noqa: E402
 
@@ -35,10 +35,11 @@ class FakeTracker:
         FakeTracker.instances.append(self)
 
     @classmethod
-    def from_checkpoint(cls, path, device="auto", overrides=None):
+    def from_checkpoint(cls, path, device="auto", overrides=None, *, allow_pickle=False,
+                        sha256=None):
         return cls()
 
-    def reset(self):
+    def reset(self, keep_ids=False):
         self.calls.append("reset")
         self.seq_index += 1
         self.pending, self.frames = [], 0
@@ -64,13 +65,7 @@ class FakeTracker:
 @pytest.fixture
 def fake_tracker(monkeypatch):
     FakeTracker.instances = []
-    try:
-        mod = importlib.import_module("stemseg_core.inference.tracker")
-        monkeypatch.setattr(mod, "StreamingTracker", FakeTracker)
-    except ImportError:
-        mod = types.ModuleType("stemseg_core.inference.tracker")
-        mod.StreamingTracker = FakeTracker
-        monkeypatch.setitem(sys.modules, "stemseg_core.inference.tracker", mod)
+    monkeypatch.setattr(stemseg_core.inference.tracker, "StreamingTracker", FakeTracker)
     return FakeTracker
 
 
@@ -156,10 +151,8 @@ def test_infer_missing_sequence(tmp_path, fake_tracker, capsys):
     assert "0042" in capsys.readouterr().err
 
 
-def test_infer_end_to_end_tiny_model(tmp_path, request):
-    pytest.importorskip("stemseg_core.inference.tracker")
-    pytest.importorskip("stemseg_core.model")
-    ckpt = request.getfixturevalue("tiny_checkpoint")
+def test_infer_end_to_end_tiny_model(tmp_path, tiny_checkpoint):
+    ckpt = tiny_checkpoint
     data = fx.build(tmp_path / "kitti")
     out = tmp_path / "out"
     rc = main(["infer", "--checkpoint", str(ckpt), "--data", str(data), "--seq", "0001",

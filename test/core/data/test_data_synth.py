@@ -94,7 +94,8 @@ def test_txt_matches_png_and_ids_encode_class(synth_dir):
 
 
 def test_nearer_objects_occlude_farther():
-    gen = sequence_generator(5, 0, "train", SynthParams(height=H, width=W, frames=8))
+    # sequence 4: objects overlap in some 20 (nearer, farther) pairs over its 8 frames
+    gen = sequence_generator(4, 0, "train", SynthParams(height=H, width=W, frames=8))
     checked = 0
     for fr in gen.frames(full_masks=True):
         objs = [o for o in fr.objects if o.obj_id != IGNORE_ID]
@@ -106,7 +107,10 @@ def test_nearer_objects_occlude_farther():
                     overlap = a.full_mask & b.full_mask
                     checked += int(overlap.any())
                     assert not (fr.instance_map[overlap] == b.obj_id).any()
-    assert checked >= 0
+                    # the overlap shows the nearer object, unless a third one is nearer still
+                    nearer = {o.obj_id for o in objs if o.depth <= a.depth}
+                    assert np.isin(fr.instance_map[overlap], list(nearer)).all()
+    assert checked >= 5, f"only {checked} overlapping pairs: the test checks too little"
 
 
 def test_trackeval_reads_gt_as_perfect_results(synth_dir, tmp_path):
