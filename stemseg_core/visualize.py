@@ -123,16 +123,21 @@ def draw_overlay(image_rgb: np.ndarray, instances: Sequence[TrackedInstance],
     return out
 
 
-def contact_sheet(images_bgr: Sequence[np.ndarray], cols: int = 4, tile_width: int = 320,
+def contact_sheet(images_bgr: Sequence[np.ndarray], cols: int = 4, tile_width: int | None = 320,
                   pad: int = 2, background: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
-    """Tile images into a grid: each resized to ``tile_width`` (aspect kept), ``cols`` per row.
+    """Tile images into a grid: each resized to ``tile_width`` (aspect kept; None = the first
+    image's width, so equal-sized images are not resized), ``cols`` per row, ``pad`` pixels of
+    ``background`` around every tile.
 
     Grey images are converted to BGR. Returns a uint8 BGR image.
     """
     if len(images_bgr) == 0:
         raise ValueError("contact_sheet needs at least one image")
-    if cols < 1 or tile_width < 1:
-        raise ValueError(f"cols and tile_width must be >= 1, got {cols}, {tile_width}")
+    if tile_width is None:
+        tile_width = int(np.asarray(images_bgr[0]).shape[1])
+    if cols < 1 or tile_width < 1 or pad < 0:
+        raise ValueError(f"cols and tile_width must be >= 1 and pad >= 0, got {cols}, "
+                         f"{tile_width}, {pad}")
     tiles = []
     for img in images_bgr:
         img = np.asarray(img)
@@ -142,9 +147,11 @@ def contact_sheet(images_bgr: Sequence[np.ndarray], cols: int = 4, tile_width: i
             img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         elif img.ndim == 3 and img.shape[2] == 4:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-        th = max(1, int(round(img.shape[0] * tile_width / max(img.shape[1], 1))))
-        interp = cv2.INTER_AREA if tile_width < img.shape[1] else cv2.INTER_LINEAR
-        tiles.append(cv2.resize(img, (tile_width, th), interpolation=interp))
+        if img.shape[1] != tile_width:
+            th = max(1, int(round(img.shape[0] * tile_width / max(img.shape[1], 1))))
+            interp = cv2.INTER_AREA if tile_width < img.shape[1] else cv2.INTER_LINEAR
+            img = cv2.resize(img, (tile_width, th), interpolation=interp)
+        tiles.append(img)
     cols = min(cols, len(tiles))
     rows = math.ceil(len(tiles) / cols)
     tile_h = max(t.shape[0] for t in tiles)

@@ -75,3 +75,14 @@ def test_contact_sheet():
     assert sheet[2 + 10, 2 + 50 + 2 + 10].tolist() == [255, 255, 255]
     with pytest.raises(ValueError):
         contact_sheet([], 2, 50)
+
+
+def test_contact_sheet_at_full_size_is_a_plain_grid():
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (12, 16, 3), dtype=np.uint8) for _ in range(3)]
+    sheet = contact_sheet(imgs, cols=2, tile_width=None, pad=0)
+    blank = np.zeros_like(imgs[0])
+    grid = np.concatenate([np.concatenate(imgs[:2], 1), np.concatenate([imgs[2], blank], 1)], 0)
+    np.testing.assert_array_equal(sheet, grid)
+    with pytest.raises(ValueError, match="pad >= 0"):
+        contact_sheet(imgs, pad=-1)
