@@ -117,29 +117,28 @@ class InferenceConfig:
     #: Frames shared by consecutive clips (Tc); a clip starts every clip_length - clip_overlap
     #: frames.
     clip_overlap: int = 4
-    #: Stop clustering when the highest remaining seediness is below this (MIN_SEEDINESS_PROB).
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     seediness_threshold: float = 0.5
-    #: Per-class overrides of seediness_threshold, by class name (e.g. {pedestrian: 0.5}): a seed
-    #: whose most likely class is listed needs this seediness instead. Needs the semantic head.
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     seediness_threshold_per_class: dict[str, float] = field(default_factory=dict)
-    #: Pixels are clustered only where foreground probability exceeds this.
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     foreground_threshold: float = 0.5
-    #: A pixel joins an instance when its probability p_ij exceeds this.
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     mask_threshold: float = 0.5
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     max_instances: int = 20
     #: After a seed's mask is found, re-centre its Gaussian on the mask's mean embedding and
     #: precision and recompute the mask, this many times (0 = the paper: the seed pixel's values).
     center_refinement_steps: int = 0
-    #: Instances smaller than this many pixels (per frame, at input resolution) are dropped.
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     min_mask_area: int = 0
-    #: Per-class overrides of min_mask_area, by class name (e.g. {pedestrian: 80}); classes not
-    #: listed use min_mask_area (which stays a live threshold for them).
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     min_mask_area_per_class: dict[str, int] = field(default_factory=dict)
     #: Offline only (`stemseg infer`, when --min-track-length is not given): drop tracks seen in
     #: fewer frames (0 = keep all). The streaming node cannot know a track's final length when
     #: it publishes a frame, so it ignores this.
     min_track_length: int = 0
-    #: Minimum mask IoU over the shared frames for two clip instances to be linked.
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     stitch_min_iou: float = 0.1
     #: Not in the paper (0 = off): a track missed for up to this many frames gets its ID back
     #: when an unlinked instance of its class appears near where its box was heading (see
@@ -165,7 +164,7 @@ class InferenceConfig:
     mask_refinement_eps: float = 1.0e-3
     #: Class names whose masks are refined (empty = all).
     mask_refinement_classes: list[str] = field(default_factory=list)
-    #: Keep only these class names (empty = all).
+    #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     classes: list[str] = field(default_factory=list)
     device: str = "auto"
 
@@ -268,22 +267,26 @@ class ThresholdSpec:
 #: ROS node's live parameters); their ranges are checked by config validation too.
 LIVE_THRESHOLDS: tuple[ThresholdSpec, ...] = (
     ThresholdSpec("seediness_threshold", float, 0.0, 1.0,
-                  "Stop clustering when the highest remaining seediness is below this."),
+                  "Stop clustering when the highest remaining seediness is below this (the "
+                  "authors' MIN_SEEDINESS_PROB)."),
     ThresholdSpec("seediness_threshold_per_class", float, 0.0, 1.0,
-                  "Per-class seediness thresholds by class name (needs the semantic head); "
-                  "classes not listed use seediness_threshold.", per_class=True),
+                  "Per-class seediness thresholds by class name, e.g. {pedestrian: 0.5}: a seed "
+                  "whose most likely class is listed needs this seediness instead of "
+                  "seediness_threshold. Needs the semantic head.", per_class=True),
     ThresholdSpec("foreground_threshold", float, 0.0, 1.0,
                   "Pixels are clustered only where the foreground probability exceeds this."),
     ThresholdSpec("mask_threshold", float, 0.0, 1.0,
-                  "A pixel joins an instance when its probability exceeds this."),
+                  "A pixel joins an instance when its probability p_ij exceeds this."),
     ThresholdSpec("max_instances", int, 1, None, "At most this many instances per clip."),
     ThresholdSpec("min_mask_area", int, 0, None,
-                  "Instances smaller than this many pixels in a frame are left out of it."),
+                  "Instances smaller than this many pixels (per frame, at input resolution) "
+                  "are left out of that frame; after linking, so they keep their track ID."),
     ThresholdSpec("min_mask_area_per_class", int, 0, None,
-                  "Per-class minimum areas by class name; classes not listed use "
-                  "min_mask_area.", per_class=True),
+                  "Per-class minimum areas by class name, e.g. {pedestrian: 80}; classes not "
+                  "listed use min_mask_area.", per_class=True),
     ThresholdSpec("stitch_min_iou", float, 0.0, 1.0,
-                  "Minimum mask IoU over the shared frames for linking two clip instances."),
+                  "Minimum mask IoU over the shared frames for two clip instances to be "
+                  "linked."),
     ThresholdSpec("classes", list, None, None, "Keep only these class names (empty = all)."),
 )
 LIVE_THRESHOLD_BY_NAME: dict[str, ThresholdSpec] = {s.name: s for s in LIVE_THRESHOLDS}
