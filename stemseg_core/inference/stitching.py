@@ -131,9 +131,11 @@ class ClipStitcher:
         self.relink_classes = None if relink_classes is None else set(relink_classes)
         self.reset()
 
-    def reset(self) -> None:
-        """Forget the previous clip; IDs restart at 1."""
-        self._next_id = 1
+    def reset(self, next_id: int = 1) -> None:
+        """Forget the previous clip; new tracks get IDs from `next_id` on (1: a fresh stream)."""
+        if next_id < 1:
+            raise ValueError(f"next_id must be >= 1, got {next_id}")
+        self._next_id = int(next_id)
         self._prev_labels: np.ndarray | None = None  # last <= overlap frames of the previous clip
         self._prev_ids: list[int] = []
         self._frames_seen = 0  # stream frames covered by the clips so far
