@@ -184,7 +184,11 @@ def run(args: argparse.Namespace) -> int:
                                                overrides=list(args.overrides) or None,
                                                **checkpoint_options(args))
     if min_len is None:
-        min_len = int(tracker.cfg.inference.min_track_length) or None
+        inf = tracker.cfg.inference
+        min_len = int(inf.min_track_length) or None
+        if inf.min_track_length_per_class:  # {class name: length}, the others min_track_length
+            min_len = {c: int(inf.min_track_length_per_class.get(c, inf.min_track_length))
+                       for c in tracker.class_names[1:]}
         if min_len:
             print(f"dropping tracks shorter than {min_len} frames (the checkpoint's "
                   f"inference.min_track_length; --min-track-length 0 keeps all)")

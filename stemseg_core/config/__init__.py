@@ -8,12 +8,12 @@ overrides; ``validation`` checks ranges. Example::
 from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.loading import config_from_dict, load_config, save_config
 from stemseg_core.config.schema import (
-    BACKBONES,
+    CHANNEL_ORDERS,
+    CLASS_VOTES,
     DATA_FORMATS,
     DEVICES,
     LIVE_THRESHOLD_BY_NAME,
     LIVE_THRESHOLDS,
-    MIXING_FUNCTIONS,
     OUTPUT_STRIDES,
     BackboneConfig,
     Config,
@@ -30,8 +30,8 @@ from stemseg_core.config.schema import (
 from stemseg_core.config.validation import check_live_threshold, resolve_device, validate
 
 __all__ = [
-    "BACKBONES", "DATA_FORMATS", "DEVICES", "LIVE_THRESHOLDS", "LIVE_THRESHOLD_BY_NAME",
-    "MIXING_FUNCTIONS", "OUTPUT_STRIDES", "BackboneConfig", "Config", "ConfigError",
+    "CHANNEL_ORDERS", "CLASS_VOTES", "DATA_FORMATS", "DEVICES", "LIVE_THRESHOLDS",
+    "LIVE_THRESHOLD_BY_NAME", "OUTPUT_STRIDES", "BackboneConfig", "Config", "ConfigError",
     "DataConfig", "DecoderConfig", "EmbeddingConfig", "InferenceConfig", "InputConfig",
     "LossConfig", "ModelConfig", "ThresholdSpec", "TrainConfig", "check_live_threshold",
     "config_from_dict", "load_config", "resolve_device", "save_config", "validate",

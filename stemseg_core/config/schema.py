@@ -10,10 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Option lists of other modules, kept here until those modules register their own.
-MIXING_FUNCTIONS = ("xy", "xyt", "xyf", "xytf", "xyff", "xyfff")
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v3_large",
-             "mobilenet_v3_small")
+#: Backbones, mixing functions and architectures are registries of the model package
+#: (stemseg_core/model/registry.py); validation reads their names from there.
+#: input.channel_order: the channel order the model takes.
+CHANNEL_ORDERS = ("rgb", "bgr")
+#: inference.class_vote: how an instance's class is decided (inference/clustering.py).
+CLASS_VOTES = ("mean_logits", "majority")
 #: Training data layouts (read by stemseg_core/data/sources.py).
 DATA_FORMATS = ("auto", "kitti_mots", "davis", "youtube_vis")
 DEVICES = ("auto", "cpu", "cuda")
@@ -39,8 +41,8 @@ class BackboneConfig:
 class EmbeddingConfig:
     """Spatio-temporal embedding (paper sec. 3.3)."""
 
-    #: One of MIXING_FUNCTIONS: which embedding dims hold fixed coordinates (x, y, t) or are
-    #: free (f).
+    #: A registered mixing function (model/mixings/): which embedding dims hold fixed
+    #: coordinates (x, y, t) or are free (f), in that order.
     mixing: str = "xyt"
     #: Fixed standard deviation of the free dims (v_free = free_dim_std ** 2).
     free_dim_std: float = 0.3
@@ -77,7 +79,18 @@ class ModelConfig:
     #: output); 2 = a stride-2 refinement guided by the backbone stem (model/refine.py), for
     #: small images whose thin objects are only a few pixels wide at 1/4.
     output_stride: int = 4
-    #: Input normalisation: the model takes RGB uint8-valued floats and normalises inside.
+    #: Network layout (registry.ARCHITECTURES): "stemseg" = ours (trainable); "official" = the
+    #: authors' released network key for key (model/architectures/official.py).
+    architecture: str = "stemseg"
+    #: official only: seediness from its own head (the authors' DAVIS model) instead of a
+    #: channel of the embedding head (their KITTI MOTS and YouTube-VIS models).
+    separate_seediness_head: bool = False
+    #: Widths of the semantic decoder at 1/32..1/4; [] = decoder.widths.
+    semantic_widths: list[int] = field(default_factory=list)
+    #: official only: the semantic head has one more (last) output channel, a foreground logit.
+    foreground_channel: bool = False
+    #: Input normalisation: the model takes uint8-valued floats in input.channel_order and
+    #: normalises inside (mean and std in that channel order).
     pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
     pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
 
@@ -110,6 +123,10 @@ class InputConfig:
     #: Target size of the shorter / longer side; 0 = keep the image's own size.
     min_side: int = 0
     max_side: int = 0
+    #: Channel order the model takes (CHANNEL_ORDERS); the authors' models take BGR (cv2).
+    channel_order: str = "rgb"
+    #: Antialias when shrinking an image (the authors resize without).
+    antialias: bool = True
 
 
 @dataclass
@@ -138,6 +155,13 @@ class InferenceConfig:
     #: fewer frames (0 = keep all). The streaming node cannot know a track's final length when
     #: it publishes a frame, so it ignores this.
     min_track_length: int = 0
+    #: Per-class overrides of min_track_length, by class name (the authors' KITTI MOTS
+    #: post-processing: {car: 3, pedestrian: 10}); offline only, as min_track_length.
+    min_track_length_per_class: dict[str, int] = field(default_factory=dict)
+    #: How an instance's class is decided (CLASS_VOTES): "mean_logits" = argmax of the semantic
+    #: logits averaged over its pixels; "majority" = the class most of its pixels' argmax names,
+    #: background votes ignored (the authors).
+    class_vote: str = "mean_logits"
     #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     stitch_min_iou: float = 0.1
     #: Not in the paper (0 = off): a track missed for up to this many frames gets its ID back

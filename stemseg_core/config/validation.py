@@ -10,12 +10,12 @@ from typing import Any
 from stemseg_core.config.coerce import coerce
 from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.schema import (
-    BACKBONES,
+    CHANNEL_ORDERS,
+    CLASS_VOTES,
     DATA_FORMATS,
     DEVICES,
     LIVE_THRESHOLD_BY_NAME,
     LIVE_THRESHOLDS,
-    MIXING_FUNCTIONS,
     OUTPUT_STRIDES,
     Config,
 )
@@ -69,15 +69,51 @@ def check_live_threshold(name: str, value: Any, class_names: Sequence[str], *,
     return v
 
 
+def _validate_model_parts(cfg: Config) -> None:
+    """Registered names (model/registry.py) and the architecture's switches; input options."""
+    from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
+
+    m = cfg.model
+    for registry, value in ((BACKBONES, m.backbone.name), (MIXING_FUNCTIONS, m.embedding.mixing),
+                            (ARCHITECTURES, m.architecture)):
+        _check(value in registry, f"{registry.config_key}: '{value}' is not a registered "
+                                  f"{registry.kind}; allowed: {', '.join(registry.names())}")
+    official = m.architecture == "official"
+    for key in ("separate_seediness_head", "foreground_channel"):
+        _check(official or not getattr(m, key), f"model.{key} needs model.architecture: "
+                                                f"official (the authors' layout)")
+    _check(not m.foreground_channel or m.semantic_head,
+           "model.foreground_channel needs model.semantic_head: true")
+    if official:
+        from stemseg_core.model.squeeze_expand import POOLED_SLOTS
+
+        _check(m.clip_length in POOLED_SLOTS, f"model.clip_length: the official architecture "
+                                              f"has clip lengths {sorted(POOLED_SLOTS)}, got "
+                                              f"{m.clip_length}")
+        _check(m.output_stride == 4, "model.output_stride: the official architecture outputs "
+                                     f"at stride 4, got {m.output_stride}")
+    sw = m.semantic_widths
+    _check(not sw or (len(sw) == 4 and all(w > 0 and w % m.decoder.groupnorm_groups == 0
+                                           for w in sw)),
+           f"model.semantic_widths: need [] or 4 positive multiples of groupnorm_groups="
+           f"{m.decoder.groupnorm_groups}, got {sw}")
+    _check(cfg.input.channel_order in CHANNEL_ORDERS,
+           f"input.channel_order: '{cfg.input.channel_order}' not one of "
+           f"{', '.join(CHANNEL_ORDERS)}")
+    i = cfg.inference
+    _check(i.class_vote in CLASS_VOTES, f"inference.class_vote: '{i.class_vote}' not one of "
+                                        f"{', '.join(CLASS_VOTES)}")
+    _check_class_names("inference.min_track_length_per_class", i.min_track_length_per_class,
+                       m.class_names)
+    negative = {c: v for c, v in i.min_track_length_per_class.items() if v < 0}
+    _check(not negative, f"inference.min_track_length_per_class: lengths must be >= 0 frames, "
+                         f"got {negative}")
+
+
 def validate(cfg: Config) -> None:
     """Raise ConfigError on the first value outside its allowed range."""
     m = cfg.model
-    _check(m.backbone.name in BACKBONES,
-           f"model.backbone.name: '{m.backbone.name}' is not supported; "
-           f"allowed: {', '.join(BACKBONES)}")
-    _check(m.embedding.mixing in MIXING_FUNCTIONS,
-           f"model.embedding.mixing: '{m.embedding.mixing}' is not a mixing function; allowed: "
-           f"{', '.join(MIXING_FUNCTIONS)}")
+    _validate_model_parts(cfg)
     _check(m.embedding.free_dim_std > 0, "model.embedding.free_dim_std must be > 0")
     _check(m.embedding.time_scale > 0, "model.embedding.time_scale must be > 0")
     _check(0 <= m.backbone.frozen_stages <= 5, "model.backbone.frozen_stages must be in 0..5")

@@ -2,8 +2,9 @@
 
 Given the network outputs of one clip (one batch element), instances are found one at a time:
 
-1. candidates = pixels whose foreground probability (1 - softmax(semantic)[background]) exceeds
-   ``foreground_threshold``; without a semantic head, pixels whose seediness exceeds it;
+1. candidates = pixels whose foreground probability exceeds ``foreground_threshold``: the
+   model's own foreground map where it has one (the authors' models), else 1 -
+   softmax(semantic)[background]; without either, pixels whose seediness exceeds it;
 2. seed = the remaining candidate with the highest seediness; stop when it is below
    ``seediness_threshold`` (or after ``max_instances``). Optionally per class (not in the paper):
    a candidate whose most likely class has an entry in ``seediness_threshold_by_class`` needs that
@@ -16,6 +17,10 @@ Given the network outputs of one clip (one batch element), instances are found o
    A seed is one pixel, often off the centre of a thin or partly occluded object; the tube's mean
    is a steadier centre (fewer fragments left behind as extra instances);
 4. those pixels leave the candidate set; repeat.
+
+An instance's class is the argmax of its pixels' mean semantic logits (``class_vote``
+"mean_logits"), or the class most of its pixels' argmax names, background votes ignored
+("majority", the authors'; where no pixel votes for a class, the mean-logit rule decides).
 
 Everything runs on the tensors' device; the only Python loop is over instances (<= max_instances).
 Since seeds are taken in decreasing seediness, the instances come out sorted by score (highest
@@ -70,7 +75,8 @@ def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: 
                  semantic: torch.Tensor | None = None, *, seediness_threshold: float = 0.5,
                  foreground_threshold: float = 0.5, mask_threshold: float = 0.5,
                  max_instances: int = 20, center_refinement_steps: int = 0,
-                 seediness_threshold_by_class: dict[int, float] | None = None
+                 seediness_threshold_by_class: dict[int, float] | None = None,
+                 foreground: torch.Tensor | None = None, class_vote: str = "mean_logits"
                  ) -> list[ClipInstance]:
     """Cluster one clip's outputs into instances (highest score first, disjoint masks).
 
@@ -82,7 +88,8 @@ def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: 
         embeddings, precisions, seediness, semantic, seediness_threshold=seediness_threshold,
         foreground_threshold=foreground_threshold, mask_threshold=mask_threshold,
         max_instances=max_instances, center_refinement_steps=center_refinement_steps,
-        seediness_threshold_by_class=seediness_threshold_by_class).instances()
+        seediness_threshold_by_class=seediness_threshold_by_class, foreground=foreground,
+        class_vote=class_vote).instances()
 
 
 def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
@@ -90,13 +97,16 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
                         seediness_threshold: float = 0.5, foreground_threshold: float = 0.5,
                         mask_threshold: float = 0.5, max_instances: int = 20,
                         center_refinement_steps: int = 0,
-                        seediness_threshold_by_class: dict[int, float] | None = None
-                        ) -> ClipClusters:
+                        seediness_threshold_by_class: dict[int, float] | None = None,
+                        foreground: torch.Tensor | None = None,
+                        class_vote: str = "mean_logits") -> ClipClusters:
     """As :func:`cluster_clip`, but returns one label map instead of one mask per instance.
 
     seediness_threshold_by_class: {class id (>= 1): threshold} replacing ``seediness_threshold``
     for seed pixels of that class (the pixel's most likely non-background class in ``semantic``);
     needs ``semantic``. Such pixels can still join another seed's instance.
+    foreground: optional (T, h, w) foreground probabilities deciding the candidates.
+    class_vote: "mean_logits" or "majority" (module docstring).
     """
     if embeddings.dim() != 4 or precisions.shape != embeddings.shape:
         raise ValueError(f"embeddings/precisions must both be (E, T, h, w), got "
@@ -110,6 +120,11 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
                          f"{tuple(semantic.shape)}")
     if semantic is not None and semantic.shape[0] < 2:
         raise ValueError("semantic needs at least 2 classes (background + one)")
+    if foreground is not None and tuple(foreground.shape) != (t, h, w):
+        raise ValueError(f"foreground must be (T, h, w) = {(t, h, w)}, got "
+                         f"{tuple(foreground.shape)}")
+    if class_vote not in ("mean_logits", "majority"):
+        raise ValueError(f"class_vote must be 'mean_logits' or 'majority', got {class_vote!r}")
     if center_refinement_steps < 0:
         raise ValueError(f"center_refinement_steps must be >= 0, got {center_refinement_steps}")
     by_class = dict(seediness_threshold_by_class or {})
@@ -121,12 +136,13 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
         raise ValueError(f"seediness_threshold_by_class: class ids must be 1..C-1, got {bad}")
 
     seed_map = seediness.reshape(-1).float()
-    if semantic is not None:
-        sem_flat = semantic.reshape(semantic.shape[0], -1).float()
+    sem_flat = semantic.reshape(semantic.shape[0], -1).float() if semantic is not None else None
+    if foreground is not None:
+        candidates = foreground.reshape(-1).float() > foreground_threshold
+    elif sem_flat is not None:
         fg_prob = 1.0 - torch.softmax(sem_flat, dim=0)[0]
         candidates = fg_prob > foreground_threshold
     else:
-        sem_flat = None
         candidates = seed_map > foreground_threshold
 
     idx = torch.nonzero(candidates, as_tuple=False).squeeze(1)  # (K,) flat indices
@@ -194,7 +210,15 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
         sums.index_add_(0, assign[sel], sem_c[:, sel].T)
         counts = torch.bincount(assign[sel], minlength=n).clamp(min=1).to(sums.dtype)
         mean = sums / counts[:, None]
-        class_ids = (mean[:, 1:].argmax(dim=1) + 1).tolist()
+        by_mean = mean[:, 1:].argmax(dim=1) + 1
+        if class_vote == "majority":
+            pixel_class = sem_c.argmax(dim=0)  # (K,), background included
+            voting = sel & (pixel_class > 0)
+            votes = torch.zeros(n, sem_c.shape[0], dtype=torch.long, device=sem_c.device)
+            votes.index_put_((assign[voting], pixel_class[voting]),
+                             torch.ones_like(pixel_class[voting]), accumulate=True)
+            by_mean = torch.where(votes.sum(dim=1) > 0, votes.argmax(dim=1), by_mean)
+        class_ids = by_mean.tolist()
     else:
         class_ids = [1] * n
 

@@ -2,7 +2,8 @@
 
 The model needs H, W multiples of 32. An image of size (H, W) is resized (aspect kept) so that its
 shorter side is ``min_side`` unless that makes the longer side exceed ``max_side`` (then the
-longer side is ``max_side``); 0 disables either limit. The resized image (nh, nw) is then padded
+longer side is ``max_side``) - rounded half to even, as the authors' Python ``round`` - and 0
+disables either limit. The resized image (nh, nw) is then padded
 at the bottom/right to (Hp, Wp), multiples of 32, with the model's pixel mean (so padding is 0
 after the model's normalisation). Model outputs come at 1/4 of (Hp, Wp).
 """
@@ -76,13 +77,21 @@ def check_image(image: object) -> np.ndarray:
 
 
 def prepare_frame(image: np.ndarray, geo: Geometry, pixel_mean: list[float],
-                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, Hp, Wp) float32 0..255 on `device`, resized and padded."""
+                  device: torch.device | str = "cpu", *, channel_order: str = "rgb",
+                  antialias: bool = True) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, Hp, Wp) float32 0..255 on `device`, resized (bilinear,
+    align_corners False; antialiased when shrinking unless ``antialias`` is False, as the
+    authors) and padded. ``channel_order`` "bgr" swaps the channels for models trained on cv2
+    images (the authors'); ``pixel_mean`` is in that order."""
     t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
     t = t.permute(2, 0, 1).float()
+    if channel_order == "bgr":
+        t = t.flip(0)
+    elif channel_order != "rgb":
+        raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
     if geo.needs_resize:
         nh, nw = geo.resized_size
-        down = nh < geo.image_size[0]
+        down = antialias and nh < geo.image_size[0]
         t = F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False,
                           antialias=down)[0].clamp_(0, 255)
     hp, wp = geo.padded_size

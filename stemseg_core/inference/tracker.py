@@ -267,7 +267,9 @@ class StreamingTracker:
     # ------------------------------------------------------------------------------------------
     def _prepare(self, image: np.ndarray, geo: Geometry) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (3, Hp, Wp) model input on the tracker's device."""
-        return prepare_frame(image, geo, self.cfg.model.pixel_mean, self.device)
+        inp = self.cfg.input
+        return prepare_frame(image, geo, self.cfg.model.pixel_mean, self.device,
+                             channel_order=inp.channel_order, antialias=inp.antialias)
 
     def _forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """The one network call of the tracker: clip (1, L, 3, Hp, Wp) float -> the model's
@@ -315,7 +317,9 @@ class StreamingTracker:
                 foreground_threshold=self.foreground_threshold,
                 mask_threshold=self.mask_threshold, max_instances=self.max_instances,
                 center_refinement_steps=self.center_refinement_steps,
-                seediness_threshold_by_class=self.seediness_threshold_by_id)
+                seediness_threshold_by_class=self.seediness_threshold_by_id,
+                foreground=out["foreground"][0] if "foreground" in out else None,
+                class_vote=self.cfg.inference.class_vote)
             self._sync()
             t2 = time.perf_counter()
             timings["clustering"] = t2 - t1

@@ -19,10 +19,9 @@ from torch import nn
 
 from stemseg_core import losses as L
 from stemseg_core.config import Config
-from stemseg_core.model.backbone import Backbone
 from stemseg_core.model.heads import EmbeddingHead, SeedinessHead, SemanticHead
-from stemseg_core.model.mixing import Mixing
 from stemseg_core.model.refine import StrideTwoRefiner
+from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
 from stemseg_core.model.tse_decoder import TSEDecoder
 
 OUTPUT_STRIDE = 4
@@ -77,10 +76,10 @@ class STEmSeg(nn.Module):
         self.cfg = cfg
         m = cfg.model
         self.num_outputs_stride = int(m.output_stride)
-        self.backbone = Backbone(m.backbone)
+        self.backbone = BACKBONES.get(m.backbone.name)(m.backbone)
         c = self.backbone.out_channels
         widths, groups = list(m.decoder.widths), m.decoder.groupnorm_groups
-        self.mixing = Mixing(m.embedding.mixing, m.embedding.free_dim_std, m.embedding.time_scale)
+        self.mixing = MIXING_FUNCTIONS.get(m.embedding.mixing)(m.embedding)
         self.embedding_decoder = TSEDecoder(c, widths, groups)
         self.seediness_decoder = TSEDecoder(c, widths, groups)
         self.embedding_head = EmbeddingHead(widths[3], self.mixing.dims, self.mixing.num_variance)
@@ -89,8 +88,9 @@ class STEmSeg(nn.Module):
         self.semantic_class_weights = (list(cfg.loss.semantic_class_weights)
                                        if cfg.loss.semantic_class_weights else None)
         if self.has_semantic:
-            self.semantic_decoder = TSEDecoder(c, widths, groups)
-            self.semantic_head = SemanticHead(widths[3], m.num_classes)
+            semantic_widths = list(m.semantic_widths) or widths
+            self.semantic_decoder = TSEDecoder(c, semantic_widths, groups)
+            self.semantic_head = SemanticHead(semantic_widths[3], m.num_classes)
         # Stride-2 refiners, one per decoder (model.output_stride: 2); none for the paper's 4.
         self.refiners = nn.ModuleDict()
         if self.num_outputs_stride == 2:
@@ -182,6 +182,8 @@ class STEmSeg(nn.Module):
         return result
 
 
-def build_model(cfg: Config) -> STEmSeg:
-    """The STEm-Seg network for `cfg` (weights from cfg.model.backbone.weights if set)."""
-    return STEmSeg(cfg)
+def build_model(cfg: Config) -> nn.Module:
+    """The network of ``cfg.model.architecture`` for `cfg` (registry.ARCHITECTURES: "stemseg" =
+    :class:`STEmSeg`, "official" = the authors' layout); backbone weights from
+    cfg.model.backbone.weights if set."""
+    return ARCHITECTURES.get(cfg.model.architecture)(cfg)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemseg_core.config import MIXING_FUNCTIONS, load_config
+from stemseg_core.config import load_config
 from stemseg_core.model import STEmSeg, build_model, coordinate_grid, downsample_targets
 from stemseg_core.model.backbone import BackboneWeightsError
 from stemseg_core.model.mixing import PRECISION_SCALE
+from stemseg_core.model.registry import MIXING_FUNCTIONS as MIXING_REGISTRY
 
 CHEAP = ["model.backbone.fpn_channels=32", "model.decoder.widths=[32,32,32,32]",
          "model.decoder.groupnorm_groups=8", "model.clip_length=2", "inference.clip_overlap=1"]
@@ -73,7 +74,7 @@ def test_no_semantic_head(tiny_config):
     assert "semantic" not in losses and torch.isfinite(losses["total"])
 
 
-@pytest.mark.parametrize("mixing", MIXING_FUNCTIONS)
+@pytest.mark.parametrize("mixing", MIXING_REGISTRY.names())
 def test_coordinate_dims_follow_grid_when_offsets_zero(tiny_config, mixing):
     cfg = _cfg(tiny_config, embedding__mixing=mixing)
     model = build_model(cfg).eval()
@@ -170,7 +171,7 @@ def _forward_backward(cfg, h=64, w=64):
     return model
 
 
-@pytest.mark.parametrize("mixing", MIXING_FUNCTIONS)
+@pytest.mark.parametrize("mixing", MIXING_REGISTRY.names())
 def test_small_model_trains_every_mixing(tiny_config, mixing):
     cfg = _cfg(tiny_config, embedding__mixing=mixing)
     cfg.model.clip_length = 2
@@ -178,7 +179,7 @@ def test_small_model_trains_every_mixing(tiny_config, mixing):
     _forward_backward(cfg)
 
 
-@pytest.mark.parametrize("mixing", MIXING_FUNCTIONS)
+@pytest.mark.parametrize("mixing", MIXING_REGISTRY.names())
 def test_resnet101_trains_every_mixing(mixing):
     cfg = load_config(None, CHEAP + ["model.backbone.name=resnet101",
                                      f"model.embedding.mixing={mixing}"])

@@ -1,0 +1,110 @@
+"""The authors' released STEm-Seg network, key for key (``model.architecture: official``).
+
+Built from our parts with the authors' switches: the ``msra_resnet{50,101}_fpn`` backbone
+(frozen BN eps 0, stride in the first 1x1 conv, bilinear FPN upsampling), the squeeze-expand
+heads of squeeze_expand.py (zero-counting temporal average pooling, bias-free 1x1x1 up-path
+convs), a mixing function in their dim order (``tyx`` for their "xyt", ``yxff`` for "xyff").
+
+- ``embedding_head`` gives the embedding offsets, the raw variances and, unless
+  ``model.separate_seediness_head``, the seediness channel; ``seediness_head`` otherwise (DAVIS);
+- ``semseg_head`` (``model.semantic_head``) gives C class logits plus, with
+  ``model.foreground_channel``, a last foreground logit (KITTI MOTS, YouTube-VIS).
+
+``forward(images)`` in eval mode, images (B, L, 3, H, W) in ``input.channel_order`` at the 0..255
+scale, H and W multiples of 32, L <= ``model.clip_length`` = T (a shorter clip is front-padded
+with its first frame, as the authors pad short sequences, and the padding's outputs are
+dropped) -> {"embeddings" (B, E, L, H/4, W/4) = tanh(0.25 raw) + grid, "precisions"
+(B, E, L, H/4, W/4) = exp(raw) * 10 (free dims: their ``free_dim_bandwidths``), "seediness"
+(B, L, H/4, W/4), ["semantic" (B, C, L, H/4, W/4) class logits], ["foreground" (B, L, H/4,
+W/4) sigmoid probability]}. Inference only: train with ``model.architecture: stemseg``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from stemseg_core.config import Config
+from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
+from stemseg_core.model.squeeze_expand import (
+    OfficialEmbeddingHead,
+    OfficialSeedinessHead,
+    OfficialSemsegHead,
+)
+from stemseg_core.model.stemseg import STEmSeg
+
+#: Smallest input side: torch's AvgPool3d(3) needs >= 3 pixels at 1/32.
+MIN_INPUT_SIDE = 96
+
+
+class OfficialSTEmSeg(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        m = cfg.model
+        self.clip_length = int(m.clip_length)
+        self.num_outputs_stride = 4
+        self.backbone = BACKBONES.get(m.backbone.name)(m.backbone)
+        c = self.backbone.out_channels
+        widths, groups = list(m.decoder.widths), int(m.decoder.groupnorm_groups)
+        self.mixing = MIXING_FUNCTIONS.get(m.embedding.mixing)(m.embedding,
+                                                               free_precision_buffer=True)
+        self.embedding_head = OfficialEmbeddingHead(
+            c, widths, groups, self.clip_length, self.mixing.dims, self.mixing.num_variance,
+            seediness=not m.separate_seediness_head)
+        self.seediness_head = (OfficialSeedinessHead(c, widths, groups, self.clip_length)
+                               if m.separate_seediness_head else None)
+        self.has_semantic = bool(m.semantic_head)
+        self.semseg_head = (OfficialSemsegHead(c, list(m.semantic_widths) or widths, groups,
+                                               self.clip_length, m.num_classes,
+                                               foreground_channel=m.foreground_channel)
+                            if self.has_semantic else None)
+        self.register_buffer("pixel_mean", torch.tensor(m.pixel_mean, dtype=torch.float32)
+                             .view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(m.pixel_std, dtype=torch.float32)
+                             .view(1, 1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor, targets: list | None = None
+                ) -> dict[str, torch.Tensor]:
+        if self.training:
+            raise ValueError("model.architecture 'official' is for inference (the authors' "
+                             "released weights); call model.eval(), or train with "
+                             "model.architecture=stemseg")
+        STEmSeg.check_input(images)
+        b, n, _, h, w = images.shape
+        if min(h, w) < MIN_INPUT_SIDE:
+            raise ValueError(f"images {h}x{w}: the authors' layout needs H and W >= "
+                             f"{MIN_INPUT_SIDE} (its 3x3x3 pooling needs 1/32 maps of >= 3 "
+                             f"pixels); use larger images or input.min_side")
+        t = self.clip_length
+        if n > t:
+            raise ValueError(f"a clip of {n} frames is longer than model.clip_length={t}")
+        if n < t:  # the authors' rule for short sequences: repeat the first frame in front
+            images = torch.cat([images[:, :1].expand(b, t - n, 3, h, w), images], dim=1)
+        x = (images - self.pixel_mean) / self.pixel_std
+        maps = self.backbone(x.reshape(b * t, 3, h, w))  # P2..P5, (B*T, C, h_s, w_s)
+        # (B*T, C, h, w) -> (B, C, T, h, w), coarsest first
+        vols = [f.reshape(b, t, *f.shape[1:]).permute(0, 2, 1, 3, 4) for f in maps[::-1]]
+        raw_emb, raw_var, seediness = self.embedding_head(vols)
+        if self.seediness_head is not None:
+            seediness = self.seediness_head(vols)
+        out = {
+            "embeddings": self.mixing.embeddings(
+                raw_emb, time_scale=float(self.embedding_head.time_scale)),
+            "precisions": self.mixing.precisions(raw_var),
+            "seediness": seediness,
+        }
+        if self.semseg_head is not None:
+            logits = self.semseg_head(vols)
+            if self.semseg_head.foreground_channel:
+                out["semantic"] = logits[:, :-1]
+                out["foreground"] = torch.sigmoid(logits[:, -1])
+            else:
+                out["semantic"] = logits
+        if n < t:
+            out = {k: v[:, :, t - n:] if v.dim() == 5 else v[:, t - n:] for k, v in out.items()}
+        return out
+
+
+@ARCHITECTURES.register("official")
+def build_official(cfg: Config) -> OfficialSTEmSeg:
+    return OfficialSTEmSeg(cfg)

@@ -1,0 +1,5 @@
+"""Embedding mixing functions, registered in ``registry.MIXING_FUNCTIONS`` by name.
+
+Every module here is imported on the first registry look-up: a new mixing function is a new
+file.
+"""
