@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import numbers
 import types
 import typing
 from typing import Any
@@ -56,13 +58,15 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return int(value)  # also numpy integers, exact however large
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         try:
             f = float(value)
         except ValueError:
             raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:

@@ -1,4 +1,5 @@
 """Config loading, overrides and validation messages."""
+import numpy as np
 import pytest
 
 from stemseg_core.config import (
@@ -111,6 +112,12 @@ def test_live_threshold_conversion_and_errors():
     assert check_live_threshold("mask_threshold", 1, NAMES) == 1.0
     assert isinstance(check_live_threshold("mask_threshold", 0, NAMES), float)
     assert check_live_threshold("min_mask_area", 80.0, NAMES) == 80
+    assert check_live_threshold("min_mask_area", np.int64(80), NAMES) == 80
+    assert check_live_threshold("mask_threshold", np.float32(0.25), NAMES) == 0.25
+    with pytest.raises(ConfigError, match="expected an integer, got inf"):
+        check_live_threshold("min_mask_area", float("inf"), NAMES)
+    with pytest.raises(ConfigError, match="mask_threshold must be a number in"):
+        check_live_threshold("mask_threshold", float("nan"), NAMES)
     assert check_live_threshold("classes", "car, pedestrian", NAMES) == ["car", "pedestrian"]
     assert check_live_threshold("min_mask_area_per_class", {"pedestrian": 80.0}, NAMES) == {
         "pedestrian": 80}
