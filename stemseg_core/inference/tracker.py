@@ -113,6 +113,9 @@ class StreamingTracker:
                                       relink_classes={self.class_names.index(c)
                                                       for c in inf.relink_classes} or None)
         self.last_timings: dict[str, float] = {}
+        #: backend runner (stemseg_core/backends), built for one frame shape on first use
+        self._runner: Any = None
+        self._runner_shape: tuple[int, ...] | None = None
         self.reset()
 
     def _by_class_id(self, by_name: dict[str, Any], cast: Callable[[Any], Any]) -> dict[int, Any]:
@@ -194,6 +197,8 @@ class StreamingTracker:
         self._geo: Geometry | None = None
         self._stitcher.reset(next_id)
         self.frames_pushed = 0
+        if self._runner is not None:
+            self._runner.reset()  # forget (and free) the kept per-frame features
 
     @property
     def pending(self) -> int:
@@ -274,10 +279,40 @@ class StreamingTracker:
     def _forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """The one network call of the tracker: clip (1, L, 3, Hp, Wp) float -> the model's
         outputs (dict of tensors, as ``STEmSeg.forward`` in eval mode), flip test included.
-        Deployment backends replace this; push/flush and predict_clip all come through here."""
+        Runs on the backend of ``cfg.inference.backend`` (stemseg_core/backends), which encodes
+        each frame once and reuses its features in the overlapping clips; push/flush and
+        predict_clip all come through here."""
+        net = self._network(tuple(clip.shape[2:]))
         if self.flip_test:
-            return predict_with_flip(self.model, clip, self._x_dims)
-        return self.model(clip)
+            return predict_with_flip(net, clip, self._x_dims)
+        return net(clip)
+
+    def _network(self, frame_shape: tuple[int, ...]) -> Callable[[torch.Tensor], Any]:
+        """clip -> outputs for frames of (3, Hp, Wp): the backend's runner, built (or loaded
+        from the engine cache) for this shape on first use; the model itself where no backend
+        applies (a model that is not an STEmSeg network, under the default torch backend)."""
+        if self._runner_shape != frame_shape:
+            from stemseg_core.backends.runner import build_runner
+
+            self._runner = build_runner(self.model, self.cfg.inference, self.device,
+                                        frame_shape, self.clip_length)
+            self._runner_shape = frame_shape
+        return self._runner if self._runner is not None else self.model
+
+    def warmup(self, height: int | None = None, width: int | None = None) -> float:
+        """Build or load the backend's artifacts and run one clip of random frames of
+        height x width (default: the config's data size); returns its seconds. The stream's
+        state is not touched."""
+        h = int(height or self.cfg.data.height)
+        w = int(width or self.cfg.data.width)
+        frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+                  for i in range(self.clip_length)]
+        t0 = time.perf_counter()
+        self.predict_clip(frames)
+        self._sync()
+        if self._runner is not None:
+            self._runner.reset()  # the random frames' features are of no later use
+        return time.perf_counter() - t0
 
     def _sync(self) -> None:
         if self.device.type == "cuda":

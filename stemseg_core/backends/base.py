@@ -1,0 +1,163 @@
+"""The backend interface: what runs the network's two graphs (export/split.py) for the tracker.
+
+A backend implements ``encode(frames)`` (per-frame features) and ``decode(features)`` (one clip's
+outputs) on its runtime; ``runner.NetworkRunner`` caches the per-frame features across
+overlapping clips and gives the tracker ``clip -> outputs`` (``StreamingTracker._forward``).
+Backends register by name (``@register``); ``create_backend`` picks one (``auto``: the fastest
+installed for the device, in ``AUTO_ORDER``).
+"""
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from stemseg_core.backends.cache import (
+    GRAPH_VERSION,
+    ArtifactCache,
+    config_hash,
+    device_description,
+    weights_hash,
+)
+from stemseg_core.config.schema import BACKENDS, PRECISIONS
+from stemseg_core.export.split import ClipDecoder, FrameEncoder
+
+log = logging.getLogger(__name__)
+
+Features = tuple[torch.Tensor, ...]
+
+#: ``auto``: the first of these that is installed and runs on the device (fastest first, as
+#: measured by `stemseg bench --backend ...`).
+AUTO_ORDER = {"cuda": ("tensorrt", "torch"), "cpu": ("openvino", "onnxruntime", "torch")}
+
+_REGISTRY: dict[str, type[Backend]] = {}
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend is not installed, or does not run on this device or precision."""
+
+
+class Backend(ABC):
+    """Runs the frame encoder and the clip decoder of one model on one runtime.
+
+    Subclasses set ``name`` and ``precisions`` (by device type) and implement ``_prepare``,
+    ``encode`` and ``decode``. ``min_batch``: frames are encoded at least this many at once
+    (padded with copies), see torch_backend.py.
+    """
+
+    name: ClassVar[str]
+    #: device type ("cpu", "cuda") -> precisions this backend runs there.
+    precisions: ClassVar[dict[str, tuple[str, ...]]]
+    min_batch: int = 1
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str = "fp32", *,
+                 cache: ArtifactCache | None = None, num_threads: int = 0) -> None:
+        allowed = self.precisions.get(device.type, ())
+        if precision not in allowed:
+            raise BackendUnavailable(
+                f"backend '{self.name}' does not run precision '{precision}' on {device.type}; "
+                f"allowed there: {', '.join(allowed) or 'none'} (set inference.precision)")
+        reason = self.unavailable_reason(device)
+        if reason:
+            raise BackendUnavailable(f"backend '{self.name}': {reason}")
+        self.model = model.eval()
+        self.device = device
+        self.precision = precision
+        self.cache = cache or ArtifactCache()
+        self.num_threads = int(num_threads)
+        self.encoder = FrameEncoder(self.model).eval()
+        self.decoder = ClipDecoder(self.model).eval()
+        self._weights: str | None = None
+
+    # -- what each backend provides ------------------------------------------------------------
+    @classmethod
+    def unavailable_reason(cls, device: torch.device) -> str | None:
+        """None if the backend can run on ``device`` here, else why not (with the fix)."""
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        """The runtime's version (part of the artifact key)."""
+        return torch.__version__
+
+    @abstractmethod
+    def prepare(self, frame_shape: tuple[int, int, int], clip_length: int) -> None:
+        """Build or load what (3, Hp, Wp) frames and clips of ``clip_length`` frames need."""
+
+    @abstractmethod
+    def encode(self, frames: torch.Tensor) -> Features:
+        """(N, 3, Hp, Wp) 0..255 on the tracker's device -> features, each (N, ...)."""
+
+    @abstractmethod
+    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
+        """One clip's features, each (L, ...) -> the model's output dict (batch 1, float32)."""
+
+    # -- helpers for subclasses ------------------------------------------------------------------
+    def artifact_key(self, part: str, shape: tuple[int, ...], **extra: Any) -> dict[str, Any]:
+        """The cache key of one graph: everything that makes a built artifact invalid."""
+        if self._weights is None:
+            self._weights = weights_hash(self.model)
+        key = {"backend": self.name, "version": self.version(), "part": part,
+               "device": device_description(self.device), "precision": self.precision,
+               "shape": "x".join(str(int(s)) for s in shape), "weights": self._weights,
+               "model_config": config_hash(self.model.cfg.to_dict()["model"]),
+               "graph_version": GRAPH_VERSION, "torch": torch.__version__}
+        key.update({k: str(v) for k, v in extra.items()})
+        return key
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: make a backend available by its ``name``."""
+    if cls.name not in BACKENDS:
+        raise ValueError(f"backend name '{cls.name}' is not in config BACKENDS {BACKENDS}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def backend_class(name: str) -> type[Backend]:
+    _load_all()
+    if name not in _REGISTRY:
+        raise BackendUnavailable(f"unknown backend '{name}'; allowed: {', '.join(BACKENDS)}")
+    return _REGISTRY[name]
+
+
+def registered() -> dict[str, type[Backend]]:
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def resolve_auto(device: torch.device, precision: str) -> str:
+    """The first backend of AUTO_ORDER that is installed and runs ``precision`` on ``device``."""
+    _load_all()
+    for name in AUTO_ORDER.get(device.type, ("torch",)):
+        cls = _REGISTRY[name]
+        if precision in cls.precisions.get(device.type, ()) and \
+                cls.unavailable_reason(device) is None:
+            return name
+    raise BackendUnavailable(f"no installed backend runs precision '{precision}' on "
+                             f"{device.type}; try inference.precision=fp32")
+
+
+def create_backend(name: str, model: nn.Module, device: torch.device, precision: str = "fp32",
+                   *, cache: ArtifactCache | None = None, num_threads: int = 0) -> Backend:
+    """The backend ``name`` (or ``auto``) for ``model`` on ``device``."""
+    if precision not in PRECISIONS:
+        raise BackendUnavailable(f"unknown precision '{precision}'; allowed: "
+                                 f"{', '.join(PRECISIONS)}")
+    if name == "auto":
+        name = resolve_auto(device, precision)
+        log.info("inference.backend auto -> %s (%s, %s)", name, device.type, precision)
+    return backend_class(name)(model, device, precision, cache=cache, num_threads=num_threads)
+
+
+def _load_all() -> None:
+    """Import the backend modules (each registers itself)."""
+    from stemseg_core.backends import (  # noqa: F401
+        onnxruntime_backend,
+        openvino_backend,
+        tensorrt_backend,
+        torch_backend,
+    )

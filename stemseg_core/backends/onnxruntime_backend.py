@@ -1,0 +1,65 @@
+"""``onnxruntime``: the two ONNX graphs in ONNX Runtime (CPU; the CUDA provider where the
+installed onnxruntime has it). fp32 only."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from stemseg_core.backends.base import Backend, Features, register
+from stemseg_core.backends.onnx_files import decoder_onnx, encoder_onnx
+
+
+@register
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    precisions = {"cpu": ("fp32",), "cuda": ("fp32",)}
+
+    @classmethod
+    def unavailable_reason(cls, device: torch.device) -> str | None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return "onnxruntime is not installed (pip install onnxruntime)"
+        if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            return ("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu, or use "
+                    "backend tensorrt/torch on the GPU)")
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        import onnxruntime as ort
+
+        return ort.__version__
+
+    def prepare(self, frame_shape: tuple[int, int, int], clip_length: int) -> None:
+        self._frame_shape = tuple(frame_shape)
+        self._decoders: dict[int, object] = {}
+        self._encoder = self._session(encoder_onnx(self, self._frame_shape))
+        self._decoders[clip_length] = self._session(
+            decoder_onnx(self, self._frame_shape, clip_length))
+
+    def _session(self, path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if self.num_threads:
+            opts.intra_op_num_threads = self.num_threads
+        providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
+                     if self.device.type == "cuda" else ["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), opts, providers=providers)
+
+    def _run(self, session, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        feed = {k: v.detach().cpu().numpy() for k, v in inputs.items()}
+        outs = session.run(None, feed)
+        return [torch.from_numpy(np.asarray(o)).to(self.device) for o in outs]
+
+    def encode(self, frames: torch.Tensor) -> Features:
+        return tuple(self._run(self._encoder, {"frames": frames.float()}))
+
+    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
+        length = int(feats[0].shape[0])
+        if length not in self._decoders:  # a shorter clip (flush): its own graph, built once
+            self._decoders[length] = self._session(
+                decoder_onnx(self, self._frame_shape, length))
+        outs = self._run(self._decoders[length], dict(zip(self.encoder.names, feats)))
+        return dict(zip(self.decoder.names, outs))

@@ -1,0 +1,117 @@
+"""``openvino``: the two graphs as OpenVINO IR on an Intel CPU.
+
+Precision is OpenVINO's inference precision hint: fp32 (``f32``: exact up to kernel rounding),
+bf16 (OpenVINO's own default on CPUs with AVX-512 BF16/AMX; judge it by HOTA), fp16. int8 runs
+the NNCF-quantized IR that `stemseg export --format openvino --precision int8 --calibration
+DATA` puts into the cache (quantize.py); without it int8 is an error naming that command.
+The encoder IR keeps a dynamic frame count; it is compiled once per count met (a stream meets
+two: T, then T - T_c).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stemseg_core.backends.base import Backend, BackendUnavailable, Features, register
+from stemseg_core.backends.onnx_files import decoder_onnx, encoder_onnx
+
+#: inference.precision -> OpenVINO INFERENCE_PRECISION_HINT (int8 runs quantized IR in f32
+#: elsewhere: the unquantized layers keep fp32).
+PRECISION_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+XML = "model.xml"
+
+
+def ir_key(backend: Backend, part: str, shape: tuple[int, ...]) -> dict:
+    """Cache key of an IR (fp32 IR for fp32/bf16/fp16; the int8 IR has its own)."""
+    key = backend.artifact_key(part, shape)
+    if backend.precision != "int8":  # one fp32 IR serves every hint; the hint acts at compile
+        key["precision"] = "fp32"
+    return key
+
+
+@register
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    precisions = {"cpu": ("fp32", "bf16", "fp16", "int8")}
+
+    @classmethod
+    def unavailable_reason(cls, device: torch.device) -> str | None:
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            return "openvino is not installed (pip install openvino)"
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        import openvino as ov
+
+        return ov.__version__
+
+    def prepare(self, frame_shape: tuple[int, int, int], clip_length: int) -> None:
+        import openvino as ov
+
+        self._core = ov.Core()
+        self._frame_shape = tuple(frame_shape)
+        self._encoder_model = self._ir("encoder", self._frame_shape,
+                                       lambda: encoder_onnx(self, self._frame_shape))
+        self._encoders: dict[int, object] = {}
+        self._decoders: dict[int, object] = {}
+        self._decoder_for(clip_length)
+
+    # -- IR artifacts ----------------------------------------------------------------------------
+    def _ir(self, part: str, shape: tuple[int, ...], onnx_path) -> object:
+        import openvino as ov
+
+        key = ir_key(self, part, shape)
+
+        def build(folder: Path) -> None:
+            if self.precision == "int8":
+                raise BackendUnavailable(
+                    f"openvino int8: no quantized {part} in the cache for this model, size "
+                    f"{key['shape']} and device; build it with `stemseg export --format openvino "
+                    f"--precision int8 --calibration DATA --checkpoint CKPT` (same --height/"
+                    f"--width/--clip-length and engine cache dir)")
+            ov.save_model(ov.convert_model(str(onnx_path())), str(folder / XML),
+                          compress_to_fp16=False)
+
+        model, _ = self.cache.get_or_build(key, build,
+                                           lambda d: self._core.read_model(str(d / XML)))
+        return model
+
+    def _compile(self, model) -> object:
+        config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[self.precision],
+                  "PERFORMANCE_HINT": "LATENCY"}
+        if self.num_threads:
+            config["INFERENCE_NUM_THREADS"] = self.num_threads
+        return self._core.compile_model(model, "CPU", config)
+
+    def _decoder_for(self, length: int):
+        if length not in self._decoders:
+            model = self._ir(f"decoder-L{length}", self._frame_shape,
+                             lambda: decoder_onnx(self, self._frame_shape, length))
+            self._decoders[length] = self._compile(model)
+        return self._decoders[length]
+
+    def _encoder_for(self, n: int):
+        if n not in self._encoders:
+            model = self._encoder_model.clone()
+            model.reshape({model.inputs[0].get_any_name(): [n, *self._frame_shape]})
+            self._encoders[n] = self._compile(model)
+        return self._encoders[n]
+
+    # -- running ---------------------------------------------------------------------------------
+    def _run(self, compiled, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        result = compiled([np.ascontiguousarray(t.detach().cpu().float().numpy())
+                           for t in inputs])
+        return [torch.from_numpy(np.array(result[out], dtype=np.float32))
+                for out in compiled.outputs]
+
+    def encode(self, frames: torch.Tensor) -> Features:
+        return tuple(self._run(self._encoder_for(int(frames.shape[0])), [frames]))
+
+    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
+        outs = self._run(self._decoder_for(int(feats[0].shape[0])), list(feats))
+        return dict(zip(self.decoder.names, outs))
