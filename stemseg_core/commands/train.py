@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 HELP = "train a model on a data set (resumable; multi-GPU/multi-node under torchrun)"
@@ -86,15 +89,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_new_run(args: argparse.Namespace, overrides: list[str]):
     """(config, None) or (None, error message) for the run directory and config (rank 0)."""
     from stemseg_core.checkpoint import load_checkpoint
-    from stemseg_core.config import load_config
+    from stemseg_core.config import config_from_dict, load_config
+    from stemseg_core.training.checkpointing import NoCheckpointError, find_resume_checkpoint
 
     out = Path(args.out)
     if args.resume:
-        last = out / "last.pt"
-        if not last.is_file():
-            return None, (f"nothing to resume: {last} does not exist; drop --resume to start a "
-                          f"new run")
-        cfg, _ = load_checkpoint(last, overrides, allow_pickle=args.allow_pickle)
+        try:  # last.pt, or the newest intact step_<N>.pt when last.pt is damaged
+            _, _, payload = find_resume_checkpoint(out, allow_pickle=args.allow_pickle)
+        except NoCheckpointError as e:
+            return None, str(e)
+        cfg = config_from_dict(payload["config"], overrides)
         if args.config:
             print(f"note: resuming with the run's own config ({out / 'config.yaml'}); "
                   f"--config {args.config} is ignored (use --set to change values)")
@@ -114,7 +118,37 @@ def _check_new_run(args: argparse.Namespace, overrides: list[str]):
     return load_config(args.config, overrides), None
 
 
+class _PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        return msg if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {msg}"
+
+
+@contextlib.contextmanager
+def _show_messages() -> Iterator[None]:
+    """The library logs; this command shows its INFO messages (and warnings) on stdout."""
+    logger = logging.getLogger("stemseg_core")
+    handler = None
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(_PlainFormatter())
+        logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if handler is not None:
+            logger.removeHandler(handler)
+
+
 def run(args: argparse.Namespace) -> int:
+    with _show_messages():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from stemseg_core.config import ConfigError, resolve_device
     from stemseg_core.training import distributed as D
     from stemseg_core.training.trainer import Trainer, TrainingError

@@ -1,23 +1,24 @@
-"""The training loop: one readable loop, every knob from ``cfg.train``.
+"""The training loop: a short loop around :meth:`Trainer.run_step`, with everything else in hooks.
 
 Per step: forward (autocast on CUDA when ``train.amp``) -> backward -> NaN/Inf guard -> gradient
-clipping -> SGD (momentum, Nesterov, weight decay) -> LR schedule. Logs go to ``RUN/losses.csv``
-(every step), TensorBoard ``RUN/tb`` and a tqdm bar; checkpoints ``RUN/last.pt`` (+ a few
-``RUN/step_<N>.pt``) are written atomically every ``train.checkpoint_every`` steps and at the end.
+clipping -> SGD (momentum, Nesterov, weight decay) -> LR schedule. The default hooks
+(``hooks.py``) write ``RUN/losses.csv`` (every step), TensorBoard ``RUN/tb`` and ``RUN/loss.png``,
+draw a tqdm bar, save ``RUN/last.pt`` (+ a few ``RUN/step_<N>.pt``) every
+``train.checkpoint_every`` steps and at the end (``checkpointing.py``: atomic, resumable after
+SIGKILL), and turn SIGINT/SIGTERM into "checkpoint and stop". Pass ``hooks=`` to replace them or
+``trainer.register_hooks([...])`` to add some (an ``EvalHook``, say).
 
 Exact resume: the data of step s is a pure function of (seed, s, rank) (see ``sampling.py``) and
 the checkpoint holds optimizer, scheduler, grad scaler and all RNG states, so stopping after step k
 and resuming gives the same per-step losses and final weights as one uninterrupted run.
 
 Under torchrun every rank trains on its own shard through DistributedDataParallel; only rank 0
-writes files.
+writes files. Messages go to the ``logging`` logger of this module.
 """
 from __future__ import annotations
 
-import csv
+import logging
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,12 +30,30 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from stemseg_core.checkpoint import load_checkpoint, save_checkpoint
+from stemseg_core.checkpoint import load_checkpoint
 from stemseg_core.config import Config, save_config
 from stemseg_core.training import distributed as D
+from stemseg_core.training.checkpointing import (
+    LAST,
+    NoCheckpointError,
+    find_resume_checkpoint,
+    remove_stale_temp_files,
+    write_checkpoint,
+)
+from stemseg_core.training.hooks import (
+    HookBase,
+    ImageLogger,
+    MetricsWriter,
+    PeriodicCheckpointer,
+    ProgressBar,
+    StepInfo,
+    StopOnSignal,
+)
 from stemseg_core.training.sampling import StepBatchSampler
 from stemseg_core.training.schedule import build_scheduler
 from stemseg_core.training.state import rng_state, seed_everything, set_rng_state
+
+log = logging.getLogger(__name__)
 
 #: Abort after this many consecutive steps with a non-finite loss or gradient.
 MAX_CONSECUTIVE_BAD_STEPS = 5
@@ -53,10 +72,6 @@ class TrainResult:
     skipped_steps: int
     stopped_early: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-# ----------------------------------------------------------------------------------------------
-# Small helpers
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -93,19 +108,19 @@ def load_init_weights(model: nn.Module, path: str | Path, *, allow_pickle: bool 
             f"{len(mismatched)} shape mismatches skipped, {len(missing)} left at random init")
 
 
-# ----------------------------------------------------------------------------------------------
-
-
 class Trainer:
     """Train a STEm-Seg model on one data set; see the module docstring.
 
     cfg: the full config (``cfg.train`` drives the loop). data_dir: data set root (or a list of
     roots, pooled), read by ``stemseg_core.data.clips.build_dataset`` unless `dataset` (+
     `collate_fn`) is given.
-    out_dir: the run directory. resume: continue from ``out_dir/last.pt``. init: checkpoint whose
-    weights initialise the model. model_factory: builds the model from cfg (default
+    out_dir: the run directory. resume: continue from ``out_dir/last.pt`` (or the newest intact
+    ``step_<N>.pt`` if last.pt is damaged). init: checkpoint whose weights initialise the model
+    (pinned by `init_sha256` when given). allow_pickle: accept checkpoints that need full
+    unpickling (trusted files only). model_factory: builds the model from cfg (default
     ``stemseg_core.model.build_model``), called after seeding so every run starts identically.
     stop_at: leave the loop after this step as if interrupted (for chunked runs and tests).
+    hooks: replace the default hooks (see :meth:`default_hooks`).
     """
 
     def __init__(self, cfg: Config, out_dir: str | Path,
@@ -115,7 +130,7 @@ class Trainer:
                  model_factory: Callable[[Config], nn.Module] | None = None,
                  keep_checkpoints: int = 3, stop_at: int | None = None, progress: bool = True,
                  allow_pickle: bool = False, init_sha256: str | None = None,
-                 log: Callable[[str], None] = print):
+                 hooks: list[HookBase] | None = None):
         self.cfg = cfg
         self.out = Path(out_dir)
         self.keep = keep_checkpoints
@@ -123,23 +138,10 @@ class Trainer:
         self.progress = progress
         self.ctx = D.setup_distributed(device)
         self.device = self.ctx.device
-        self._log = log
         tc = cfg.train
+        self.resumed_from: Path | None = None
 
-        payload: dict[str, Any] | None = None
-        if resume:
-            last = self.out / "last.pt"
-            # Every rank decides from the same broadcast answer, so a missing file fails all
-            # ranks at once instead of leaving the others waiting in a collective.
-            found = D.broadcast_object(last.is_file() if self.ctx.is_main else None)
-            if not found:
-                raise TrainingError(f"nothing to resume: {last} does not exist; drop --resume "
-                                    f"to start a new run in {self.out}")
-            payload = D.broadcast_object(load_checkpoint(last, allow_pickle=allow_pickle)[1]
-                                         if self.ctx.is_main else None)
-            if "train_state" not in payload:
-                raise TrainingError(f"{last} has no training state (was it written by "
-                                    f"`stemseg train`?); use --init to start from its weights")
+        payload = self._resume_payload(allow_pickle) if resume else None
 
         # Same seed on every rank: identical init (DDP also broadcasts rank 0's weights).
         seed_everything(tc.seed)
@@ -178,28 +180,7 @@ class Trainer:
         self.skipped_steps = 0
         self.elapsed_before = 0.0
         if payload is not None:
-            ts = payload["train_state"]
-            self.step = int(ts["step"])
-            self.skipped_steps = int(ts.get("skipped_steps", 0))
-            self.elapsed_before = float(ts.get("elapsed_s", 0.0))
-            self.optimizer.load_state_dict(ts["optimizer"])
-            self.scheduler.load_state_dict(ts["scheduler"])
-            # A resumed run may have a new max_steps: the schedule follows the current config.
-            fresh = build_scheduler(self.optimizer, tc.max_steps, tc.lr_decay_start,
-                                    tc.lr_decay_factor)
-            self.scheduler.lr_lambdas = fresh.lr_lambdas
-            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
-                group["lr"] = base * fresh.lr_lambdas[0](self.scheduler.last_epoch)
-            if ts.get("scaler"):
-                self.scaler.load_state_dict(ts["scaler"])
-            rngs = ts.get("rng") or []
-            if ts.get("world_size", 1) == self.ctx.world_size and len(rngs) > self.ctx.rank:
-                set_rng_state(rngs[self.ctx.rank])
-            else:
-                self.info(f"note: resuming with {self.ctx.world_size} process(es) instead of "
-                          f"{ts.get('world_size', 1)}; data order and RNG streams differ")
-                seed_everything(tc.seed + self.step + self.ctx.rank)
-            self.info(f"resumed {self.out / 'last.pt'} at step {self.step}")
+            self._restore(payload["train_state"])
 
         self.ddp_model: nn.Module = self.model
         if self.ctx.enabled:
@@ -207,16 +188,78 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
 
-        self._stop_requested = False
+        self.stop_requested = False
         self.history: list[dict[str, float]] = []
         self.loss_keys: list[str] | None = None  # order of the all-reduced loss vector
-        self.csv_keys: list[str] | None = None  # columns of losses.csv
+        self.last_checkpoint: Path | None = None
+        self._consecutive_bad = 0
+        self._speed: float | None = None
+        self.hooks: list[HookBase] = list(hooks) if hooks is not None else self.default_hooks()
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    def _resume_payload(self, allow_pickle: bool) -> dict[str, Any]:
+        """Rank 0 finds the checkpoint to resume; every rank gets it, or the same error."""
+        found: tuple[str | None, Any] = (None, None)
+        if self.ctx.is_main:
+            try:
+                path, _, payload = find_resume_checkpoint(self.out, allow_pickle=allow_pickle)
+                found = (None, (path, payload))
+            except NoCheckpointError as e:
+                found = (str(e), None)
+        error, value = D.broadcast_object(found)
+        if error:
+            raise TrainingError(error)
+        self.resumed_from = Path(value[0])
+        return value[1]
+
+    def _restore(self, ts: dict[str, Any]) -> None:
+        tc = self.cfg.train
+        self.step = int(ts["step"])
+        self.skipped_steps = int(ts.get("skipped_steps", 0))
+        self.elapsed_before = float(ts.get("elapsed_s", 0.0))
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.scheduler.load_state_dict(ts["scheduler"])
+        # A resumed run may have a new max_steps: the schedule follows the current config.
+        fresh = build_scheduler(self.optimizer, tc.max_steps, tc.lr_decay_start,
+                                tc.lr_decay_factor)
+        self.scheduler.lr_lambdas = fresh.lr_lambdas
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * fresh.lr_lambdas[0](self.scheduler.last_epoch)
+        if ts.get("scaler"):
+            self.scaler.load_state_dict(ts["scaler"])
+        rngs = ts.get("rng") or []
+        if ts.get("world_size", 1) == self.ctx.world_size and len(rngs) > self.ctx.rank:
+            set_rng_state(rngs[self.ctx.rank])
+        else:
+            self.info(f"note: resuming with {self.ctx.world_size} process(es) instead of "
+                      f"{ts.get('world_size', 1)}; data order and RNG streams differ")
+            seed_everything(tc.seed + self.step + self.ctx.rank)
+        self.info(f"resumed {self.resumed_from} at step {self.step}")
+
+    def default_hooks(self) -> list[HookBase]:
+        """Signals, metrics (CSV/TensorBoard/plot), images, progress bar, checkpoints."""
+        tc = self.cfg.train
+        metrics = MetricsWriter(tc.log_every)
+        hooks: list[HookBase] = [StopOnSignal(), metrics]
+        if tc.image_log_every > 0:
+            hooks.append(ImageLogger(tc.image_log_every, metrics))
+        if self.progress:
+            hooks.append(ProgressBar())
+        hooks.append(PeriodicCheckpointer(tc.checkpoint_every, self.keep))
+        return hooks
+
+    def register_hooks(self, hooks: list[HookBase]) -> None:
+        """Add hooks after the present ones (before the checkpointer: it stays last)."""
+        at = next((i for i, h in enumerate(self.hooks) if isinstance(h, PeriodicCheckpointer)),
+                  len(self.hooks))
+        self.hooks[at:at] = hooks
 
     # -- output ---------------------------------------------------------------------------------
 
     def info(self, msg: str) -> None:
         if self.ctx.is_main:
-            self._log(msg)
+            log.info(msg)
 
     def num_parameters(self) -> tuple[int, int]:
         total = sum(p.numel() for p in self.model.parameters())
@@ -240,82 +283,25 @@ class Trainer:
             f"(decay from step {tc.lr_decay_start} to x{tc.lr_decay_factor:g})",
         ])
 
-    def _open_logs(self) -> None:
-        self.csv_path = self.out / "losses.csv"
-        self.tb = None
-        if not self.ctx.is_main:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_config(self.cfg, self.out / "config.yaml")
-        # Drop rows logged after the checkpoint we resumed from (the interrupted tail).
-        kept: list[dict[str, str]] = []
-        if self.csv_path.is_file() and self.step > 0:
-            with self.csv_path.open(newline="") as f:
-                kept = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
-        if kept:
-            self.csv_keys = [k for k in kept[0] if k not in ("step", "lr")]
-            with self.csv_path.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(kept[0]))
-                w.writeheader()
-                w.writerows(kept)
-        elif self.csv_path.exists():
-            self.csv_path.unlink()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+    def end_summary(self, r: TrainResult) -> str:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in r.final_losses.items())
+        state = "stopped at" if r.stopped_early else "finished"
+        resume = ("\n  continue with the same command plus --resume"
+                  if r.stopped_early else "")
+        return (f"{state} step {r.step}/{self.cfg.train.max_steps} in {r.elapsed_s / 60:.1f} min "
+                f"(total for the run); skipped steps: {r.skipped_steps}\n"
+                f"  final losses (mean of last {min(len(r.history), self.cfg.train.log_every)} "
+                f"steps): {losses}\n"
+                f"  checkpoint: {r.checkpoint}  log: {self.out / 'losses.csv'}{resume}")
 
-            self.tb = SummaryWriter(str(self.out / "tb"), purge_step=self.step + 1)
-        except Exception as e:  # tensorboard missing or broken: keep training
-            self._log(f"note: TensorBoard logging off ({type(e).__name__}: {e})")
-
-    def _write_csv(self, step: int, values: dict[str, float], lr: float) -> None:
-        if self.csv_keys is None:
-            self.csv_keys = list(values)
-        new = not self.csv_path.exists()
-        with self.csv_path.open("a", newline="") as f:
-            w = csv.writer(f)
-            if new:
-                w.writerow(["step", *self.csv_keys, "lr"])
-            w.writerow([step, *(f"{values.get(k, float('nan')):.9g}" for k in self.csv_keys),
-                        f"{lr:.9g}"])
-
-    def _log_images(self, step: int, images: torch.Tensor, targets: list[dict[str, Any]]) -> None:
-        """GT overlay of the first frame + the predicted seediness map (TensorBoard)."""
-        if self.tb is None:
-            return
-        img = images[0, 0].detach().permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy()
-        try:
-            from stemseg_core.inference.types import TrackedInstance
-            from stemseg_core.visualize import draw_overlay
-
-            names = self.cfg.model.class_names
-            masks = targets[0]["masks"][:, 0].cpu().numpy()
-            classes = targets[0]["classes"].tolist()
-            inst = [TrackedInstance(i + 1, int(c), names[int(c)] if int(c) < len(names) else "?",
-                                    1.0, m) for i, (m, c) in enumerate(zip(masks, classes))]
-            bgr = draw_overlay(img, inst)
-            self.tb.add_image("gt_overlay", np.ascontiguousarray(bgr[..., ::-1]), step,
-                              dataformats="HWC")
-        except Exception:  # visualize not available or changed: the raw frame still helps
-            self.tb.add_image("frame", img, step, dataformats="HWC")
-        try:
-            self.model.eval()
-            with torch.no_grad():
-                out = self.model(images[:1].to(self.device))
-            s = out["seediness"][0].float()
-            while s.ndim > 3 and s.shape[0] == 1:
-                s = s[0]
-            if s.ndim == 3:
-                self.tb.add_image("seediness", s[:1].clamp(0, 1).cpu(), step)
-        except Exception as e:
-            self.info(f"note: seediness image not logged ({type(e).__name__}: {e})")
-        finally:
-            self.model.train()
-
-    def _checkpoint(self, final: bool = False) -> Path | None:
-        # RNG states of every rank (collective: all ranks must call this).
+    def save_checkpoint(self, keep: int | None = None) -> Path | None:
+        """Write last.pt (+ step_<N>.pt, see ``checkpointing.write_checkpoint``) on rank 0.
+        Collective: every rank must call it (RNG states are gathered). Returns last.pt's path
+        on rank 0, None elsewhere."""
         rngs = D.all_gather_object(rng_state())
         if not self.ctx.is_main:
             return None
+        keep = self.keep if keep is None else keep
         train_state = {
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -329,207 +315,131 @@ class Trainer:
             "skipped_steps": self.skipped_steps,
             "elapsed_s": self.elapsed_before + (time.time() - self._t0),
         }
-        path = save_checkpoint(self.out / "last.pt", self.model.state_dict(), self.cfg,
-                               train_state)
-        if self.keep > 0 and not final:
-            save_checkpoint(self.out / f"step_{self.step}.pt", self.model.state_dict(), self.cfg,
-                            train_state)
-            old = sorted(self.out.glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
-            for p in old[:-self.keep]:
-                p.unlink(missing_ok=True)
-        return path
-
-    def _plot(self) -> None:
-        if not self.ctx.is_main or not self.csv_path.is_file():
-            return
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            with self.csv_path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-            if not rows:
-                return
-            steps = np.array([int(r["step"]) for r in rows])
-            keys = [k for k in rows[0] if k not in ("step", "lr")]
-            fig, ax = plt.subplots(figsize=(8, 4.5))
-            win = max(1, len(rows) // 50)
-            for k in keys:
-                y = np.array([float(r[k]) for r in rows])
-                if win > 1:
-                    y = np.convolve(y, np.ones(win) / win, mode="valid")
-                ax.plot(steps[len(steps) - len(y):], y, label=k)
-            ax.set_yscale("log")
-            ax.set_xlabel("step")
-            ax.set_ylabel(f"loss (moving mean of {win})")
-            ax.legend(fontsize=8)
-            ax.grid(alpha=0.3)
-            fig.tight_layout()
-            fig.savefig(self.out / "loss.png", dpi=100)
-            plt.close(fig)
-        except Exception as e:
-            self._log(f"note: loss.png not written ({type(e).__name__}: {e})")
+        return write_checkpoint(self.out, self.model.state_dict(), self.cfg, train_state,
+                                keep=keep, periodic=keep > 0)
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def _request_stop(self, signum, frame) -> None:  # noqa: ARG002
-        if self._stop_requested:
-            raise KeyboardInterrupt
-        self._stop_requested = True
-        self.info("\nstop requested: finishing this step and saving last.pt "
-                  "(press Ctrl-C again to abort without saving)")
+    def _prepare_run_dir(self) -> None:
+        if self.ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            for p in remove_stale_temp_files(self.out):
+                self.info(f"removed {p.name} (a checkpoint write cut short by a kill)")
+            save_config(self.cfg, self.out / "config.yaml")
 
-    def train(self) -> TrainResult:
+    def _loader(self, end: int) -> DataLoader:
         tc = self.cfg.train
-        end = tc.max_steps if self.stop_at is None else min(tc.max_steps, self.stop_at)
-        self._t0 = time.time()
-        self._open_logs()
-        self.info(self.summary())
-        if self.step >= end:
-            self.info(f"nothing to do: already at step {self.step} (max_steps {tc.max_steps})")
-            self._close()
-            return TrainResult(self.step, self.elapsed_before, {}, self.out / "last.pt",
-                               self.skipped_steps)
-
         sampler = StepBatchSampler(tc.seed, self.step, end, self.ctx.rank, self.ctx.world_size,
                                    tc.batch_size, len(self.dataset),
                                    getattr(self.dataset, "indexed_with_epoch", False))
         workers = self.cfg.data.num_workers
-        loader = DataLoader(self.dataset, batch_sampler=sampler, collate_fn=self.collate_fn,
-                            num_workers=workers, pin_memory=self.device.type == "cuda",
-                            # own generator: creating the iterator must not consume global RNG
-                            generator=torch.Generator().manual_seed(tc.seed),
-                            prefetch_factor=2 if workers > 0 else None)
+        return DataLoader(self.dataset, batch_sampler=sampler, collate_fn=self.collate_fn,
+                          num_workers=workers, pin_memory=self.device.type == "cuda",
+                          # own generator: creating the iterator must not consume global RNG
+                          generator=torch.Generator().manual_seed(tc.seed),
+                          prefetch_factor=2 if workers > 0 else None)
 
-        old_handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                old_handlers[sig] = signal.signal(sig, self._request_stop)
-
-        bar = None
-        if self.progress and self.ctx.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=tc.max_steps, initial=self.step, unit="step", dynamic_ncols=True)
-        consecutive_bad = 0
-        clips_per_step = tc.batch_size * self.ctx.world_size
-        speed = None
-        last_ckpt: Path | None = None
-        stopped_early = False
-        t_step = time.time()
+    def train(self) -> TrainResult:
+        tc = self.cfg.train
+        end = tc.max_steps if self.stop_at is None else min(tc.max_steps, self.stop_at)
+        self._t0 = self._t_step = time.time()
+        self._prepare_run_dir()
+        self.info(self.summary())
+        if self.step >= end:
+            self.info(f"nothing to do: already at step {self.step} (max_steps {tc.max_steps})")
+            return TrainResult(self.step, self.elapsed_before, {}, self.out / LAST,
+                               self.skipped_steps)
+        loader = self._loader(end)
+        stopped = False
+        for h in self.hooks:
+            h.before_train(self)
         try:
             for images, targets in loader:
-                images = images.to(self.device, non_blocking=True)
-                targets = _to_device(targets, self.device)
-                lr = self.optimizer.param_groups[0]["lr"]
-
-                with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-                    losses = self.ddp_model(images, targets)
-                total = losses["total"]
-                # Always backward (keeps DDP's gradient reduction in step across ranks); a bad
-                # step is then dropped before the optimizer sees it.
-                self.scaler.scale(total.float()).backward()
-                self.scaler.unscale_(self.optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(
-                    [p for p in self.model.parameters() if p.grad is not None],
-                    tc.grad_clip if tc.grad_clip > 0 else float("inf"))
-                bad = torch.tensor([0.0 if bool(torch.isfinite(total.detach())) else 1.0],
-                                   device=self.device)
-                D.all_reduce_(bad, "max")
-                if bad.item() > 0 or (not self.use_amp and not math.isfinite(grad_norm.item())):
-                    self.skipped_steps += 1
-                    consecutive_bad += 1
-                    self.optimizer.zero_grad(set_to_none=True)
-                    if self.use_amp:
-                        self.scaler.update()  # lowers the scale after overflow
-                    self.info(f"warning: step {self.step + 1}: non-finite loss/gradient "
-                              f"({float(total.detach()):.4g}); step skipped")
-                    if consecutive_bad >= MAX_CONSECUTIVE_BAD_STEPS:
-                        raise TrainingError(
-                            f"{consecutive_bad} steps in a row had a non-finite loss or gradient "
-                            f"(last at step {self.step + 1}); training diverged. Lower train.lr "
-                            f"(now {tc.lr:g}), check the data, or resume from an earlier "
-                            f"step_<N>.pt")
-                else:
-                    consecutive_bad = 0
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
-                self.step += 1
-
-                # Mean of every loss over ranks (+ the stop flag) in one collective.
-                if self.loss_keys is None:
-                    self.loss_keys = list(losses)
-                keys = self.loss_keys
-                vec = torch.stack([losses[k].detach().float().reshape(()) if k in losses
-                                   else torch.tensor(float("nan"), device=self.device)
-                                   for k in keys]
-                                  + [torch.tensor(float(self._stop_requested),
-                                                  device=self.device)])
-                D.all_reduce_(vec, "sum")
-                vec = vec.cpu()
-                stop_flag = vec[-1].item() > 0
-                values = {k: float(v) / self.ctx.world_size for k, v in zip(keys, vec[:-1])}
-                now = time.time()
-                dt, t_step = now - t_step, now
-                inst = clips_per_step / max(dt, 1e-9)
-                speed = inst if speed is None else 0.9 * speed + 0.1 * inst
-                self.history.append({"step": self.step, **values, "lr": lr})
-
-                if self.ctx.is_main:
-                    self._write_csv(self.step, values, lr)
-                    if self.tb is not None and (self.step % tc.log_every == 0
-                                                or self.step == end):
-                        for k, v in values.items():
-                            self.tb.add_scalar(f"loss/{k}", v, self.step)
-                        self.tb.add_scalar("train/lr", lr, self.step)
-                        self.tb.add_scalar("train/clips_per_s", speed, self.step)
-                        self.tb.add_scalar("train/grad_norm", float(grad_norm), self.step)
-                        self.tb.add_scalar("train/skipped_steps", self.skipped_steps, self.step)
-                    if tc.image_log_every > 0 and self.step % tc.image_log_every == 0:
-                        self._log_images(self.step, images, targets)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{values.get('total', float('nan')):.4f}",
-                                        clips_s=f"{speed:.2f}", lr=f"{lr:.2e}", refresh=False)
-                if self.step % tc.checkpoint_every == 0 or self.step == end or stop_flag:
-                    last_ckpt = self._checkpoint(final=self.step == tc.max_steps) or last_ckpt
-                if stop_flag:
-                    stopped_early = True
+                info = self.run_step(images, targets, end)
+                for h in self.hooks:
+                    h.after_step(self, info)
+                if info.stop:
+                    stopped = True
                     break
         finally:
-            if bar is not None:
-                bar.close()
-            for sig, h in old_handlers.items():
-                signal.signal(sig, h)
-            self._close()
-        if self.step < tc.max_steps:
-            stopped_early = True
+            for h in reversed(self.hooks):
+                h.after_train(self)
+        return self._result(stopped or self.step < tc.max_steps)
+
+    def run_step(self, images: torch.Tensor, targets: list[dict[str, Any]],
+                 end: int) -> StepInfo:
+        """One optimisation step on a batch: images (B, T, 3, H, W), targets per clip."""
+        tc = self.cfg.train
+        images = images.to(self.device, non_blocking=True)
+        targets = _to_device(targets, self.device)
+        lr = self.optimizer.param_groups[0]["lr"]
+
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            losses = self.ddp_model(images, targets)
+        total = losses["total"]
+        # Always backward (keeps DDP's gradient reduction in step across ranks); a bad step is
+        # then dropped before the optimizer sees it.
+        self.scaler.scale(total.float()).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in self.model.parameters() if p.grad is not None],
+            tc.grad_clip if tc.grad_clip > 0 else float("inf"))
+        bad = torch.tensor([0.0 if bool(torch.isfinite(total.detach())) else 1.0],
+                           device=self.device)
+        D.all_reduce_(bad, "max")
+        if bad.item() > 0 or (not self.use_amp and not math.isfinite(grad_norm.item())):
+            self._skip_step(float(total.detach()))
+        else:
+            self._consecutive_bad = 0
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+
+        values, stop = self._reduce(losses)
+        now = time.time()
+        inst = tc.batch_size * self.ctx.world_size / max(now - self._t_step, 1e-9)
+        self._t_step = now
+        self._speed = inst if self._speed is None else 0.9 * self._speed + 0.1 * inst
+        self.history.append({"step": self.step, **values, "lr": lr})
+        return StepInfo(self.step, end, values, lr, float(grad_norm), self._speed, stop,
+                        images, targets)
+
+    def _skip_step(self, total: float) -> None:
+        self.skipped_steps += 1
+        self._consecutive_bad += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.use_amp:
+            self.scaler.update()  # lowers the scale after overflow
+        log.warning("step %d: non-finite loss/gradient (%.4g); step skipped", self.step + 1,
+                    total)
+        if self._consecutive_bad >= MAX_CONSECUTIVE_BAD_STEPS:
+            raise TrainingError(
+                f"{self._consecutive_bad} steps in a row had a non-finite loss or gradient "
+                f"(last at step {self.step + 1}); training diverged. Lower train.lr (now "
+                f"{self.cfg.train.lr:g}), check the data, or resume from an earlier step_<N>.pt")
+
+    def _reduce(self, losses: dict[str, torch.Tensor]) -> tuple[dict[str, float], bool]:
+        """Mean of every loss over ranks, and whether any rank wants to stop (one collective)."""
+        if self.loss_keys is None:
+            self.loss_keys = list(losses)
+        keys = self.loss_keys
+        vec = torch.stack([losses[k].detach().float().reshape(()) if k in losses
+                           else torch.tensor(float("nan"), device=self.device) for k in keys]
+                          + [torch.tensor(float(self.stop_requested), device=self.device)])
+        D.all_reduce_(vec, "sum")
+        vec = vec.cpu()
+        values = {k: float(v) / self.ctx.world_size for k, v in zip(keys, vec[:-1])}
+        return values, vec[-1].item() > 0
+
+    def _result(self, stopped_early: bool) -> TrainResult:
+        tc = self.cfg.train
         elapsed = self.elapsed_before + (time.time() - self._t0)
-        self._plot()
         tail = self.history[-tc.log_every:]
         final = {k: float(np.mean([h[k] for h in tail])) for k in (tail[0] if tail else {})
                  if k not in ("step", "lr")}
-        res = TrainResult(self.step, elapsed, final, last_ckpt, self.skipped_steps,
+        res = TrainResult(self.step, elapsed, final, self.last_checkpoint, self.skipped_steps,
                           stopped_early, self.history)
         self.info(self.end_summary(res))
         return res
-
-    def end_summary(self, r: TrainResult) -> str:
-        losses = ", ".join(f"{k} {v:.4f}" for k, v in r.final_losses.items())
-        state = "stopped at" if r.stopped_early else "finished"
-        resume = ("\n  continue with the same command plus --resume"
-                  if r.stopped_early else "")
-        return (f"{state} step {r.step}/{self.cfg.train.max_steps} in {r.elapsed_s / 60:.1f} min "
-                f"(total for the run); skipped steps: {r.skipped_steps}\n"
-                f"  final losses (mean of last {min(len(r.history), self.cfg.train.log_every)} "
-                f"steps): {losses}\n"
-                f"  checkpoint: {r.checkpoint}  log: {self.out / 'losses.csv'}{resume}")
-
-    def _close(self) -> None:
-        if getattr(self, "tb", None) is not None:
-            self.tb.close()
-            self.tb = None

@@ -82,7 +82,7 @@ def make_trainer(out, cfg=None, n: int = 8, **kw):
     cfg = cfg or fake_config()
     return Trainer(cfg, out, dataset=FakeClips(n), collate_fn=collate,
                    model_factory=kw.pop("model_factory", lambda cfg: FakeModel()), progress=False,
-                   log=lambda m: None, **kw)
+                   **kw)
 
 
 def weights_checksum(model: nn.Module) -> float:
