@@ -17,6 +17,7 @@ COMMANDS = {
     "export": "stemseg_core.commands.export",
     "bench": "stemseg_core.commands.bench",
     "bag": "stemseg_core.commands.bag",
+    "import-official": "stemseg_core.commands.import_official",
 }
 
 DESCRIPTION = """\

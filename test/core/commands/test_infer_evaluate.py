@@ -31,7 +31,8 @@ class FakeTracker:
         self.frames = 0
         self.calls: list[str] = []
         self.cfg = types.SimpleNamespace(
-            inference=types.SimpleNamespace(min_track_length=self.min_track_length))
+            inference=types.SimpleNamespace(min_track_length=self.min_track_length,
+                                            min_track_length_per_class={}))
         FakeTracker.instances.append(self)
 
     @classmethod
