@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
+from stemseg_core.data.kitti_layout import frame_number, sequence_frames
 
 HELP = "track instances in image sequences; writes KITTI MOTS results (+ overlays, video)"
 DESCRIPTION = """\
@@ -45,26 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop tracks shorter than N frames ('authors': car 3 / ped 10; "
                              "0 = keep all); default: the checkpoint's "
                              "inference.min_track_length")
-
-
-def sequence_frames(data: str | Path, seq: str) -> list[Path]:
-    """Sorted frame images of a sequence in a KITTI MOTS tree (or a plain folder of PNGs)."""
-    data = Path(data)
-    cands = [data / "training" / "image_02" / seq, data / "image_02" / seq, data / seq]
-    for d in cands:
-        if d.is_dir():
-            frames = sorted(d.glob("*.png")) or sorted(d.glob("*.jpg"))
-            if frames:
-                return frames
-            raise FileNotFoundError(f"no PNG/JPG frames in {d}")
-    raise FileNotFoundError(f"sequence '{seq}' not found: no folder {cands[0]}")
-
-
-def frame_number(path: Path, position: int) -> int:
-    try:
-        return int(path.stem)
-    except ValueError:
-        return position
 
 
 def _parse_threshold(value: str | None, authors: dict[str, int], flag: str):

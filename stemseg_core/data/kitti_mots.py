@@ -25,6 +25,15 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from stemseg_core.data.errors import DataFormatError
+from stemseg_core.data.kitti_layout import (
+    KittiMotsRecord,
+    frame_files,
+    list_sequences,
+    read_kitti_mots_records,
+    seq_name,
+    sequence_dir,
+)
 from stemseg_core.data.rle import kitti_string_area, kitti_string_to_mask
 
 IGNORE_CLASS = 10
@@ -79,49 +88,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
-def read_seqmap(path: str | Path) -> list[tuple[str, int, int]]:
-    """Seqmap lines ``<seq> empty <first> <last>`` -> [(seq, first, last)] (seq zero-padded)."""
-    out = []
-    for line in Path(path).read_text().splitlines():
-        parts = line.replace(",", " ").split()
-        if len(parts) < 4:
-            continue
-        out.append((f"{int(parts[0]):04d}", int(parts[2]), int(parts[3])))
-    return out
-
-
-def list_sequences(root: str | Path, split: str | None = None) -> list[str]:
-    """Sequence names of a split (from its seqmap), or all sequences when ``split`` is None."""
-    root = Path(root)
-    if split is not None:
-        for name in (f"{split}.seqmap", f"evaluate_mots.seqmap.{split}"):
-            if (root / name).is_file():
-                return [s for s, _, _ in read_seqmap(root / name)]
-        raise FileNotFoundError(f"no seqmap for split '{split}' in {root} "
-                                f"(looked for {split}.seqmap, evaluate_mots.seqmap.{split})")
-    img_root = _image_root(root)
-    return sorted(p.name for p in img_root.iterdir() if p.is_dir())
-
-
-def _image_root(root: Path) -> Path:
-    for cand in (root / "training" / "image_02", root / "image_02"):
-        if cand.is_dir():
-            return cand
-    raise FileNotFoundError(f"no training/image_02 folder in {root}")
-
-
-def parse_instances_txt(path: str | Path) -> dict[int, list[tuple[int, int, int, int, str]]]:
-    """instances_txt -> {frame: [(obj_id, class_id, height, width, rle), ...]}."""
-    out: dict[int, list[tuple[int, int, int, int, str]]] = {}
-    for line in Path(path).read_text().splitlines():
-        parts = line.split(" ")
-        if len(parts) < 6:
-            continue
-        t, oid, cls, h, w = (int(p) for p in parts[:5])
-        out.setdefault(t, []).append((oid, cls, h, w, parts[5]))
-    return out
-
-
 def decode_instance_png(ids: np.ndarray) -> FrameAnnotation:
     """uint16 instance map (pixel = obj_id) -> FrameAnnotation."""
     ignore = ids == IGNORE_ID
@@ -133,43 +99,90 @@ def decode_instance_png(ids: np.ndarray) -> FrameAnnotation:
     return FrameAnnotation(insts, ignore)
 
 
+def _frame_numbers(seq_dir: Path, paths: list[Path]) -> list[int]:
+    """KITTI frame numbers of a sequence's images; names must be numbers without gaps."""
+    numbers = []
+    for p in paths:
+        if not p.stem.isdigit():
+            raise DataFormatError(f"image name {p.name!r} is not a frame number (000000.png, "
+                                  f"...)", p)
+        numbers.append(int(p.stem))
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    if missing:
+        shown = ", ".join(f"{k:06d}{paths[0].suffix}" for k in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise DataFormatError(f"frames missing: {shown}{more} (the sequence has {len(paths)} "
+                              f"images numbered {numbers[0]}..{numbers[-1]}; frames must be "
+                              f"consecutive)", seq_dir)
+    return numbers
+
+
+def read_instances_txt(txt: Path, frames: list[int], size: tuple[int, int]
+                       ) -> dict[int, list[KittiMotsRecord]]:
+    """{frame: records} of a sequence's instances_txt, checked against its images: every
+    line's frame must have an image and its mask the images' ``size`` (H, W)."""
+    have = set(frames)
+    table: dict[int, list[KittiMotsRecord]] = {}
+    for r in read_kitti_mots_records(txt):
+        if r.frame not in have:
+            raise DataFormatError(f"frame {r.frame} has no image (the sequence's images are "
+                                  f"frames {frames[0]}..{frames[-1]})", txt, r.line)
+        if (r.height, r.width) != size:
+            raise DataFormatError(f"mask is {r.width}x{r.height} (w x h) but the sequence's "
+                                  f"images are {size[1]}x{size[0]}", txt, r.line)
+        table.setdefault(r.frame, []).append(r)
+    return table
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataFormatError("cannot read the image (not a PNG/JPG or damaged)", path)
+    return img.shape[:2]
+
+
 def load_sequence(root: str | Path, seq: str | int, source: str = "auto") -> Sequence:
     """Read one KITTI MOTS sequence; ``source`` = "txt" (instances_txt), "png" (instances/),
-    "none" (images only) or "auto" (txt when present, else png, else none)."""
+    "none" (images only) or "auto" (txt when present, else png, else none).
+
+    Malformed lines, annotations of frames without an image, masks of another size than the
+    images and gaps in the frame numbers raise :class:`DataFormatError` naming file and line.
+    """
     root = Path(root)
-    name = f"{int(seq):04d}" if str(seq).isdigit() else str(seq)
-    img_dir = _image_root(root) / name
-    paths = sorted(str(p) for p in img_dir.glob("*.png")) or sorted(
-        str(p) for p in img_dir.glob("*.jpg"))
-    if not paths:
-        raise FileNotFoundError(f"no images in {img_dir}")
-    first = cv2.imread(paths[0], cv2.IMREAD_UNCHANGED)
-    h, w = first.shape[:2]
+    name = seq_name(seq)
+    seq_dir = sequence_dir(root, name)
+    files = frame_files(seq_dir)
+    paths = [str(p) for p in files]
+    h, w = _image_size(files[0])
     txt = root / "instances_txt" / f"{name}.txt"
     png_dir = root / "instances" / name
     if source == "auto":
         source = "txt" if txt.is_file() else ("png" if png_dir.is_dir() else "none")
-    frame_of = [int(Path(p).stem) for p in paths]
+    frame_of = _frame_numbers(seq_dir, files)
     fn: Callable[[int], FrameAnnotation] | None = None
     meta: dict = {"dataset": "kitti_mots", "source": source}
     if source == "txt":
-        table = parse_instances_txt(txt)
+        table = read_instances_txt(txt, frame_of, (h, w))
 
         def fn(t: int) -> FrameAnnotation:
             ignore = np.zeros((h, w), bool)
             insts = []
-            for oid, cls, hh, ww, rle in table.get(frame_of[t], []):
-                m = kitti_string_to_mask(rle, hh, ww)
-                if cls == IGNORE_CLASS or oid == IGNORE_ID:
+            for r in table.get(frame_of[t], []):
+                try:
+                    m = kitti_string_to_mask(r.rle, r.height, r.width)
+                except (ValueError, TypeError) as e:
+                    raise DataFormatError(f"cannot decode the mask RLE: {e}", txt,
+                                          r.line) from None
+                if r.class_id == IGNORE_CLASS or r.obj_id == IGNORE_ID:
                     ignore |= m
                 else:
-                    insts.append(Instance(oid, cls, m))
+                    insts.append(Instance(r.obj_id, r.class_id, m))
             return FrameAnnotation(insts, ignore)
 
         def areas(t: int) -> list[tuple[int, int]]:
-            return [(cls, kitti_string_area(rle, hh, ww))
-                    for oid, cls, hh, ww, rle in table.get(frame_of[t], [])
-                    if cls != IGNORE_CLASS and oid != IGNORE_ID]
+            return [(r.class_id, kitti_string_area(r.rle, r.height, r.width))
+                    for r in table.get(frame_of[t], [])
+                    if r.class_id != IGNORE_CLASS and r.obj_id != IGNORE_ID]
         meta["instance_areas"] = areas
     elif source == "png":
         def fn(t: int) -> FrameAnnotation:
@@ -177,6 +190,10 @@ def load_sequence(root: str | Path, seq: str | int, source: str = "auto") -> Seq
             ids = cv2.imread(str(p), cv2.IMREAD_UNCHANGED) if p.is_file() else None
             if ids is None:
                 return FrameAnnotation([], np.zeros((h, w), bool))
+            if ids.shape[:2] != (h, w) or ids.ndim != 2:
+                raise DataFormatError(f"instance map is {ids.shape[1]}x{ids.shape[0]}"
+                                      f"{'' if ids.ndim == 2 else ' with channels'} but the "
+                                      f"images are {w}x{h} (one uint16 channel expected)", p)
             return decode_instance_png(ids)
     elif source != "none":
         raise ValueError(f"source must be auto, txt, png or none, got {source!r}")

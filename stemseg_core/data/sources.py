@@ -17,12 +17,8 @@ import json
 from pathlib import Path
 
 from stemseg_core.config import DATA_FORMATS as FORMATS
-from stemseg_core.config import ConfigError
+from stemseg_core.data.errors import DataFormatError
 from stemseg_core.data.kitti_mots import Sequence
-
-
-class DataFormatError(ConfigError):
-    """The data folder does not hold what the format needs; the message says what is missing."""
 
 
 def _youtube_vis_json(path: Path) -> Path | None:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from stemseg_core.data.kitti_layout import kitti_mots_lines
 from stemseg_core.data.rle import kitti_string_to_mask, mask_to_kitti_string
 from stemseg_core.inference.types import FrameResult, TrackedInstance
 
@@ -161,23 +162,6 @@ class KittiObject:
     obj_id: int
     class_id: int
     mask: np.ndarray
-
-
-def kitti_mots_lines(path: str | Path) -> Iterator[tuple[int, int, int, int, int, str]]:
-    """``(frame, obj_id, class_id, height, width, rle)`` per line of a KITTI MOTS text file (GT
-    or results), masks left encoded; blank lines skipped, malformed ones an error naming them."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"KITTI MOTS file not found: {path}")
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 6:
-            raise ValueError(f"{path}:{n}: expected 6 fields 'frame id class h w rle', "
-                             f"got {len(parts)}")
-        frame, oid, cid, h, w = (int(p) for p in parts[:5])
-        yield frame, oid, cid, h, w, parts[5]
 
 
 def read_kitti_mots(path: str | Path) -> dict[int, list[KittiObject]]:

@@ -21,12 +21,12 @@ How TrackEval is driven (see trackeval/datasets/kitti_mots.py):
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from stemseg_core.data import kitti_layout
 from stemseg_core.evaluation.trackeval_runner import EvaluationError, run_trackeval
 
 KITTI_CLASSES = ("car", "pedestrian")
@@ -65,41 +65,18 @@ def find_gt_txt_dir(gt_dir: str | Path) -> Path:
 
 def find_seqmap(gt_dir: str | Path, split: str) -> Path:
     """``<gt_dir>/<split>.seqmap`` (or KITTI's ``evaluate_mots.seqmap.<split>``)."""
-    gt_dir = Path(gt_dir)
-    cands = [gt_dir / f"{split}.seqmap", gt_dir / f"evaluate_mots.seqmap.{split}",
-             gt_dir / "training" / f"{split}.seqmap"]
-    for c in cands:
-        if c.is_file():
-            return c
-    raise EvaluationError(f"no seqmap for split '{split}': looked for {cands[0]} and "
-                          f"{cands[1]} (or pass --seqmap FILE)")
+    try:
+        return kitti_layout.find_seqmap(gt_dir, split)
+    except FileNotFoundError as e:
+        raise EvaluationError(f"{e} (or pass --seqmap FILE)") from None
 
 
 def read_seqmap(path: str | Path) -> dict[str, int | None]:
-    """Seqmap -> {sequence: number of frames or None when the line gives no last frame}.
-
-    Accepts KITTI lines ``0002 empty 000000 000232`` (last frame 232 -> 233 frames), and lines
-    holding only the sequence name; blank lines and ``#`` comments are skipped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationError(f"seqmap not found: {path}")
-    seqs: dict[str, int | None] = {}
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = [p for p in re.split(r"[\s,]+", line.strip()) if p]
-        if not parts or parts[0].startswith("#"):
-            continue
-        length = None
-        if len(parts) >= 4:
-            try:
-                length = int(parts[3]) + 1
-            except ValueError:
-                raise EvaluationError(f"{path}:{n}: last frame '{parts[3]}' is not an "
-                                      f"integer") from None
-        seqs[parts[0]] = length
-    if not seqs:
-        raise EvaluationError(f"seqmap {path} lists no sequences")
-    return seqs
+    """Seqmap -> {sequence: number of frames or None} (:func:`kitti_layout.read_seqmap`)."""
+    try:
+        return kitti_layout.read_seqmap(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise EvaluationError(str(e)) from None
 
 
 def _max_frame(txt: Path) -> int:
@@ -119,11 +96,10 @@ def _max_frame(txt: Path) -> int:
 def sequence_length(gt_dir: str | Path, seq: str, gt_txt_dir: Path | None = None) -> int:
     """Number of frames of a sequence: images in image_02/<seq>, else last GT frame + 1."""
     gt_dir = Path(gt_dir)
-    for img_dir in (gt_dir / "training" / "image_02" / seq, gt_dir / "image_02" / seq):
-        if img_dir.is_dir():
-            n = len(list(img_dir.glob("*.png")))
-            if n:
-                return n
+    try:
+        return len(kitti_layout.sequence_frames(gt_dir, seq))
+    except FileNotFoundError:
+        pass
     txt_dir = gt_txt_dir or find_gt_txt_dir(gt_dir)
     return _max_frame(txt_dir / f"{seq}.txt") + 1
 

@@ -1,0 +1,214 @@
+"""KITTI image sequence -> rosbag2 (MCAP or sqlite3), without ROS (pure Python ``rosbags``).
+
+A KITTI MOTS / KITTI tracking sequence (``<root>/<split>/image_02/<seq>/*.png``) becomes a bag
+with ``sensor_msgs/Image`` (or ``CompressedImage``, PNG) and ``sensor_msgs/CameraInfo``. Frame
+``k`` (the number in its file name) gets the stamp ``start_ns + k / rate`` exactly, or the times
+of a timestamps file next to the sequence. The bag directory also holds ``frames.csv`` (frame
+number, stamp, file) so results can be matched back to KITTI frame numbers by stamp. Pixels are
+packed by the one codec (:mod:`stemseg_core.data.image_codec`).
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stemseg_core.data.bag_format import (
+    CAMERA_INFO_MSGTYPE,
+    COMPRESSED_MSGTYPE,
+    DEFAULT_FRAME_ID,
+    DEFAULT_TOPIC,
+    FRAMES_CSV,
+    IMAGE_MSGTYPE,
+    BagError,
+)
+from stemseg_core.data.image_codec import (
+    ImageDecodeError,
+    compress_array,
+    compressed_format_string,
+    pack_image,
+)
+from stemseg_core.data.kitti_camera import (
+    DEFAULT_RATE,
+    DEFAULT_START_NS,
+    find_calibration,
+    find_timestamps_file,
+    frame_stamps,
+    plausible_projection,
+    read_projection,
+)
+from stemseg_core.data.kitti_layout import frame_files, frame_number, sequence_dir
+
+
+def _rgb_order(img: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR(A) channel order -> RGB(A); grey images unchanged."""
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    return img
+
+
+def read_png(path: Path) -> np.ndarray:
+    """An image file as stored: RGB(A) channel order, uint8 or uint16, 2-D when grey."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise BagError(f"cannot read image {path}")
+    return _rgb_order(img)
+
+
+def encoding_of(img: np.ndarray) -> str:
+    """ROS encoding of an RGB(A)/grey uint8/uint16 array."""
+    bits = {np.dtype(np.uint8): "8", np.dtype(np.uint16): "16"}.get(img.dtype)
+    if bits is None:
+        raise BagError(f"unsupported image dtype {img.dtype} (need uint8 or uint16)")
+    if img.ndim == 2:
+        return "mono" + bits
+    return {3: "rgb", 4: "rgba"}[img.shape[2]] + bits
+
+
+def encode_png(img: np.ndarray) -> tuple[str, bytes]:
+    """(CompressedImage.format, PNG bytes), lossless; format as image_transport writes it."""
+    try:
+        return compressed_format_string("png", encoding_of(img)), compress_array(img, "png")
+    except ImageDecodeError as e:
+        raise BagError(str(e)) from None
+
+
+@dataclass
+class KittiBagSummary:
+    """What :func:`write_kitti_bag` wrote."""
+
+    bag: Path
+    topic: str
+    info_topic: str
+    frames: list[int]
+    stamps_ns: list[int]
+    msgtype: str
+    encoding: str
+    image_size: tuple[int, int]
+    timestamps_file: Path | None = None
+    calibration_file: Path | None = None
+
+
+def _default_qos():
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    zero = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE, QosDurability.VOLATILE, zero,
+               zero, QosLiveliness.AUTOMATIC, zero, False)
+
+
+def _stamp(typestore, ns: int):
+    Time = typestore.types["builtin_interfaces/msg/Time"]
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def info_topic_for(topic: str) -> str:
+    """``/camera/image_raw`` -> ``/camera/camera_info`` (the image_transport convention)."""
+    ns = topic.rsplit("/", 1)[0]
+    return f"{ns}/camera_info"
+
+
+def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
+                    storage: str = "mcap", compressed: bool = False,
+                    topic: str = DEFAULT_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
+                    rate: float = DEFAULT_RATE, start_ns: int = DEFAULT_START_NS,
+                    overwrite: bool = False, progress: bool = True) -> KittiBagSummary:
+    """Write one KITTI sequence into a new rosbag2 directory ``out`` (see the module doc)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+    from rosbags.typesys import Stores, get_typestore
+    from tqdm import tqdm
+
+    if storage not in ("mcap", "sqlite3"):
+        raise BagError(f"--format must be mcap or sqlite3, got {storage!r}")
+    seq_dir = sequence_dir(kitti, seq)
+    frames = [(frame_number(p, i), p) for i, p in enumerate(frame_files(seq_dir))]
+    numbers = [k for k, _ in frames]
+    ts_file = find_timestamps_file(seq_dir)
+    stamps = frame_stamps(numbers, rate=rate, start_ns=start_ns, timestamps_file=ts_file)
+    if any(b <= a for a, b in zip(stamps, stamps[1:])):
+        raise BagError(f"timestamps of {seq_dir} are not strictly increasing")
+
+    out = Path(out)
+    if out.exists():
+        if not overwrite:
+            raise BagError(f"{out} exists already; remove it or pass --overwrite")
+        if not (out / "metadata.yaml").is_file():
+            raise BagError(f"{out} exists and is not a rosbag2 directory; not overwriting it")
+        shutil.rmtree(out)
+
+    first = read_png(frames[0][1])
+    h, w = first.shape[:2]
+    calib = find_calibration(seq_dir)
+    P = read_projection(calib) if calib else None
+    if P is None:
+        calib = None
+        P = plausible_projection(h, w)
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    T = ts.types
+    msgtype = COMPRESSED_MSGTYPE if compressed else IMAGE_MSGTYPE
+    info_topic = info_topic_for(topic)
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    encoding = encoding_of(first)
+    try:
+        writer = Writer(out, version=9, storage_plugin=plugin)
+        writer.set_custom_data("stemseg.source", f"kitti:{seq_dir}")
+        writer.set_custom_data("stemseg.frames_csv", FRAMES_CSV)
+        writer.open()
+    except WriterError as e:
+        raise BagError(f"cannot create bag {out}: {e}") from None
+    try:
+        qos = [_default_qos()]
+        img_conn = writer.add_connection(topic, msgtype, typestore=ts, offered_qos_profiles=qos)
+        info_conn = writer.add_connection(info_topic, CAMERA_INFO_MSGTYPE, typestore=ts,
+                                          offered_qos_profiles=qos)
+        it = tqdm(list(zip(frames, stamps)), desc=f"bag {seq_dir.name}", unit="frame",
+                  disable=not progress or None, leave=False)
+        for (k, path), stamp_ns in it:
+            img = first if k == frames[0][0] else read_png(path)
+            if img.shape[:2] != (h, w) or encoding_of(img) != encoding:
+                raise BagError(f"{path} is {encoding_of(img)} {img.shape[1]}x{img.shape[0]} "
+                               f"but the sequence starts with {encoding} {w}x{h}")
+            header = T["std_msgs/msg/Header"](stamp=_stamp(ts, stamp_ns), frame_id=frame_id)
+            if compressed:
+                fmt, data = encode_png(img)
+                msg = T[COMPRESSED_MSGTYPE](header=header, format=fmt,
+                                            data=np.frombuffer(data, np.uint8))
+            else:
+                step, data = pack_image(img, encoding)
+                msg = T[IMAGE_MSGTYPE](
+                    header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
+                    step=step, data=np.frombuffer(data, np.uint8))
+            writer.write(img_conn, stamp_ns, ts.serialize_cdr(msg, msgtype))
+            info = T[CAMERA_INFO_MSGTYPE](
+                header=header, height=h, width=w, distortion_model="plumb_bob",
+                d=np.zeros(5), k=P[:, :3].reshape(-1).copy(),
+                r=np.eye(3).reshape(-1), p=P.reshape(-1).copy(), binning_x=0, binning_y=0,
+                roi=T["sensor_msgs/msg/RegionOfInterest"](
+                    x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            writer.write(info_conn, stamp_ns, ts.serialize_cdr(info, CAMERA_INFO_MSGTYPE))
+    except BaseException:
+        writer.close()
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    writer.close()
+    with open(out / FRAMES_CSV, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["frame", "stamp_ns", "file", "seq"])
+        for (k, path), s in zip(frames, stamps):
+            wr.writerow([k, s, path.name, seq_dir.name])
+    return KittiBagSummary(out, topic, info_topic, numbers, stamps, msgtype, encoding, (h, w),
+                           ts_file, calib)
