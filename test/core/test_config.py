@@ -37,8 +37,8 @@ def test_yaml_file_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("override,expected", [
-    ("model.embedding.mixing=xyz", "allowed: xy, xyt, xyf, xytf, xyff, xyfff"),
-    ("model.backbone.name=vgg", "allowed: resnet18"),
+    ("model.embedding.mixing=xyz", "'xyz' is not a registered mixing function; allowed: xy, xyt,"),
+    ("model.backbone.name=vgg", "'vgg' is not a registered backbone; allowed: "),
     ("model.clip_lenght=4", "Did you mean 'clip_length'"),
     ("inference.clip_overlap=8", "0..7"),
     ("inference.mask_threshold=1.5", "in [0, 1]"),
