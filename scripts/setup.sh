@@ -49,11 +49,15 @@ h=$( (cat package.xml CMakeLists.txt msg/*.msg; find stemseg_ros stemseg_core la
 if ! stamp_ok colcon "$h" || [ ! -f "$ROOT/install/setup.bash" ]; then
   say "colcon build (messages, node, launch and config files)"
   mkdir -p "$ROOT/log"
+  # stemseg_core comes from the editable install above, not from a copy in the install space
+  # (STEMSEG_INSTALL_CORE=OFF); a copy left by an older build would shadow it.
+  rm -rf "$ROOT"/install/stemseg_ros/lib/python3*/site-packages/stemseg_core \
+    "$ROOT"/install/stemseg_ros/lib/python3*/site-packages/stemseg_core-*.egg-info
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
   colcon --log-base "$ROOT/log" build --base-paths "$ROOT" --build-base "$ROOT/build" \
     --install-base "$ROOT/install" --symlink-install \
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DPython3_NumPy_INCLUDE_DIR="$NPLINK" \
-    -DBUILD_TESTING=OFF \
+    -DBUILD_TESTING=OFF -DSTEMSEG_INSTALL_CORE=OFF \
     --event-handlers console_direct- > "$ROOT/log/colcon-last.txt" 2>&1 \
     || { tail -40 "$ROOT/log/colcon-last.txt"; echo "error: colcon build failed (full log: log/colcon-last.txt)" >&2; exit 1; }
   stamp_set colcon "$h"

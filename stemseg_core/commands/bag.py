@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 HELP = "rosbag tools: KITTI -> rosbag2 (from-kitti), replay a bag through the node (eval)"
@@ -15,7 +14,7 @@ rosbag2 tools (MCAP or sqlite3, read and written with the pure-Python `rosbags`)
               bag maps stamps back to frame numbers.
   eval        replay a bag's image topic through the perception node (its own process, over
               DDS), collect ~/instances, write KITTI MOTS results, metrics (with --gt) and a
-              report (latency, drops, overlays). Needs the ROS 2 environment.
+              report (latency, drops, overlays). Comes with the ROS 2 package stemseg_ros.
 
 Examples:
   stemseg bag from-kitti --kitti data/synth --seq 0010 --out drive.mcap
@@ -23,7 +22,14 @@ Examples:
       --checkpoint checkpoints/stemseg_demo.pt
 """
 
-ROS_HINT = "needs the ROS 2 environment: run make setup and . .venv/bin/activate"
+#: Subcommands the ROS 2 package stemseg_ros adds (entry points ``bag.<name>`` of the group
+#: stemseg.commands, see stemseg_core/cli.py); without it they print EXTERNAL_HINT.
+EXTERNAL = {"eval": "replay a bag through the perception node and score it"}
+EXTERNAL_HINT = """\
+this command comes with the ROS 2 package stemseg_ros, which is not installed in this
+environment. In the repository: `make setup` (it colcon-builds the package), then
+`. .venv/bin/activate`. With a ROS 2 installation: `colcon build` the repository and
+`source install/setup.bash`. `pip install stemseg` alone gives the ROS-free commands only."""
 
 FROM_KITTI_DESCRIPTION = """\
 Write one KITTI MOTS / KITTI tracking sequence (<kitti>/training/image_02/<seq>/*.png, the layout
@@ -39,29 +45,8 @@ examples:
       --compressed
 """
 
-EVAL_DESCRIPTION = """\
-Replay a bag's image topic through the perception node and score what it publishes. The node runs
-as its own process (`stemseg-perception`, as on a robot) in a private ROS domain; results are
-matched to frames by header stamp and written as KITTI MOTS <seq>.txt; with --gt the TrackEval
-metrics (HOTA, DetA, AssA, sMOTSA, MOTSA, MOTSP, IDSW, IDF1) go to metrics.json. report.md always
-has the frames sent / received / lost, latency percentiles and plot, the node's memory over the
-run and an overlay contact sheet.
 
-Modes: --rate R plays at R x the bag's timing (a camera at its real rate: frames the node cannot
-keep up with are dropped and counted, as on the robot); --lockstep sends the next frame once the
-node has taken the previous one (no drops; results equal `stemseg infer` on the same frames).
-Any rosbag2 (MCAP or sqlite3) with one sensor_msgs/Image or CompressedImage topic works.
-
-examples:
-  stemseg bag eval --bag kitti_0002.mcap --gt /data/kitti_mots --seq 0002 --out out/0002 \\
-      --lockstep --checkpoint runs/kitti/last.pt --device cuda
-  stemseg bag eval --bag my_drive/ --topic /front/image_raw/compressed --out out/drive --rate 1
-  stemseg bag eval --bag drive.mcap --out out/x --node-arg seediness_threshold=0.8 \\
-      --record out/x/bag
-"""
-
-
-class _HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
     """Keeps the description's layout; appends a default only where there is one to tell."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
@@ -72,12 +57,13 @@ class _HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
+    """The bag subcommands of this package; returns the subparsers (the CLI adds EXTERNAL)."""
     sub = parser.add_subparsers(dest="bag_command", metavar="BAG_COMMAND")
 
     p = sub.add_parser("from-kitti", help="KITTI sequence -> rosbag2 (Image/CompressedImage + "
                        "CameraInfo)", description=FROM_KITTI_DESCRIPTION,
-                       formatter_class=_HelpWithDefaults)
+                       formatter_class=HelpWithDefaults)
     p.add_argument("--kitti", required=True,
                    help="KITTI MOTS/tracking root (holding training/image_02/<seq>/)")
     p.add_argument("--seq", required=True, help="sequence, e.g. 0010 or 10")
@@ -91,36 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=10.0,
                    help="frame rate (Hz) when the sequence has no timestamps file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
-    p.set_defaults(_bag_run=_run_from_kitti)
+    p.set_defaults(_run=_run_from_kitti)
 
-    e = sub.add_parser("eval", help="replay a bag through the perception node and score it",
-                       description=EVAL_DESCRIPTION, formatter_class=_HelpWithDefaults)
-    e.add_argument("--bag", required=True, help="rosbag2 directory, or a .mcap / .db3 file")
-    e.add_argument("--topic", help="image topic (default: the bag's only image topic)")
-    e.add_argument("--gt", help="KITTI MOTS ground-truth root: compute TrackEval metrics")
-    e.add_argument("--seq", help="sequence name of the results file (<seq>.txt) and in --gt "
-                   "(default: from the bag's frames.csv source, else the bag name)")
-    e.add_argument("--out", required=True, help="output folder (results, metrics, report)")
-    mode = e.add_mutually_exclusive_group()
-    mode.add_argument("--rate", type=float, default=None,
-                      help="play at RATE x the bag's timing (default 1.0)")
-    mode.add_argument("--lockstep", action="store_true",
-                      help="send the next frame once the node has taken the previous one; "
-                      "no drops, results equal `stemseg infer` on the same frames")
-    e.add_argument("--checkpoint", help="checkpoint for the node (default: the node's "
-                   "parameter default)")
-    e.add_argument("--device", help="node device: auto, cpu or cuda")
-    e.add_argument("--record", metavar="OUT_BAG",
-                   help="also write the node's outputs (instances, overlay) to this bag")
-    e.add_argument("--node-arg", action="append", default=[], metavar="K=V",
-                   help="extra node parameter (repeatable), e.g. --node-arg clip_overlap=2")
-    e.add_argument("--domain-id", type=int,
-                   help="ROS_DOMAIN_ID for the node and the player (default: a free one)")
-    e.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait for the node to start / for the last results")
-    e.add_argument("--no-overlays", action="store_true",
-                   help="skip the contact sheet of overlays in the report")
-    e.set_defaults(_bag_run=_run_eval)
+    return sub
 
 
 def _run_from_kitti(args: argparse.Namespace) -> int:
@@ -143,19 +102,7 @@ def _run_from_kitti(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_eval(args: argparse.Namespace) -> int:
-    try:
-        module = importlib.import_module("stemseg_ros.bag_eval")
-    except ImportError as err:
-        print(f"stemseg bag eval: error: {ROS_HINT} ({err})", file=sys.stderr)
-        return 2
-    return int(module.run(args) or 0)
-
-
 def run(args: argparse.Namespace) -> int:
-    fn = getattr(args, "_bag_run", None)
-    if fn is None:
-        print("usage: stemseg bag {from-kitti,eval} ... (see stemseg bag --help)",
-              file=sys.stderr)
-        return 2
-    return fn(args)
+    """`stemseg bag` without a subcommand (each subcommand sets its own ``_run``)."""
+    print("usage: stemseg bag {from-kitti,eval} ... (see stemseg bag --help)", file=sys.stderr)
+    return 2

@@ -63,7 +63,20 @@ def _check_every_frame(out: Path, bag: Path) -> dict:
     return replay
 
 
-def test_lockstep_replay_equals_infer_and_evaluate(tmp_path, tiny_checkpoint, domain_id):
+def test_lockstep_replay_equals_infer_and_evaluate(tmp_path, tiny_overrides, domain_id):
+    """The promise of `stemseg bag eval --help`: lockstep = `stemseg infer --min-track-length 0
+    --set inference.flip_test=false`, here with a checkpoint whose own settings differ (flip
+    test on, short tracks dropped), so both flags matter."""
+    import torch
+
+    from stemseg_core.checkpoint import file_sha256, save_checkpoint
+    from stemseg_core.config import load_config
+    from stemseg_core.model import build_model
+
+    torch.manual_seed(0)
+    cfg = load_config(None, tiny_overrides + ["inference.flip_test=true",
+                                              "inference.min_track_length=6"])
+    ckpt = save_checkpoint(tmp_path / "flip.pt", build_model(cfg).state_dict(), cfg)
     data = tmp_path / "kitti"
     _write_kitti(data, make_frames(N))
     bag = tmp_path / "drive.mcap"
@@ -72,16 +85,19 @@ def test_lockstep_replay_equals_infer_and_evaluate(tmp_path, tiny_checkpoint, do
 
     out = tmp_path / "bag_out"
     rec = tmp_path / "outputs"
-    assert main(_eval_args(bag, out, tiny_checkpoint, domain_id,
+    assert main(_eval_args(bag, out, ckpt, domain_id,
                            ["--gt", str(data), "--record", str(rec)])) == 0
-    _check_every_frame(out, bag)
+    replay = _check_every_frame(out, bag)
+    assert replay["extra"]["weights SHA-256"] == file_sha256(ckpt)
+    assert file_sha256(ckpt) in (out / "report.md").read_text()
 
     ref = tmp_path / "infer_out"
-    sets = []
+    sets = ["inference.flip_test=false"]
     for k, v in LOW_THRESHOLDS.items():
-        sets += ["--set", f"inference.{k}={v}"]
-    assert main(["infer", "--checkpoint", str(tiny_checkpoint), "--data", str(data), "--seq",
-                 SEQ, "--out", str(ref), "--device", "cpu", *sets]) == 0
+        sets.append(f"inference.{k}={v}")
+    assert main(["infer", "--checkpoint", str(ckpt), "--data", str(data), "--seq", SEQ,
+                 "--out", str(ref), "--device", "cpu", "--min-track-length", "0",
+                 "--set", *sets]) == 0
     ours = (out / f"{SEQ}.txt").read_text()
     assert ours, "the tiny model at low thresholds should find instances"
     assert ours == (ref / f"{SEQ}.txt").read_text()
@@ -97,6 +113,26 @@ def test_lockstep_replay_equals_infer_and_evaluate(tmp_path, tiny_checkpoint, do
     assert topics["/stemseg_perception/instances"].count == N
     assert topics["/stemseg_perception/instances"].msgtype == \
         "stemseg_ros/msg/TrackedInstanceArray"
+
+
+def test_lockstep_without_checkpoint_uses_the_node_default(tmp_path, tiny_checkpoint,
+                                                           domain_id):
+    """No --checkpoint: the clip length comes from the checkpoint the node reports having
+    loaded (here its `checkpoint` parameter, as a params file or the default would set it)."""
+    from stemseg_core.checkpoint import file_sha256
+
+    data = tmp_path / "kitti"
+    _write_kitti(data, make_frames(N))
+    bag = tmp_path / "drive.mcap"
+    rio.write_kitti_bag(data, SEQ, bag, progress=False)
+    out = tmp_path / "out"
+    args = _eval_args(bag, out, tiny_checkpoint, domain_id)
+    i = args.index("--checkpoint")
+    args[i:i + 2] = ["--node-arg", f"checkpoint={tiny_checkpoint}"]
+    assert main(args) == 0
+    replay = _check_every_frame(out, bag)
+    assert replay["extra"]["checkpoint"] == str(tiny_checkpoint)
+    assert replay["extra"]["weights SHA-256"] == file_sha256(tiny_checkpoint)
 
 
 @pytest.mark.parametrize("kind", ["compressed", "mono16"])
