@@ -88,30 +88,46 @@ def remove_stale_temp_files(out: Path) -> list[Path]:
 
 def find_resume_checkpoint(out: Path, *, allow_pickle: bool = False
                            ) -> tuple[Path, Config, dict[str, Any]]:
-    """The checkpoint to resume ``out`` from: ``last.pt``, else the newest intact
-    ``step_<N>.pt``. Returns (path, config, payload). Damaged files are skipped with a warning;
-    any other problem (an unsafe file, an unknown version) is raised as it is, since a file
-    that is fine but refused must not be silently replaced by an older one.
-    Raises :class:`NoCheckpointError` when there is nothing to resume.
+    """The newest intact checkpoint of run ``out``: ``last.pt``, or a ``step_<N>.pt`` of a
+    later step (a kill between writing it and pointing last.pt at it) or, when last.pt is
+    damaged, the newest intact ``step_<N>.pt``. Returns (path, config, payload).
+
+    Damaged files are skipped with a warning; any other problem (an unsafe file, an unknown
+    version) is raised as it is: a file that is fine but refused must not be silently replaced
+    by an older one. Raises :class:`NoCheckpointError` when there is nothing to resume.
     """
-    candidates = [out / LAST, *reversed(step_checkpoints(out))]
-    candidates = [p for p in candidates if p.is_file()]
-    if not candidates:
-        raise NoCheckpointError(f"nothing to resume: {out / LAST} does not exist; drop --resume "
+    last = out / LAST
+    steps = list(reversed(step_checkpoints(out)))  # newest first
+    if not last.is_file() and not steps:
+        raise NoCheckpointError(f"nothing to resume: {last} does not exist; drop --resume "
                                 f"to start a new run in {out}")
-    damaged = []
-    for p in candidates:
+    damaged: list[str] = []
+
+    def load(p: Path) -> tuple[Path, Config, dict[str, Any]] | None:
         try:
             cfg, payload = load_checkpoint(p, allow_pickle=allow_pickle)
         except DamagedCheckpointError as e:
             log.warning("skipping a damaged checkpoint: %s", e)
             damaged.append(p.name)
-            continue
+            return None
         if "train_state" not in payload:
             raise NoCheckpointError(f"{p} has no training state (was it written by `stemseg "
                                     f"train`?); use --init to start from its weights")
-        if damaged:
-            log.warning("resuming from %s instead of the damaged %s", p, ", ".join(damaged))
         return p, cfg, payload
-    raise NoCheckpointError(f"nothing to resume in {out}: every checkpoint is damaged "
-                            f"({', '.join(damaged)}); start a new run or restore a copy")
+
+    best = load(last) if last.is_file() else None
+    best_step = best[2]["train_state"]["step"] if best else -1
+    for p in steps:
+        if int(p.stem[len(STEP_PREFIX):]) <= best_step:
+            break
+        found = load(p)
+        if found is not None:
+            best = found
+            break
+    if best is None:
+        raise NoCheckpointError(f"nothing to resume in {out}: every checkpoint is damaged "
+                                f"({', '.join(damaged)}); start a new run or restore a copy")
+    if best[0] != last:
+        log.warning("resuming from %s (newer than %s%s)", best[0].name, LAST,
+                    ", which is damaged" if LAST in damaged else "")
+    return best

@@ -66,6 +66,10 @@ def collate(batch):
     return images, targets
 
 
+#: The kill-and-resume runs: a checkpoint after every step, so kills land in and between writes.
+KILL_TEST_OVERRIDES = ["train.max_steps=10", "train.checkpoint_every=1"]
+
+
 def fake_config(tmp_overrides: list[str] | None = None):
     from stemseg_core.config import load_config
 
