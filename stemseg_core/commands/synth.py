@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     clean_output(args.out)
     t0 = time.perf_counter()
     info = generate_dataset(args.out, args.sequences, args.frames, args.seed, args.height,
-                            args.width, args.val_fraction, verbose=not args.quiet)
+                            args.width, args.val_fraction,
+                            progress=None if args.quiet else print)
     dt = time.perf_counter() - t0
     n = args.sequences * args.frames
     print(f"wrote {args.sequences} sequences x {args.frames} frames ({args.height}x{args.width}) "
