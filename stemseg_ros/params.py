@@ -1,12 +1,14 @@
-"""Parameters of the perception node: declared in one table, validated in one place.
+"""Parameters of the perception node: declared once here (default, range, description, live).
 
-Every parameter has a default, a description and (for numbers) a range, so `ros2 param describe`
-shows what is allowed. Sentinel values (``0`` / ``-1``) mean "use the checkpoint's own value".
+``config/perception.yaml`` holds exactly these defaults (a test checks it), and ``ros2 param
+describe`` shows the same descriptions and ranges. Threshold parameters are generated from the
+core's ``LIVE_THRESHOLDS`` (names, kinds and ranges declared once, next to the config schema);
+for them ``-1`` (numbers) or ``""`` (per-class maps) means "the checkpoint's value".
 
-Parameter values come from a params file (`--params-file`), `-p name:=value` or a parameter
-service call. A value that does not fit its descriptor does *not* abort the process: it is
-recorded, the default is declared instead, and `on_configure` fails with the recorded message, so
-a lifecycle manager (or the user) sees which parameter is wrong while the node stays up.
+Values come from a params file, ``-p name:=value`` or a parameter service call. A value that does
+not fit does *not* abort the process: it is recorded, the default is declared instead, and
+``on_configure`` fails with the recorded message, so the node stays up to be fixed. Integers are
+accepted for float parameters (``seediness_threshold:=1``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import (
     InvalidParameterTypeException,
@@ -23,23 +26,27 @@ from rclpy.exceptions import (
 )
 from rclpy.parameter import Parameter
 
+from stemseg_core.config import LIVE_THRESHOLDS, ThresholdSpec
+
 DEVICES = ("auto", "cpu", "cuda")
 TRANSPORTS = ("raw", "compressed")
 RELIABILITIES = ("best_effort", "reliable", "auto")
-#: Marks a numeric parameter as "take the value from the checkpoint's config".
+#: Marks a numeric threshold parameter as "take the value from the checkpoint's config".
 FROM_CHECKPOINT = -1
+DEFAULT_CHECKPOINT = "checkpoints/stemseg_demo.pt"
+_NO_UPPER = 100_000_000  # integer ranges need an upper bound
 
 
 class ParamError(ValueError):
-    """A parameter value is out of its allowed range; the message names the parameter."""
+    """A parameter value is not allowed; the message names the parameter, value and the fix."""
 
 
 @dataclass(frozen=True)
 class Spec:
-    """One parameter: default, meaning, allowed values, and whether it may change while active.
+    """One parameter. kind: bool, int, float, str or list (of str / int).
 
     live: True when the running node applies a change at once (thresholds, output switches);
-    False when a change needs a reload (deactivate -> set -> activate), refused while active.
+    False when it needs a reload (deactivate, set, activate): refused while active.
     """
 
     name: str
@@ -48,234 +55,313 @@ class Spec:
     live: bool = False
     range: tuple[float, float] | None = None
     choices: tuple[str, ...] | None = None
-    type_: Parameter.Type | None = None  # for parameters declared without a default (arrays)
+    item: type | None = None  # element type of a list parameter
+
+    @property
+    def kind(self) -> type:
+        return list if self.item is not None else type(self.default)
+
+    def ros_type(self) -> Parameter.Type:
+        if self.item is not None:
+            return (Parameter.Type.STRING_ARRAY if self.item is str
+                    else Parameter.Type.INTEGER_ARRAY)
+        return Parameter.Type.from_parameter_value(self.default)
 
     def allowed(self) -> str:
         if self.choices:
             return "one of " + ", ".join(self.choices)
         if self.range:
-            lo, hi = self.range
-            return f"in [{lo}, {hi}]"
-        return f"a {self.ros_type().name.lower()}"
-
-    def ros_type(self) -> Parameter.Type:
-        if self.type_ is not None:
-            return self.type_
-        return Parameter.Type.from_parameter_value(self.default)
+            return f"{self.kind.__name__} in [{self.range[0]}, {self.range[1]}]"
+        if self.item is not None:
+            return f"list of {self.item.__name__}"
+        return self.kind.__name__
 
     def descriptor(self) -> ParameterDescriptor:
         d = ParameterDescriptor(name=self.name, description=self.description)
         extra = []
         if self.choices:
             extra.append("one of: " + ", ".join(self.choices))
-        if not self.live:
-            extra.append("needs a reload: refused while active")
+        extra.append("changes at once" if self.live else "needs a reload: refused while active")
         d.additional_constraints = "; ".join(extra)
-        if self.range is not None:
-            lo, hi = self.range
-            if isinstance(self.default, bool):
-                pass
-            elif isinstance(self.default, int):
-                d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
-            elif isinstance(self.default, float):
-                d.floating_point_range = [FloatingPointRange(from_value=float(lo),
-                                                             to_value=float(hi), step=0.0)]
+        if self.kind is float:
+            d.dynamic_typing = True  # integers accepted, converted (see coerce)
+            if self.range is not None:
+                d.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.range[0]), to_value=float(self.range[1]), step=0.0)]
+        elif self.kind is int and self.range is not None:
+            d.integer_range = [IntegerRange(from_value=int(self.range[0]),
+                                            to_value=int(self.range[1]), step=1)]
         return d
 
 
-_THR = "; -1 = the checkpoint's value"
+def _threshold_spec(t: ThresholdSpec) -> Spec:
+    """A node parameter for one of the core's live thresholds."""
+    if t.kind is list:
+        return Spec(t.name, [], t.description + " [] = the checkpoint's inference.classes "
+                    "(usually all).", live=True, item=str)
+    if t.per_class:
+        return Spec(t.name, "", t.description + ' As a map, e.g. "{car: 0.8, pedestrian: 0.85}";'
+                    ' "" = the checkpoint\'s; "{}" = none.', live=True)
+    lo = FROM_CHECKPOINT if t.low is None or t.low >= FROM_CHECKPOINT else t.low
+    hi = t.high if t.high is not None else _NO_UPPER
+    return Spec(t.name, t.kind(FROM_CHECKPOINT), t.description + " -1 = the checkpoint's value.",
+                live=True, range=(t.kind(lo), t.kind(hi)))
+
+
+THRESHOLD_SPECS: tuple[Spec, ...] = tuple(_threshold_spec(t) for t in LIVE_THRESHOLDS)
+THRESHOLDS: tuple[str, ...] = tuple(s.name for s in THRESHOLD_SPECS)
+
 SPECS: tuple[Spec, ...] = (
     Spec("autostart", True, "Configure and activate on start (no lifecycle manager needed)."),
-    Spec("checkpoint", "", "Path of the stemseg checkpoint (.pt). A relative path is looked up "
-         "in the working directory, then in the package share directory."),
+    Spec("checkpoint", DEFAULT_CHECKPOINT, "Path of the stemseg checkpoint (.pt). A relative "
+         "path is looked up in the working directory, then in the package share directory."),
+    Spec("allow_pickle", False, "Load checkpoints that need Python pickle (only for files you "
+         "trust: unpickling runs code)."),
+    Spec("checkpoint_sha256", "", "Expected SHA-256 of the checkpoint file; \"\" = any."),
     Spec("device", "auto", "Inference device: auto (cuda when available), cuda or cpu.",
          choices=DEVICES),
+    Spec("backend", "", "Inference backend (auto, torch, onnxruntime, openvino, tensorrt); "
+         "\"\" = the checkpoint's inference.backend."),
+    Spec("precision", "", "Inference precision (fp32, bf16, fp16, int8); \"\" = the "
+         "checkpoint's inference.precision."),
+    Spec("engine_cache_dir", "", "Where built backend engines are cached; \"\" = the default "
+         "under the user's cache directory."),
+    Spec("num_threads", 0, "CPU threads of the backend; 0 = the library default.",
+         range=(0, 1024)),
     Spec("clip_length", 0, "Frames per clip T; 0 = the checkpoint's value.", range=(0, 64)),
-    Spec("clip_overlap", FROM_CHECKPOINT, "Frames shared by consecutive clips Tc (< T)" + _THR,
-         range=(-1, 63)),
-    Spec("input_width", 0, "Width the images are resized to before the model (results are "
-         "mapped back to the camera's size); 0 = the checkpoint's / camera's size.",
+    Spec("clip_overlap", FROM_CHECKPOINT, "Frames shared by consecutive clips Tc (< T); -1 = "
+         "the checkpoint's value.", range=(-1, 63)),
+    Spec("input_roi", [], "Region [x, y, width, height] of the camera image given to the model "
+         "(results are mapped back to the full image); [] = the whole image.", item=int),
+    Spec("input_width", 0, "Width the model input is scaled to fit (aspect kept; results are "
+         "mapped back); 0 = the checkpoint's input.min_side/max_side.", range=(0, 8192)),
+    Spec("input_height", 0, "Height the model input is scaled to fit; 0 = as input_width.",
          range=(0, 8192)),
-    Spec("input_height", 0, "Height the images are resized to before the model; 0 = the "
-         "checkpoint's / camera's size.", range=(0, 8192)),
-    Spec("seediness_threshold", float(FROM_CHECKPOINT), "Stop clustering when the highest "
-         "remaining seediness is below this; seeds of classes listed in the checkpoint's "
-         "inference.seediness_threshold_per_class use their own value" + _THR, live=True,
-         range=(-1.0, 1.0)),
-    Spec("mask_threshold", float(FROM_CHECKPOINT), "A pixel joins an instance when its "
-         "probability exceeds this" + _THR, live=True, range=(-1.0, 1.0)),
-    Spec("foreground_threshold", float(FROM_CHECKPOINT), "Pixels are clustered only where the "
-         "foreground probability exceeds this" + _THR, live=True, range=(-1.0, 1.0)),
-    Spec("min_mask_area", FROM_CHECKPOINT, "Instance masks smaller than this many pixels are "
-         "left out of a frame's output (they still link tracks); classes listed in the "
-         "checkpoint's inference.min_mask_area_per_class use their own value" + _THR, live=True,
-         range=(-1, 100_000_000)),
+    *THRESHOLD_SPECS,
     Spec("flip_test", False, "Also run every clip mirrored left-right and average the two "
          "outputs (more accurate, twice the network time). The node follows this parameter, "
          "not the checkpoint's inference.flip_test (which `stemseg infer` uses)."),
-    Spec("classes", None, "Keep only these class names (empty = all the model knows).",
-         live=True, type_=Parameter.Type.STRING_ARRAY),
     Spec("input_transport", "raw", "raw: subscribe `image` (sensor_msgs/Image); compressed: "
-         "subscribe `image/compressed` (sensor_msgs/CompressedImage, jpeg/png).",
-         choices=TRANSPORTS),
+         "subscribe `<image>/compressed` (sensor_msgs/CompressedImage, jpeg/png), following "
+         "the remap of `image`.", choices=TRANSPORTS),
     Spec("qos_reliability", "best_effort", "Input QoS reliability. best_effort matches camera "
          "drivers and `ros2 bag play`; auto matches the publishers found in the graph.",
          choices=RELIABILITIES),
     Spec("qos_depth", 5, "Input (and output) QoS history depth.", range=(1, 1000)),
-    Spec("publish_overlay", True, "Publish ~/overlay (bgr8 image with masks, IDs and classes).",
-         live=True),
-    Spec("publish_track_ids", True, "Publish ~/track_ids (mono16, pixel = track ID, 0 = "
-         "background).", live=True),
+    Spec("max_input_rate", 0.0, "Most input frames per second given to the model; frames "
+         "beyond it are skipped evenly (by stamp), which keeps track IDs linked where a full "
+         "queue would drop bursts. 0 = auto (from the measured model time), -1 = never skip.",
+         live=True, range=(-1.0, 1000.0)),
+    Spec("publish_overlay", True, "Publish ~/overlay (bgr8 image with masks, IDs and classes; "
+         "drawn on its own thread, only while somebody subscribes).", live=True),
+    Spec("publish_track_ids", True, "Publish ~/track_ids (32SC1, pixel = track ID, 0 = "
+         "background; only while somebody subscribes).", live=True),
     Spec("max_queue_clips", 2, "Input queue bound in clips: at most max_queue_clips * (T - Tc) "
          "frames wait; beyond that the oldest frame is dropped and counted.", range=(1, 1000)),
     Spec("idle_flush_sec", 1.0, "Finalise a partial clip after this many seconds without "
          "frames; 0 = never.", live=True, range=(0.0, 3600.0)),
-    Spec("gap_reset_sec", 5.0, "A gap between image stamps longer than this finalises the "
-         "running clips and starts a new track sequence; 0 = never.", live=True,
-         range=(0.0, 86400.0)),
+    Spec("gap_reset_sec", 5.0, "A gap between the stamps of incoming images longer than this "
+         "finalises the running clips and starts a new track sequence (frames the node skipped "
+         "or dropped do not count); 0 = never.", live=True, range=(0.0, 86400.0)),
     Spec("diagnostics_period_sec", 1.0, "Period of the /diagnostics status.",
          range=(0.1, 60.0)),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
-THRESHOLDS = ("seediness_threshold", "mask_threshold", "foreground_threshold", "min_mask_area")
+#: Parameters that decide how the model is loaded (refused while active, like every non-live).
+LOADING = ("checkpoint", "allow_pickle", "checkpoint_sha256", "device", "backend", "precision",
+           "engine_cache_dir", "num_threads", "clip_length", "clip_overlap", "input_width",
+           "input_height", "flip_test")
+
+PerceptionParams = dataclasses.make_dataclass(
+    "PerceptionParams", [(s.name, Any) for s in SPECS], frozen=True,
+    namespace={"__doc__": "The validated values of all parameters (see SPECS for each).",
+               "replace": lambda self, **kw: dataclasses.replace(self, **kw)})
 
 
-@dataclass(frozen=True)
-class PerceptionParams:
-    """The validated values of all parameters (see SPECS for their meaning)."""
+def defaults() -> dict[str, Any]:
+    """{name: default} of every parameter (what config/perception.yaml holds)."""
+    return {s.name: (list(s.default) if isinstance(s.default, list) else s.default)
+            for s in SPECS}
 
-    autostart: bool
-    checkpoint: str
-    device: str
-    clip_length: int
-    clip_overlap: int
-    input_width: int
-    input_height: int
-    seediness_threshold: float
-    mask_threshold: float
-    foreground_threshold: float
-    min_mask_area: int
-    flip_test: bool
-    classes: tuple[str, ...]
-    input_transport: str
-    qos_reliability: str
-    qos_depth: int
-    publish_overlay: bool
-    publish_track_ids: bool
-    max_queue_clips: int
-    idle_flush_sec: float
-    gap_reset_sec: float
-    diagnostics_period_sec: float
 
-    def replace(self, **changes: Any) -> PerceptionParams:
-        return dataclasses.replace(self, **changes)
-
-    def tracker_overrides(self) -> list[str]:
-        """Config overrides (`key=value`) for StreamingTracker.from_checkpoint: flip_test always,
-        the rest only when set (else as trained)."""
-        out = [f"inference.flip_test={str(bool(self.flip_test)).lower()}"]
-        if self.clip_length > 0:
-            out.append(f"model.clip_length={self.clip_length}")
-        if self.clip_overlap != FROM_CHECKPOINT:
-            out.append(f"inference.clip_overlap={self.clip_overlap}")
-        if self.classes:
-            out.append("inference.classes=[" + ",".join(self.classes) + "]")
-        return out
-
-    def thresholds(self) -> dict[str, float | int]:
-        """Threshold parameters that are set (not FROM_CHECKPOINT), by name."""
-        out: dict[str, float | int] = {}
-        for name in THRESHOLDS:
-            v = getattr(self, name)
-            if v != FROM_CHECKPOINT:
-                out[name] = v
-        return out
+# ----------------------------------------------------------------------------------------------
+# Declaring and reading
 
 
 def declare(node: Any) -> dict[str, str]:
-    """Declare every parameter of SPECS on `node`.
+    """Declare every parameter of SPECS on `node`; call before adding other parameter callbacks.
 
-    Returns {name: message} for overrides (params file, -p) that did not fit their descriptor;
-    those parameters get their default value, and `on_configure` reports the messages.
+    Returns {name: message} for overrides that did not fit; those get their default value, and
+    `on_configure` reports the messages. Also installs :func:`coerce` as a pre-set callback.
     """
     errors: dict[str, str] = {}
     for spec in SPECS:
-        default = spec.ros_type() if spec.default is None else spec.default
+        default = spec.ros_type() if spec.item is not None else spec.default
         try:
             node.declare_parameter(spec.name, default, spec.descriptor())
         except (InvalidParameterValueException, InvalidParameterTypeException) as e:
-            bad = _override_value(node, spec.name)
-            errors[spec.name] = bad_value_message(spec, bad, detail=str(e))
+            errors[spec.name] = (f"parameter '{spec.name}': the value given was refused ({e}); "
+                                 f"expected {spec.allowed()}")
             node.declare_parameter(spec.name, default, spec.descriptor(), ignore_override=True)
+        if spec.item is not None and not _is_set(node, spec.name):
+            # an array declared by type has no value until set: give it its (empty) default
+            node.set_parameters([Parameter(spec.name, spec.ros_type(), list(spec.default))])
+    node.add_pre_set_parameters_callback(coerce)
+    ints = [Parameter(s.name, Parameter.Type.DOUBLE, float(node.get_parameter(s.name).value))
+            for s in SPECS if s.kind is float
+            and type(node.get_parameter(s.name).value) is int]
+    if ints:
+        node.set_parameters(ints)
     return errors
 
 
-def _override_value(node: Any, name: str) -> Any:
-    p = getattr(node, "_parameter_overrides", {}).get(name)
-    return getattr(p, "value", "?")
+def _is_set(node: Any, name: str) -> bool:
+    try:
+        node.get_parameter(name).value  # noqa: B018 - raises when uninitialised
+        return True
+    except ParameterUninitializedException:
+        return False
 
 
-def bad_value_message(spec: Spec, value: Any, detail: str = "") -> str:
-    expected = spec.ros_type().name.lower().replace("_", " ")
-    msg = (f"parameter '{spec.name}': invalid value {value!r} ({type(value).__name__}); expected "
-           f"{expected} {spec.allowed()}")
-    if spec.ros_type() == Parameter.Type.DOUBLE and isinstance(value, int):
-        msg += f" (write {float(value)} for a double)"
-    return msg
+def coerce(parameters: list[Parameter]) -> list[Parameter]:
+    """Pre-set callback: integers given for float parameters become floats."""
+    out = []
+    for p in parameters:
+        spec = SPEC_BY_NAME.get(p.name)
+        if spec is not None and spec.kind is float and type(p.value) is int:
+            p = Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+        out.append(p)
+    return out
 
 
-def read(node: Any) -> PerceptionParams:
+def read(node: Any) -> Any:
     """Read all parameters from `node` and validate them (raises ParamError)."""
     values = {}
     for spec in SPECS:
         try:
             v = node.get_parameter(spec.name).value
-        except ParameterUninitializedException:  # a typed array without a value: empty
-            v = None
-        if spec.name == "classes":
-            v = tuple(c for c in (v or ()) if c)
-        values[spec.name] = v
+        except ParameterUninitializedException:
+            v = []
+        values[spec.name] = normalise(spec.name, v)
     p = PerceptionParams(**values)
     validate(p)
     return p
 
 
-def check_value(name: str, value: Any) -> None:
-    """Validate one parameter on its own (type, range, choices). Raises ParamError."""
+def normalise(name: str, value: Any) -> Any:
+    """The value as the node keeps it: lists as tuples (empty strings left out), ints of float
+    parameters as floats. Raises ParamError on a wrong type."""
+    spec = SPEC_BY_NAME[name]
+    if spec.item is not None:
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, spec.item) and not isinstance(v, bool) for v in value):
+            raise ParamError(bad_value_message(spec, value))
+        return tuple(v for v in value if v != "")
+    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not spec.kind:
+        raise ParamError(bad_value_message(spec, value))
+    return value
+
+
+def bad_value_message(spec: Spec, value: Any) -> str:
+    return (f"parameter '{spec.name}': invalid value {value!r} ({type(value).__name__}); "
+            f"expected {spec.allowed()}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation
+
+
+def check_value(name: str, value: Any) -> Any:
+    """Validate one parameter on its own (type, range, choices); returns it normalised.
+
+    Raises ParamError naming the parameter, the value and what is allowed.
+    """
     spec = SPEC_BY_NAME.get(name)
     if spec is None:
-        return
-    if name == "classes":
-        if value is not None and not all(isinstance(c, str) for c in value):
-            raise ParamError(bad_value_message(spec, value))
-        return
+        return value
+    value = normalise(name, value)
     if spec.choices and value not in spec.choices:
         raise ParamError(bad_value_message(spec, value))
-    if spec.range is not None and not isinstance(value, bool):
-        lo, hi = spec.range
-        if not lo <= value <= hi:
-            raise ParamError(bad_value_message(spec, value))
-    if name in THRESHOLDS and value != FROM_CHECKPOINT and value < 0:
-        raise ParamError(f"parameter '{name}': invalid value {value!r}; expected -1 (the "
-                         f"checkpoint's value) or a value >= 0" +
-                         (" and <= 1" if isinstance(value, float) else ""))
-    if name == "clip_overlap" and value < FROM_CHECKPOINT:
+    if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
         raise ParamError(bad_value_message(spec, value))
+    if name in THRESHOLDS and value not in (FROM_CHECKPOINT, "", ()):
+        _check_threshold(name, value)
+    if name == "input_roi" and value and (len(value) != 4 or min(value) < 0
+                                          or value[2] == 0 or value[3] == 0):
+        raise ParamError(f"parameter 'input_roi': invalid value {list(value)}; expected [] or "
+                         f"[x, y, width, height] with x, y >= 0 and width, height >= 1")
+    return value
 
 
-def validate(p: PerceptionParams) -> None:
+def _check_threshold(name: str, value: Any) -> None:
+    """Range and form of a threshold value as the core defines it. Class names are checked
+    against the model once it is loaded (the node does not know them before)."""
+    from stemseg_core.config import ConfigError, check_live_threshold
+
+    if name == "classes":
+        return
+    try:
+        parsed = yaml.safe_load(value) if isinstance(value, str) else None
+    except yaml.YAMLError as e:
+        raise ParamError(f"parameter '{name}': {value!r} is not a map like "
+                         f'"{{car: 0.8, pedestrian: 0.85}}" ({e})') from None
+    names = list(parsed) if isinstance(parsed, dict) else []
+    try:
+        check_live_threshold(name, value, ["background", *names], key=f"parameter '{name}'")
+    except ConfigError as e:
+        raise ParamError(f"{e} (-1 or \"\" = the checkpoint's value)") from None
+
+
+def validate(p: Any) -> None:
     """Check every value and the relations between them. Raises ParamError naming the parameter."""
     for spec in SPECS:
         check_value(spec.name, getattr(p, spec.name))
     if not p.checkpoint:
         raise ParamError("parameter 'checkpoint': no checkpoint given; pass the path of a stemseg "
-                         "checkpoint (.pt), e.g. -p checkpoint:=checkpoints/stemseg_demo.pt")
+                         f"checkpoint (.pt), e.g. -p checkpoint:={DEFAULT_CHECKPOINT}")
     if p.clip_length > 0 and p.clip_overlap != FROM_CHECKPOINT and p.clip_overlap >= p.clip_length:
         raise ParamError(f"parameter 'clip_overlap': {p.clip_overlap} must be smaller than "
                          f"clip_length={p.clip_length} (allowed 0..{p.clip_length - 1}, or -1)")
-    if (p.input_width == 0) != (p.input_height == 0):
-        raise ParamError(f"parameters 'input_width'/'input_height': set both or neither (got "
-                         f"{p.input_width}x{p.input_height}; 0 = keep the size)")
+
+
+def tracker_overrides(p: Any) -> list[str]:
+    """Config overrides (`key=value`) for StreamingTracker.from_checkpoint: flip_test always,
+    the rest only when set (else as trained)."""
+    out = [f"inference.flip_test={str(bool(p.flip_test)).lower()}"]
+    if p.clip_length > 0:
+        out.append(f"model.clip_length={p.clip_length}")
+    if p.clip_overlap != FROM_CHECKPOINT:
+        out.append(f"inference.clip_overlap={p.clip_overlap}")
+    if p.input_width or p.input_height:
+        w, h = p.input_width or p.input_height, p.input_height or p.input_width
+        out += [f"input.min_side={min(w, h)}", f"input.max_side={max(w, h)}"]
+    for key in ("backend", "precision", "engine_cache_dir"):
+        if getattr(p, key):
+            out.append(f"inference.{key}={getattr(p, key)}")
+    if p.num_threads:
+        out.append(f"inference.num_threads={p.num_threads}")
+    return out
+
+
+def thresholds(values: dict[str, Any], checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Threshold parameter values -> what StreamingTracker.set_thresholds takes: "the
+    checkpoint's value" (-1, "") replaced by `checkpoint`'s, per-class strings parsed."""
+    out = {}
+    for name, v in values.items():
+        if name not in THRESHOLDS:
+            continue
+        if v in (FROM_CHECKPOINT, "", ()):
+            v = checkpoint[name]
+        elif isinstance(v, tuple):
+            v = list(v)
+        elif isinstance(v, str):
+            v = yaml.safe_load(v) or {}
+        out[name] = v
+    return out
 
 
 def resolve_checkpoint(path: str, share_dir: str | None) -> Path:

@@ -58,23 +58,24 @@ def test_mono16_values_and_big_endian_and_padding():
     rgb = cv.image_to_rgb(msg)
     np.testing.assert_array_equal(rgb[..., 0], vals >> 8)
     assert (rgb[..., 0] == rgb[..., 2]).all()
-    # the same values big endian with 3 bytes of row padding
+    # the same values big endian with 4 bytes of row padding
     big = vals.astype(">u2").tobytes()
-    rows = [big[r * 8:(r + 1) * 8] + b"\xaa\xbb\xcc" for r in range(2)]
+    rows = [big[r * 8:(r + 1) * 8] + b"\xaa\xbb\xcc\xdd" for r in range(2)]
     msg2 = cv.array_to_image(vals, "mono16")
-    msg2.is_bigendian, msg2.step = 1, 11
+    msg2.is_bigendian, msg2.step = 1, 12
     msg2.data = b"".join(rows)
     np.testing.assert_array_equal(cv.image_to_array(msg2), vals)
 
 
 def test_bad_images_raise_clear_errors():
     msg = cv.array_to_image(np.zeros((H, W, 3), np.uint8), "rgb8")
-    msg.encoding = "yuv422"
-    with pytest.raises(cv.ConversionError, match="unsupported image encoding 'yuv422'"):
+    msg.encoding = "yuv999"
+    with pytest.raises(cv.ConversionError, match="unsupported image encoding 'yuv999'"):
         cv.image_to_rgb(msg)
     msg = cv.array_to_image(np.zeros((H, W, 3), np.uint8), "rgb8")
     msg.data = bytes(msg.data)[:-1]
-    with pytest.raises(cv.ConversionError, match="needs 105 bytes of data, got 104"):
+    with pytest.raises(cv.ConversionError,
+                       match=r"needs 105 bytes of data \(5 rows of 21 B\), got 104"):
         cv.image_to_rgb(msg)
     msg = cv.array_to_image(np.zeros((H, W, 3), np.uint8), "rgb8")
     msg.step = 3
@@ -174,3 +175,26 @@ def test_bbox_rle_equals_full_rle():
         got = cv.mask_counts(m, inst.bbox())
         np.testing.assert_array_equal(got, mask_to_counts(m))
         assert got.dtype == np.uint32
+
+
+def test_track_ids_image_keeps_32_bit_ids():
+    a = np.zeros((H, W), bool)
+    a[0, :3] = True
+    b = np.zeros((H, W), bool)
+    b[0, 2:5] = True  # overlaps a at (0, 2): the higher score wins
+    big = 4_000_000_000  # > 2**31: the bits are the uint32 ID
+    insts = [TrackedInstance(70_000, 1, "car", 0.9, a), TrackedInstance(big, 2, "ped", 0.5, b)]
+    msg = cv.track_ids_image(insts, H, W, _header())
+    assert (msg.encoding, msg.step, msg.height, msg.width) == ("32SC1", 4 * W, H, W)
+    ids = cv.image_to_array(msg).view(np.uint32)
+    want = np.zeros((H, W), np.uint32)
+    want[0, 2:5] = big
+    want[0, :3] = 70_000
+    np.testing.assert_array_equal(ids, want)
+
+
+def test_place_in_image_maps_roi_masks_back():
+    m = np.zeros((2, 3), bool)
+    m[1, 2] = True
+    (out,) = cv.place_in_image([TrackedInstance(1, 1, "car", 0.9, m)], (4, 1, 3, 2), (H, W))
+    assert out.mask.shape == (H, W) and np.argwhere(out.mask).tolist() == [[2, 6]]

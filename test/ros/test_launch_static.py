@@ -1,22 +1,19 @@
-"""launch/perception.launch.py, checked without `launch`/`launch_ros` (not installable here).
-
-Statically (ast) and by running generate_launch_description() against stand-ins of the launch
-classes that record their arguments.
-"""
+"""launch/perception.launch.py: its structure (launch/launch_ros are not installable here, so it
+is read with ast) and, through stemseg_ros/launch_config.py, the parameter precedence that rcl
+gives the command line launch_ros builds (later --params-file wins)."""
 from __future__ import annotations
 
 import ast
-import importlib.util
-import sys
-import types
 from pathlib import Path
 
 import pytest
+import yaml
+
+from stemseg_ros import dds, launch_config, names
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "launch" / "perception.launch.py"
 INSTALLED = REPO / "install" / "stemseg_ros" / "share" / "stemseg_ros"
-ARGUMENTS = {"params_file", "image_topic", "checkpoint", "device", "namespace", "use_sim_time"}
 
 
 def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
@@ -24,27 +21,17 @@ def _calls(tree: ast.AST, name: str) -> list[ast.Call]:
             and getattr(n.func, "id", getattr(n.func, "attr", None)) == name]
 
 
-def _const(node: ast.AST):
-    return node.value if isinstance(node, ast.Constant) else None
-
-
-def test_launch_file_statically():
+def test_launch_file_starts_a_lifecycle_node_from_launch_config():
     tree = ast.parse(SOURCE.read_text(), str(SOURCE))
-    (node,) = _calls(tree, "Node")
-    kw = {k.arg: k.value for k in node.keywords}
-    assert _const(kw["package"]) == "stemseg_ros"
-    assert _const(kw["executable"]) == "perception"
-    assert _const(kw["name"]) == "stemseg_perception"
-    declared = {_const(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
-    assert declared == ARGUMENTS
-    used = {_const(c.args[0]) for c in _calls(tree, "LaunchConfiguration")}
-    assert used <= declared, f"undeclared launch arguments used: {used - declared}"
-    assert ARGUMENTS <= used, f"declared but unused: {ARGUMENTS - used}"
-    shares = [_const(c.args[0]) for c in _calls(tree, "get_package_share_directory")]
-    assert shares == ["stemseg_ros"]
-    joins = [[_const(a) for a in c.args[1:]] for c in _calls(tree, "join")]
-    assert ["config", "perception.yaml"] in joins
-    assert ["checkpoints", "stemseg_demo.pt"] in joins
+    assert not _calls(tree, "Node"), "a plain Node for a lifecycle node"
+    (node,) = _calls(tree, "LifecycleNode")
+    kw = {k.arg: ast.unparse(k.value) for k in node.keywords}
+    assert kw["package"] == "names.PACKAGE" and kw["executable"] == "names.EXECUTABLE"
+    assert kw["name"] == "names.NODE_NAME"
+    assert kw["parameters"].startswith("launch_config.node_parameters(")
+    assert kw["remappings"].startswith("launch_config.remappings(")
+    assert kw["additional_env"].startswith("launch_config.environment(")
+    assert _calls(tree, "OpaqueFunction") and _calls(tree, "DeclareLaunchArgument")
 
 
 def test_launch_file_is_installed():
@@ -53,63 +40,62 @@ def test_launch_file_is_installed():
         pytest.skip("package not built; run `make setup`")
     assert installed.read_text() == SOURCE.read_text()
     assert (INSTALLED / "config" / "perception.yaml").is_file()
+    assert (INSTALLED / "config" / dds.PROFILE).is_file()
 
 
-class _Recorder:
-    """Stands in for a launch class: keeps its positional and keyword arguments."""
-
-    instances: list = []
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-        type(self).instances.append(self)
-
-
-def _fake_modules(share: Path) -> dict[str, types.ModuleType]:
-    classes = {name: type(name, (_Recorder,), {"instances": []})
-               for name in ("LaunchDescription", "DeclareLaunchArgument", "LaunchConfiguration",
-                            "Node", "ParameterValue")}
-    mods = {}
-    for mod, names in {"launch": ["LaunchDescription"],
-                       "launch.actions": ["DeclareLaunchArgument"],
-                       "launch.substitutions": ["LaunchConfiguration"],
-                       "launch_ros": [], "launch_ros.actions": ["Node"],
-                       "launch_ros.parameter_descriptions": ["ParameterValue"]}.items():
-        m = types.ModuleType(mod)
-        for n in names:
-            setattr(m, n, classes[n])
-        mods[mod] = m
-    ament = types.ModuleType("ament_index_python.packages")
-    ament.get_package_share_directory = lambda pkg: str(share / pkg)
-    mods["ament_index_python.packages"] = ament
-    return mods
+def test_unset_launch_arguments_leave_the_params_file_alone():
+    defaults = {name: default for name, default, _ in launch_config.ARGUMENTS}
+    assert launch_config.node_parameters(defaults, "/share") == ["/share/config/perception.yaml"]
+    got = launch_config.node_parameters({**defaults, "device": "cpu", "use_sim_time": "true",
+                                         "params_file": "/my.yaml"}, "/share")
+    assert got == ["/my.yaml", {"device": "cpu", "use_sim_time": True}]
+    assert launch_config.remappings("/cam/image_raw") == [("image", "/cam/image_raw")]
 
 
-def test_generate_launch_description_wiring(monkeypatch, tmp_path):
-    for name, mod in _fake_modules(tmp_path).items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    spec = importlib.util.spec_from_file_location("perception_launch", SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    ld = module.generate_launch_description()
-    entities = ld.args[0]
-    decls = {e.args[0]: e.kwargs["default_value"] for e in entities
-             if type(e).__name__ == "DeclareLaunchArgument"}
-    share = tmp_path / "stemseg_ros"
-    assert decls["params_file"] == str(share / "config" / "perception.yaml")
-    assert decls["checkpoint"] == str(share / "checkpoints" / "stemseg_demo.pt")
-    assert decls["device"] == "auto" and decls["use_sim_time"] == "false"
-    assert decls["namespace"] == "" and decls["image_topic"].startswith("/")
-    (node,) = [e for e in entities if type(e).__name__ == "Node"]
-    kw = node.kwargs
-    assert (kw["package"], kw["executable"]) == ("stemseg_ros", "perception")
-    assert kw["namespace"].args == ("namespace",)
-    params_file, overrides = kw["parameters"]
-    assert params_file.args == ("params_file",)
-    assert overrides["checkpoint"].args == ("checkpoint",)
-    assert overrides["device"].args == ("device",)
-    assert overrides["use_sim_time"].kwargs["value_type"] is bool
-    remaps = dict((src, dst) for src, dst in kw["remappings"])
-    assert remaps["image"].args == ("image_topic",)
-    assert remaps["image/compressed"][0].args == ("image_topic",)
-    assert remaps["image/compressed"][1] == "/compressed"
+def _launch_ros_args(parameters: list, node_name: str, tmp_path: Path) -> list[str]:
+    """The parameter part of the command line launch_ros builds for `parameters`: a file path
+    as it is, a dict written to a file under the node's full name (launch_ros
+    Node._create_params_file_from_dict), each as --params-file, in order."""
+    args = ["--ros-args"]
+    for i, entry in enumerate(parameters):
+        if isinstance(entry, dict):
+            path = tmp_path / f"launch_params_{i}.yaml"
+            path.write_text(yaml.dump({node_name: {"ros__parameters": entry}}))
+            entry = str(path)
+        args += ["--params-file", str(entry)]
+    return args
+
+
+@pytest.mark.parametrize("device_arg,want", [("", "cuda"), ("cpu", "cpu")])
+def test_params_file_precedence_in_real_rcl(tmp_path, device_arg, want):
+    import rclpy
+    from ros_helpers import unique_domain
+
+    from stemseg_ros import params
+
+    user = tmp_path / "user.yaml"
+    user.write_text("/**:\n  ros__parameters:\n    device: cuda\n    checkpoint: mine.pt\n")
+    values = {name: default for name, default, _ in launch_config.ARGUMENTS}
+    values.update(params_file=str(user), device=device_arg)
+    ros_args = _launch_ros_args(launch_config.node_parameters(values, "/share"),
+                                f"/{names.NODE_NAME}", tmp_path)
+    ctx = rclpy.Context()
+    rclpy.init(args=ros_args, context=ctx, domain_id=unique_domain())
+    try:
+        node = rclpy.create_node(names.NODE_NAME, context=ctx)
+        assert params.declare(node) == {}
+        assert node.get_parameter("device").value == want
+        assert node.get_parameter("checkpoint").value == "mine.pt"  # no launch default over it
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+
+
+def test_dds_profile_is_applied_unless_the_user_chose_one(tmp_path):
+    path = dds.profile_path()
+    assert path and Path(path).is_file()
+    text = Path(path).read_text()
+    assert "<segment_size>67108864</segment_size>" in text
+    assert dds.environment({}) == {dds.PROFILE_VARIABLE: path}
+    assert dds.environment({"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}) == {}
+    assert dds.environment({"FASTRTPS_DEFAULT_PROFILES_FILE": "/x.xml"}) == {}

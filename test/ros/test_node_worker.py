@@ -1,124 +1,219 @@
-"""The node's worker logic in-process with a stand-in tracker: resets, ID offsets, live params.
-
-No model and no second process: the node object is built in a private rclpy context and its
-worker methods are called directly (the DDS behaviour is covered by test_node.py).
-"""
+"""The node's pieces in-process (no second process): worker faults, intake skipping, lifecycle
+with bad checkpoints, live parameters, diagnostics. DDS behaviour is in test_node.py."""
 from __future__ import annotations
+
+import threading
+import time
 
 import numpy as np
 import pytest
-from ros_helpers import unique_domain
+from ros_helpers import LOW_THRESHOLDS, make_frames, unique_domain
 
-from stemseg_core.inference.types import FrameResult, TrackedInstance
-from stemseg_ros.node import Frame, PerceptionNode
+from stemseg_core.inference.stream_policy import StreamSession
+from stemseg_core.inference.tracker import StreamingTracker
+from stemseg_ros import conversions as cv
+from stemseg_ros.worker import FlushRequest, Frame, FrameQueue, Stats, Worker
 
 
-class FakeTracker:
-    """T=1: every push returns its frame at once, with one instance of tracker-local ID 1."""
-
-    clip_length, clip_overlap, class_names = 1, 0, ["background", "car"]
+class Log:
+    """Stands in for the rclpy logger: keeps the messages by level."""
 
     def __init__(self):
-        self.calls, self.pending, self.last_timings, self.thresholds = [], 0, {}, {}
+        self.lines: list[tuple[str, str]] = []
+
+    def __getattr__(self, level):
+        return lambda msg, **kw: self.lines.append((level, msg))
+
+    def text(self, level: str) -> str:
+        return "\n".join(m for lv, m in self.lines if lv == level)
+
+
+def _frame(i: int, img: np.ndarray) -> Frame:
+    from std_msgs.msg import Header
+
+    h = Header(frame_id="cam")
+    h.stamp.sec = 100 + i
+    return Frame(img, h, (100 + i) * 10**9, None, time.monotonic())
+
+
+# ----------------------------------------------------------------------------------------------
+# Queue and worker
+
+
+def test_frame_queue_drops_oldest_frame_but_keeps_flush_requests():
+    q = FrameQueue(3)
+    assert [q.put_frame(i) for i in range(3)] == [0, 0, 0]
+    flush = FlushRequest()
+    q.put_control(flush)
+    assert q.put_frame(3) == 1  # 0 dropped
+    assert q.put_frame(4) == 1  # 1 dropped
+    assert len(q) == 3
+    assert [q.get(0.01) for _ in range(5)] == [2, flush, 3, 4, None]
+
+
+def test_frame_queue_get_waits_for_a_frame():
+    q = FrameQueue(2)
+    threading.Timer(0.05, q.put_frame, args=("x",)).start()
+    assert q.get(5.0) == "x"
+
+
+class FailingTracker:
+    """Wraps a real tracker; raises `error` on the push numbers listed in `fail_at`."""
+
+    def __init__(self, tracker, fail_at, error):
+        self.tr, self.fail_at, self.error, self.pushes = tracker, set(fail_at), error, 0
+
+    def __getattr__(self, name):
+        return getattr(self.tr, name)
 
     def push(self, image, stamp):
-        self.calls.append("push")
-        mask = np.zeros(image.shape[:2], bool)
-        mask[0, 0] = True
-        return [FrameResult(0, stamp, image.shape[:2], [TrackedInstance(1, 1, "car", 0.9, mask)])]
-
-    def flush(self):
-        self.calls.append("flush")
-        self.pending = 0
-        return []
-
-    def reset(self):
-        self.calls.append("reset")
-
-    def set_thresholds(self, **kw):
-        self.thresholds.update(kw)
+        self.pushes += 1
+        if self.pushes in self.fail_at:
+            self.tr.push(image, stamp)  # buffered, then the "clip" fails
+            raise self.error
+        return self.tr.push(image, stamp)
 
 
-class Pub:
-    def __init__(self):
-        self.msgs = []
+@pytest.mark.parametrize("error,counter", [
+    (RuntimeError("boom in the network"), "worker_errors"),
+    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out_of_memory"),
+])
+def test_worker_survives_a_failing_clip(tiny_checkpoint, error, counter):
+    tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu")
+    tr.set_thresholds(**LOW_THRESHOLDS)
+    failing = FailingTracker(tr, {3}, error)
+    stats, log, got = Stats(), Log(), []
+    w = Worker(StreamSession(failing), FrameQueue(100), stats, got.extend, log)
+    w.start()
+    for i, img in enumerate(make_frames(9)):
+        w.queue.put_frame(_frame(i, img))
+    done = FlushRequest()
+    w.queue.put_control(done)
+    assert done.done.wait(60)
+    assert w.stop(60)
+    s = stats.snapshot()
+    assert s[counter] == 1 and s["dropped"] == 3 and s["resets"] == 1
+    # frames 0-2 were lost with the failed push; 3..8 answered, in order, IDs not reused
+    assert [r.stamp.stamp_ns // 10**9 - 100 for r in got] == list(range(3, 9))
+    assert any(r.instances for r in got)
+    if counter == "worker_errors":
+        assert "Traceback" in log.text("error") and "boom in the network" in log.text("error")
+    else:
+        assert "out of memory: skipped the clip (3 frame(s) dropped)" in log.text("error")
 
-    def publish(self, m):
-        self.msgs.append(m)
 
-    def get_subscription_count(self):
-        return 1
+# ----------------------------------------------------------------------------------------------
+# The node object (private rclpy context, no DDS traffic needed)
 
 
 @pytest.fixture
-def node(tmp_path):
+def make_node():
     import rclpy
     from rclpy.parameter import Parameter
 
-    ckpt = tmp_path / "c.pt"
-    ckpt.write_bytes(b"")
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=unique_domain())
-    n = PerceptionNode(context=ctx, parameter_overrides=[
-        Parameter("checkpoint", value=str(ckpt)), Parameter("device", value="cpu"),
-        Parameter("gap_reset_sec", value=1.0)])
-    n._read_params()
-    n._tracker = FakeTracker()
-    n._tracker_defaults = {"mask_threshold": 0.5}
-    n._pub_instances, n._pub_overlay, n._pub_track_ids = Pub(), Pub(), Pub()
-    n._active = True
-    yield n
-    n._active = False
-    n._tracker = None
-    n.destroy_node()
-    rclpy.shutdown(context=ctx)
+    from stemseg_ros.node import PerceptionNode
+
+    made = []
+
+    def make(**values):
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx, domain_id=unique_domain())
+        values = {"device": "cpu", "autostart": False, **values}
+        n = PerceptionNode(context=ctx, namespace="/cam1", parameter_overrides=[
+            Parameter(k, value=v) for k, v in values.items()])
+        made.append((n, ctx))
+        return n
+
+    yield make
+    for n, ctx in made:
+        n.shutdown_now()
+        n.destroy_node()
+        rclpy.shutdown(context=ctx)
 
 
-def _frame(t_sec: float, h: int = 4, w: int = 6) -> Frame:
-    from std_msgs.msg import Header
-
-    hdr = Header(frame_id="cam")
-    ns = int(round(t_sec * 1e9))
-    hdr.stamp.sec, hdr.stamp.nanosec = ns // 10**9, ns % 10**9
-    return Frame(np.zeros((h, w, 3), np.uint8), hdr, ns, 0.0)
-
-
-def _ids(node):
-    return [m.instances[0].track_id for m in node._pub_instances.msgs]
-
-
-def test_resets_on_size_change_time_jump_and_gap_and_ids_are_not_reused(node):
-    tr = node._tracker
-    for t in (10.0, 10.1, 10.2):
-        node._process(_frame(t))
-    assert tr.calls == ["push"] * 3 and _ids(node) == [1, 1, 1]
-    tr.pending = 1  # one frame buffered: finalised (flushed) before the reset
-    node._process(_frame(10.3, h=8))  # size change
-    node._process(_frame(5.0, h=8))  # back in time
-    node._process(_frame(5.5, h=8))  # 0.5 s gap < gap_reset_sec: same stream
-    node._process(_frame(7.0, h=8))  # 1.5 s gap: new stream
-    assert tr.calls == ["push"] * 3 + ["flush", "reset", "push"] + ["reset", "push"] + [
-        "push"] + ["reset", "push"]
-    assert _ids(node) == [1, 1, 1, 2, 3, 3, 4]
-    assert node._stats.resets == 3
-    msg = node._pub_instances.msgs[-1]
-    assert msg.header.stamp.sec == 7 and (msg.height, msg.width) == (8, 6)
-    assert node._pub_track_ids.msgs[-1].encoding == "mono16"
-    assert node._pub_overlay.msgs[-1].encoding == "bgr8"
-
-
-def test_live_parameters_while_active(node):
+def test_bad_checkpoints_fail_configure_and_the_node_stays_configurable(make_node, tmp_path,
+                                                                         tiny_checkpoint):
+    from rclpy.lifecycle import TransitionCallbackReturn as R
     from rclpy.parameter import Parameter
 
-    res = node.set_parameters([Parameter("mask_threshold", value=0.25)])
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(tiny_checkpoint.read_bytes()[:5000])
+    node = make_node(checkpoint=str(tmp_path / "missing.pt"))
+    assert node.trigger_configure() == R.FAILURE
+    assert node._state_machine.current_state[1] == "unconfigured"
+    for bad in (str(damaged), str(tmp_path)):
+        node.set_parameters([Parameter("checkpoint", value=bad)])
+        assert node.trigger_configure() == R.FAILURE
+    node.set_parameters([Parameter("checkpoint", value=str(tiny_checkpoint))])
+    assert node.trigger_configure() == R.SUCCESS
+    assert node.trigger_activate() == R.SUCCESS
+    assert node.trigger_deactivate() == R.SUCCESS
+    assert node._model.tracker is None  # the model is freed on deactivate
+
+
+def test_configure_error_names_file_and_problem(make_node, tmp_path, caplog):
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(b"not a checkpoint at all")
+    node = make_node(checkpoint=str(damaged))
+    errors = []
+    node.get_logger().error = lambda msg, **kw: errors.append(msg)
+    assert node.trigger_configure() == R.FAILURE
+    assert str(damaged) in errors[-1] and "cannot load checkpoint" in errors[-1]
+
+
+def test_parameters_live_and_loading(make_node, tiny_checkpoint):
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from rclpy.parameter import Parameter
+
+    node = make_node(checkpoint=str(tiny_checkpoint), seediness_threshold=1)  # int for a float
+    assert node.get_parameter("seediness_threshold").value == 1.0
+    assert node.get_parameter("classes").value == []  # shows its value without being set
+    assert node.trigger_configure() == R.SUCCESS
+    assert node.set_parameters([Parameter("backend", value="torch")])[0].successful  # inactive
+    assert node.trigger_activate() == R.SUCCESS
+    ok = node.set_parameters([Parameter("mask_threshold", value=1)])[0]
+    assert ok.successful and node.get_parameter("mask_threshold").value == 1.0
+    for name, value, reason in [
+        ("checkpoint", "other.pt", "deactivate, set it, activate again"),
+        ("allow_pickle", True, "cannot change while the node is active"),
+        ("classes", ["truck"], "truck"),
+        ("mask_threshold", 1.5, "mask_threshold"),
+        ("min_mask_area_per_class", "{car: -3}", "min_mask_area_per_class"),
+    ]:
+        res = node.set_parameters([Parameter(name, value=value)])[0]
+        assert not res.successful and reason in res.reason, (name, res.reason)
+    res = node.set_parameters([Parameter("min_mask_area_per_class", value="{pedestrian: 60}")])
     assert res[0].successful
-    res = node.set_parameters([Parameter("min_mask_area", value=-1)])  # back to checkpoint's
-    assert res[0].successful
-    res = node.set_parameters([Parameter("checkpoint", value="other.pt")])
-    assert not res[0].successful and "deactivate" in res[0].reason
-    res = node.set_parameters([Parameter("classes", value=["truck"])])
-    assert not res[0].successful and "unknown ['truck']" in res[0].reason
-    res = node.set_parameters([Parameter("publish_overlay", value=False)])
-    assert res[0].successful and node._p.publish_overlay is False
-    node._apply_pending_thresholds()
-    assert node._tracker.thresholds == {"mask_threshold": 0.25, "min_mask_area": -1}
+    node._worker._apply_thresholds()
+    tr = node._worker.session.tracker
+    assert tr.mask_threshold == 1.0 and tr.min_mask_area_per_class == {"pedestrian": 60}
+    assert node.set_parameters([Parameter("gap_reset_sec", value=2)])[0].successful
+    assert node._worker.session.gap_reset_sec == 2.0
+
+
+def test_intake_skips_evenly_and_diagnostics(make_node, tiny_checkpoint):
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from std_msgs.msg import Header
+
+    node = make_node(checkpoint=str(tiny_checkpoint), max_input_rate=5.0, max_queue_clips=10)
+    assert node.trigger_configure() == R.SUCCESS
+    assert node.trigger_activate() == R.SUCCESS
+    node._worker.stop(10, flush=False)  # keep what the intake enqueues
+    img = make_frames(1)[0]
+    for i in range(30):  # 30 Hz for 1 s
+        h = Header()
+        h.stamp.sec, h.stamp.nanosec = 50 + i // 30, (i % 30) * 33_333_333
+        node._intake.on_image(cv.array_to_image(img, "rgb8", h))
+    queued = [node._worker.queue.get(0) for _ in range(len(node._worker.queue))]
+    assert [f.stamp_ns % 10**9 // 33_333_333 for f in queued] == [0, 6, 12, 18, 24]
+    assert queued[1].prev_stamp_ns == queued[1].stamp_ns - 33_333_333  # the skipped frame
+    values = {}
+    node._pub_diag.publish = lambda arr: values.update(
+        {kv.key: kv.value for kv in arr.status[0].values}, name=arr.status[0].name,
+        hw=arr.status[0].hardware_id)
+    node._on_timer()
+    assert values["name"] == "/cam1/stemseg_perception: pipeline"
+    assert values["hw"] not in ("", "cpu")  # the CPU's model name
+    assert values["frames_in"] == "30" and values["frames_skipped"] == "25"

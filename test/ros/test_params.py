@@ -8,53 +8,60 @@ import yaml
 
 pytest.importorskip("rclpy", reason="needs rclpy (ROS 2)")
 
+from stemseg_core.config import LIVE_THRESHOLDS  # noqa: E402
 from stemseg_ros import params as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _defaults(**changes) -> P.PerceptionParams:
-    values = {s.name: (() if s.name == "classes" else s.default) for s in P.SPECS}
-    values["checkpoint"] = "x.pt"
+def _defaults(**changes):
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in P.defaults().items()}
     values.update(changes)
     return P.PerceptionParams(**values)
 
 
-def test_every_parameter_is_described_and_in_the_dataclass():
-    fields = set(P.PerceptionParams.__dataclass_fields__)
-    assert {s.name for s in P.SPECS} == fields
+def test_every_parameter_is_described_with_a_matching_descriptor():
+    assert {s.name for s in P.SPECS} == set(P.PerceptionParams.__dataclass_fields__)
     for s in P.SPECS:
         assert s.description, s.name
         d = s.descriptor()
-        if isinstance(s.default, float):
-            assert d.floating_point_range, s.name
-        elif isinstance(s.default, int) and not isinstance(s.default, bool):
-            assert d.integer_range, s.name
-    for name in ("checkpoint", "device", "clip_length", "input_transport", "qos_reliability",
-                 "max_queue_clips", "idle_flush_sec", "gap_reset_sec", "publish_track_ids"):
-        assert name in fields
+        if s.kind is float:
+            assert d.dynamic_typing and d.floating_point_range, s.name  # ints accepted
+        elif s.kind is int and s.range:
+            assert d.integer_range[0].from_value == s.range[0], s.name
 
 
-def test_shipped_params_file_is_valid_and_complete():
+def test_threshold_parameters_come_from_the_core_table():
+    for t in LIVE_THRESHOLDS:
+        spec = P.SPEC_BY_NAME[t.name]
+        assert spec.live and t.description in spec.description
+        if t.kind in (int, float) and not t.per_class:
+            assert spec.default == P.FROM_CHECKPOINT and spec.kind is t.kind
+            assert t.high is None or spec.range[1] == t.high
+        elif t.per_class:
+            assert spec.default == "" and spec.kind is str
+
+
+def test_shipped_params_file_equals_the_declared_defaults():
     data = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())
     values = data["/**"]["ros__parameters"]
-    assert set(values) == {s.name for s in P.SPECS}
+    assert values == P.defaults()
     for name, value in values.items():
-        spec = P.SPEC_BY_NAME[name]
-        if spec.default is not None:
-            assert type(value) is type(spec.default), f"{name}: {value!r} has the wrong type"
         P.check_value(name, value)
-    assert values["qos_reliability"] == "best_effort" and values["autostart"] is True
 
 
 @pytest.mark.parametrize("changes,match", [
     ({"checkpoint": ""}, "parameter 'checkpoint': no checkpoint given"),
     ({"clip_length": 4, "clip_overlap": 4}, "parameter 'clip_overlap': 4 must be smaller"),
-    ({"input_width": 640}, "set both or neither"),
-    ({"mask_threshold": -0.5}, "parameter 'mask_threshold'.*-1"),
+    ({"mask_threshold": -0.5}, r"parameter 'mask_threshold'.*\[0, 1\]"),
+    ({"max_instances": 0}, "parameter 'max_instances'"),
+    ({"seediness_threshold_per_class": "{car: 2}"}, "seediness_threshold_per_class"),
+    ({"seediness_threshold_per_class": "{car: [1"}, "is not a map like"),
     ({"device": "tpu"}, "parameter 'device'.*one of auto, cpu, cuda"),
     ({"qos_reliability": "sometimes"}, "parameter 'qos_reliability'.*best_effort, reliable, auto"),
     ({"max_queue_clips": 0}, r"parameter 'max_queue_clips'.*in \[1, 1000\]"),
+    ({"input_roi": (0, 0, 10)}, r"parameter 'input_roi'.*\[x, y, width, height\]"),
+    ({"mask_threshold": "high"}, "parameter 'mask_threshold': invalid value 'high'"),
 ])
 def test_validation_names_the_parameter_and_allowed_values(changes, match):
     with pytest.raises(P.ParamError, match=match):
@@ -64,12 +71,19 @@ def test_validation_names_the_parameter_and_allowed_values(changes, match):
 def test_overrides_and_thresholds():
     p = _defaults()
     # the node runs one pass per clip unless told otherwise, whatever the checkpoint says
-    assert p.tracker_overrides() == ["inference.flip_test=false"] and p.thresholds() == {}
-    p = _defaults(clip_length=6, clip_overlap=2, classes=("car",), mask_threshold=0.3,
-                  min_mask_area=0, flip_test=True)
-    assert p.tracker_overrides() == ["inference.flip_test=true", "model.clip_length=6",
-                                     "inference.clip_overlap=2", "inference.classes=[car]"]
-    assert p.thresholds() == {"mask_threshold": 0.3, "min_mask_area": 0}
+    assert P.tracker_overrides(p) == ["inference.flip_test=false"]
+    p = _defaults(clip_length=6, clip_overlap=2, flip_test=True, input_width=640,
+                  input_height=192, backend="openvino", num_threads=3)
+    assert P.tracker_overrides(p) == [
+        "inference.flip_test=true", "model.clip_length=6", "inference.clip_overlap=2",
+        "input.min_side=192", "input.max_side=640", "inference.backend=openvino",
+        "inference.num_threads=3"]
+    ckpt = {"mask_threshold": 0.5, "classes": ["car"], "min_mask_area_per_class": {"car": 9}}
+    assert P.thresholds({"mask_threshold": -1.0, "classes": (), "min_mask_area_per_class":
+                         "{pedestrian: 60}", "qos_depth": 5}, ckpt) == {
+        "mask_threshold": 0.5, "classes": ["car"], "min_mask_area_per_class": {"pedestrian": 60}}
+    assert P.thresholds({"min_mask_area_per_class": "", "classes": ("ped",)}, ckpt) == {
+        "min_mask_area_per_class": {"car": 9}, "classes": ["ped"]}
 
 
 def test_node_flip_test_parameter_beats_the_checkpoint(tmp_path, tiny_config):
@@ -88,7 +102,7 @@ def test_node_flip_test_parameter_beats_the_checkpoint(tmp_path, tiny_config):
     assert StreamingTracker.from_checkpoint(ckpt, device="cpu").flip_test is True
     for on in (False, True):
         tr = StreamingTracker.from_checkpoint(
-            ckpt, device="cpu", overrides=_defaults(flip_test=on).tracker_overrides())
+            ckpt, device="cpu", overrides=P.tracker_overrides(_defaults(flip_test=on)))
         assert tr.flip_test is on
 
 
@@ -111,16 +125,18 @@ def test_bad_overrides_are_recorded_not_raised():
     try:
         node = rclpy.create_node("params_test", context=ctx, parameter_overrides=[
             Parameter("mask_threshold", value=1.5), Parameter("qos_depth", value=0),
-            Parameter("idle_flush_sec", value=2), Parameter("device", value="cpu")])
+            Parameter("idle_flush_sec", value=2), Parameter("device", value="cpu"),
+            Parameter("autostart", value="yes")])
         errors = P.declare(node)
-        assert set(errors) == {"mask_threshold", "qos_depth", "idle_flush_sec"}
-        assert "invalid value 1.5" in errors["mask_threshold"]
-        assert "in [-1.0, 1.0]" in errors["mask_threshold"]
-        assert "in [1, 1000]" in errors["qos_depth"]
-        assert "write 2.0 for a double" in errors["idle_flush_sec"]
-        # Bad ones fall back to their defaults, good overrides are kept.
+        assert set(errors) == {"mask_threshold", "qos_depth", "autostart"}
+        assert "1.5" in errors["mask_threshold"] and "in [-1.0, 1.0]" in errors["mask_threshold"]
+        assert "value (0)" in errors["qos_depth"] and "in [1, 1000]" in errors["qos_depth"]
+        assert "yes" in errors["autostart"]
+        # Bad ones fall back to their defaults, good overrides are kept; 2 became 2.0.
         assert node.get_parameter("mask_threshold").value == -1.0
         assert node.get_parameter("device").value == "cpu"
+        assert node.get_parameter("idle_flush_sec").value == 2.0
+        assert node.get_parameter("classes").value == [] == node.get_parameter("input_roi").value
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)

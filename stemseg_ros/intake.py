@@ -1,0 +1,111 @@
+"""The image callback's work: convert, skip evenly to ``max_input_rate``, check the region of
+interest and the training geometry, enqueue for the worker. Nothing else runs in the callback."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sensor_msgs.msg import CompressedImage
+
+from stemseg_core.inference.stream_policy import FrameSkipper, training_geometry_warning
+from stemseg_ros import conversions
+from stemseg_ros.worker import FlushRequest, Frame, FrameQueue, Stats
+
+#: Seconds between repeats of the same warning (drops, conversion errors).
+THROTTLE_SEC = 5.0
+#: max_input_rate auto: this share of the rate the worker sustains (time per frame measured).
+AUTO_RATE_SHARE = 0.8
+
+
+class Intake:
+    """Converts and enqueues input images (one instance per node; reset by `start`)."""
+
+    def __init__(self, stats: Stats, logger: Any) -> None:
+        self.stats, self.log = stats, logger
+        self.params: Any = None
+        self.queue: FrameQueue | None = None
+        self._cfg: Any = None
+        self._skipper = FrameSkipper()
+        self._prev_stamp: int | None = None
+        self._auto_rate = 0.0
+        self._geometry_checked = False
+
+    def start(self, params: Any, queue: FrameQueue, model_cfg: Any) -> None:
+        self.params, self.queue, self._cfg = params, queue, model_cfg
+        self._skipper = FrameSkipper()
+        self._prev_stamp, self._auto_rate, self._geometry_checked = None, 0.0, False
+
+    def stop(self) -> int:
+        """Stop enqueueing; returns how many waiting frames were discarded (counted dropped)."""
+        queue, self.queue = self.queue, None
+        if queue is None:
+            return 0
+        discarded = 0
+        for item in queue.clear():
+            if isinstance(item, FlushRequest):
+                item.done.set()
+            else:
+                discarded += 1
+        self.stats.add(dropped=discarded)
+        return discarded
+
+    def rate(self) -> float:
+        """Frames per second kept now (0 = all)."""
+        r = self.params.max_input_rate if self.params is not None else -1.0
+        return self._auto_rate if r == 0 else max(r, 0.0)
+
+    def update_rate(self) -> None:
+        """max_input_rate auto: follow the worker's measured time per frame."""
+        cost = self.stats.frame_cost()
+        self._auto_rate = AUTO_RATE_SHARE / cost if cost > 0 else 0.0
+
+    def info(self) -> dict[str, str]:
+        return {"max_input_rate_hz": f"{self.rate():.2f}" if self.rate() else "all frames"}
+
+    def on_image(self, msg: Any) -> None:
+        t0 = time.perf_counter()
+        self.stats.add(frames_in=1)
+        try:
+            if isinstance(msg, CompressedImage):
+                rgb = conversions.compressed_to_rgb(msg)
+            else:
+                rgb = conversions.image_to_rgb(msg)
+            roi = self._roi(rgb.shape[0], rgb.shape[1])
+        except Exception as e:  # noqa: BLE001 - a bad frame must never stop the node
+            self.stats.add(convert_errors=1)
+            self.log.warning(f"dropped a frame that cannot be used "
+                             f"({self.stats.convert_errors} so far): {e}",
+                             throttle_duration_sec=THROTTLE_SEC)
+            return
+        stamp = conversions.stamp_ns(msg.header)
+        prev, self._prev_stamp = self._prev_stamp, stamp
+        queue = self.queue
+        if queue is None:
+            return
+        if not self._skipper.keep(stamp, self.rate()):
+            self.stats.add(frames_skipped=1)
+            return
+        if not self._geometry_checked:
+            self._geometry_checked = True
+            h, w = (roi[3], roi[2]) if roi else rgb.shape[:2]
+            warning = training_geometry_warning(self._cfg, h, w)
+            if warning:
+                self.log.warning(warning)
+        dropped = queue.put_frame(Frame(rgb, msg.header, stamp, prev, time.monotonic(), roi))
+        self.stats.add(convert_sec=time.perf_counter() - t0, dropped=dropped)
+        if dropped:
+            self.log.warning(
+                f"input queue full ({queue.capacity} frames): dropped the oldest frame, "
+                f"{self.stats.dropped} so far; the model is slower than the camera (set "
+                f"max_input_rate, raise max_queue_clips, lower the resolution or use a GPU)",
+                throttle_duration_sec=THROTTLE_SEC)
+
+    def _roi(self, height: int, width: int) -> tuple[int, int, int, int] | None:
+        roi = self.params.input_roi if self.params is not None else ()
+        if not roi:
+            return None
+        x, y, w, h = roi
+        if x + w > width or y + h > height:
+            raise ValueError(f"input_roi {list(roi)} does not fit the {width}x{height} image "
+                             f"(x + width <= {width}, y + height <= {height} needed)")
+        return (x, y, w, h)

@@ -1,0 +1,320 @@
+"""The node's inference thread: a bounded frame queue, counters, and the worker that runs the
+stream session (stemseg_core StreamSession around a StreamingTracker) and hands results on.
+
+No ROS here: the node gives the worker a `publish(results)` callable and a logger
+(``error/warning/info/debug`` taking a message).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Seconds the worker waits for a frame before it checks the idle-flush timer.
+POLL_SEC = 0.05
+#: Latencies kept for the diagnostics percentiles.
+LATENCY_WINDOW = 512
+#: Frames over which the worker's time per frame is averaged (several clips).
+COST_WINDOW = 64
+
+
+@dataclass
+class Frame:
+    """A converted input frame on its way through the queue and the tracker."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB camera image
+    header: Any  # std_msgs/Header of the input message
+    stamp_ns: int
+    prev_stamp_ns: int | None  # stamp of the frame received before this one (kept or not)
+    received: float  # time.monotonic() when the callback got it
+    roi: tuple[int, int, int, int] | None = None  # (x, y, w, h) given to the model; None = all
+
+    def model_input(self) -> np.ndarray:
+        """(h, w, 3) uint8 RGB: the region of interest, or the whole image."""
+        if self.roi is None:
+            return self.image
+        x, y, w, h = self.roi
+        return self.image[y:y + h, x:x + w]
+
+
+@dataclass
+class FlushRequest:
+    """Queued behind the frames: the worker finalises the partial clip when it gets here."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    published: int = 0
+
+
+class FrameQueue:
+    """Bounded FIFO of frames (and flush requests) between the callback and the worker.
+
+    When `capacity` frames wait, `put_frame` drops the oldest waiting frame (never a flush
+    request) and returns how many it dropped.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._items: deque[Any] = deque()
+        self._frames = 0
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return self._frames
+
+    def put_frame(self, frame: Any) -> int:
+        dropped = 0
+        with self._cond:
+            while self._frames >= self.capacity:
+                for i, item in enumerate(self._items):
+                    if not isinstance(item, FlushRequest):
+                        del self._items[i]
+                        break
+                self._frames -= 1
+                dropped += 1
+            self._items.append(frame)
+            self._frames += 1
+            self._cond.notify()
+        return dropped
+
+    def put_control(self, item: FlushRequest) -> None:
+        with self._cond:
+            self._items.append(item)
+            self._cond.notify()
+
+    def get(self, timeout: float) -> Any | None:
+        """The oldest item, or None after `timeout` seconds without one."""
+        with self._cond:
+            if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout):
+                return None
+            item = self._items.popleft()
+            if not isinstance(item, FlushRequest):
+                self._frames -= 1
+            return item
+
+    def clear(self) -> list[Any]:
+        """Remove and return everything waiting."""
+        with self._cond:
+            items = list(self._items)
+            self._items.clear()
+            self._frames = 0
+            return items
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+COUNTERS = ("frames_in", "frames_skipped", "frames_out", "dropped", "convert_errors",
+            "worker_errors", "out_of_memory", "resets")
+
+
+@dataclass
+class Stats:
+    """Counters (cumulative) shared by the callback, the worker and diagnostics (under `lock`)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    frames_in: int = 0  # converted or not
+    frames_skipped: int = 0  # left out to keep max_input_rate
+    frames_out: int = 0
+    dropped: int = 0  # queue full, or lost with a failed clip, or left at deactivate
+    convert_errors: int = 0
+    worker_errors: int = 0
+    out_of_memory: int = 0
+    resets: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    proc_latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    convert_sec: float = 0.0  # callback time (decode + enqueue), summed
+    tracker_sec: float = 0.0  # push/flush time, summed
+    publish_sec: float = 0.0  # message building + publish, summed
+    costs: deque = field(default_factory=lambda: deque(maxlen=COST_WINDOW))  # s per frame
+
+    def add(self, **counts: float) -> None:
+        with self.lock:
+            for k, v in counts.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def snapshot(self) -> dict[str, Any]:
+        """All values; the latency windows are returned and cleared."""
+        with self.lock:
+            d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.name not in ("lock", "latencies", "proc_latencies", "costs")}
+            d["latencies"] = list(self.latencies)
+            d["proc_latencies"] = list(self.proc_latencies)
+            self.latencies.clear()
+            self.proc_latencies.clear()
+        return d
+
+    def record_latency(self, stamp_to_publish_ns: int, received: float,
+                       publish_sec: float) -> None:
+        with self.lock:
+            self.latencies.append(stamp_to_publish_ns / 1e9)
+            self.proc_latencies.append(time.monotonic() - received)
+            self.publish_sec += publish_sec
+
+    def frame_cost(self) -> float:
+        """Mean seconds the worker spent per frame over the last COST_WINDOW frames (0 = none)."""
+        with self.lock:
+            return sum(self.costs) / len(self.costs) if self.costs else 0.0
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA (or host) out of memory, as torch raises it."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or "out of memory" in str(error).lower())
+
+
+def release_memory() -> None:
+    """Give freed memory back: Python garbage, torch's CUDA cache, glibc's heap (RSS)."""
+    import ctypes
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class Worker:
+    """Runs `session` (a StreamSession) on the frames of `queue` in its own thread.
+
+    Results go to `publish(results)` in order. A failing clip is logged with its traceback,
+    counted, its frames dropped, and the next frames processed; out of memory also frees the
+    GPU cache. Thresholds given to :meth:`set_thresholds` apply before the next frame.
+    """
+
+    def __init__(self, session: Any, queue: FrameQueue, stats: Stats,
+                 publish: Callable[[list[Any]], None], logger: Any,
+                 idle_flush_sec: float = 0.0) -> None:
+        self.session, self.queue, self.stats = session, queue, stats
+        self.publish, self.log = publish, logger
+        self.idle_flush_sec = idle_flush_sec
+        self._stop = threading.Event()
+        self._flush_on_stop = True
+        self._pending: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._last_frame_time = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name="stemseg-worker", daemon=True)
+
+    # -- control (any thread) ------------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float, flush: bool = True) -> bool:
+        """Stop after the current clip (finalising the buffered frames with `flush`); True once
+        the thread has ended within `timeout` seconds."""
+        self._flush_on_stop = flush
+        self._stop.set()
+        self.queue.wake()
+        self.thread.join(timeout=timeout)
+        return not self.thread.is_alive()
+
+    def set_thresholds(self, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.update(values)
+
+    def info(self) -> dict[str, str]:
+        """Diagnostics key/values of the queue and the last clip's timings."""
+        timings = dict(getattr(self.session.tracker, "last_timings", {}) or {})
+        out = {"queue_depth": str(len(self.queue)), "queue_capacity": str(self.queue.capacity),
+               "model_time_per_clip_s": f"{timings.get('total', 0.0):.4f}",
+               "worker_time_per_frame_s": f"{self.stats.frame_cost():.4f}"}
+        out.update({f"clip_{stage}_s": f"{sec:.4f}" for stage, sec in timings.items()})
+        return out
+
+    # -- the thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self.queue.get(POLL_SEC)
+            try:
+                if item is None:
+                    self._maybe_idle_flush()
+                elif isinstance(item, FlushRequest):
+                    item.published = self._flush("flush requested")
+                else:
+                    self._process(item)
+            except Exception as e:  # noqa: BLE001 - the worker must survive any one clip
+                self._failed(e)
+            finally:
+                if isinstance(item, FlushRequest):
+                    item.done.set()
+        if self._flush_on_stop:
+            try:
+                self._flush("stopping")
+            except Exception as e:  # noqa: BLE001
+                self._failed(e)
+
+    def _failed(self, e: Exception) -> None:
+        lost = self.session.tracker.pending
+        self.session.drop()
+        oom = is_out_of_memory(e)
+        self.stats.add(dropped=lost, resets=1, **({"out_of_memory": 1} if oom
+                                                  else {"worker_errors": 1}))
+        if oom:
+            release_memory()
+            self.log.error(f"out of memory: skipped the clip ({lost} frame(s) dropped), freed the"
+                           f" GPU cache, new track sequence; lower input_width/input_height or "
+                           f"clip_length, or use a larger GPU ({e})")
+        else:
+            self.log.error(f"processing failed; {lost} buffered frame(s) dropped, new track "
+                           f"sequence, going on with the next frames:\n{traceback.format_exc()}")
+
+    def _apply_thresholds(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            try:
+                self.session.tracker.set_thresholds(**pending)
+                self.log.info(f"thresholds updated: {pending}")
+            except ValueError as e:
+                self.log.error(f"thresholds not applied: {e}")
+
+    def _process(self, frame: Frame) -> None:
+        self._apply_thresholds()
+        self._last_frame_time = time.monotonic()
+        t0 = time.perf_counter()
+        resets = self.session.resets
+        results = self.session.push(frame.model_input(), frame.stamp_ns, frame,
+                                    frame.prev_stamp_ns)
+        dt = time.perf_counter() - t0
+        self.stats.add(tracker_sec=dt, resets=self.session.resets - resets)
+        self._publish(results, dt)
+
+    def _flush(self, why: str) -> int:
+        self._apply_thresholds()
+        t0 = time.perf_counter()
+        results = self.session.flush()
+        self.stats.add(tracker_sec=time.perf_counter() - t0)
+        self._publish(results, 0.0)
+        if results:
+            self.log.debug(f"{why}: finalised {len(results)} frame(s)")
+        return len(results)
+
+    def _publish(self, results: list[Any], tracker_sec: float) -> None:
+        t0 = time.perf_counter()
+        if results:
+            self.publish(results)
+        cost = tracker_sec + time.perf_counter() - t0
+        if tracker_sec:
+            with self.stats.lock:
+                self.stats.costs.append(cost)
+
+    def _maybe_idle_flush(self) -> None:
+        if self.idle_flush_sec <= 0 or self.session.tracker.pending == 0:
+            return
+        if time.monotonic() - self._last_frame_time >= self.idle_flush_sec:
+            self._flush(f"no frame for {self.idle_flush_sec} s")
