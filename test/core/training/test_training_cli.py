@@ -55,9 +55,8 @@ def test_bad_config_key(tmp_path, capsys):
 
 def test_tiny_end_to_end_with_resume(tmp_path, tiny_overrides):
     """Real model + real data reader on a tiny synthetic set: 2 steps, then resume to 3."""
-    pytest.importorskip("stemseg_core.data.clips")
-    synth = pytest.importorskip("stemseg_core.data.synth")
     from stemseg_core.checkpoint import load_checkpoint
+    from stemseg_core.data import synth
 
     data = tmp_path / "data"
     synth.generate_dataset(data, sequences=1, frames=6, height=64, width=128, seed=0,
