@@ -438,8 +438,10 @@ class StreamingTracker:
                 lab = refine_labels(image, lut[lab],
                                     {int(k): radius[k] for k in kept if k in radius},
                                     self.mask_refinement_eps)
+                # The filter applies to the masks as published: one that refinement shrank
+                # below its class's minimum area is left out too.
                 area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
-                kept = [k for k in kept if area[k + 1] > 0]
+                kept = [k for k in kept if area[k + 1] >= need[k]]
             instances = []
             for k in kept:
                 c = class_ids[k]
