@@ -207,3 +207,35 @@ def test_infer_cli_refuses_code(tmp_path, capsys):
     assert file_sha256(bad) in capsys.readouterr().err and not marker.exists()
     assert cli([*args, "--allow-pickle", "--sha256", file_sha256(bad)]) == 0
     assert marker.exists() and list(out.glob("*.txt"))
+
+
+def test_train_cli_refuses_code_for_init_and_resume(tmp_path, tiny_checkpoint, tiny_overrides,
+                                                     capsys):
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert cli(["synth", "--out", str(data), "--sequences", "1", "--frames", "5", "--height",
+                "64", "--width", "128", "--val-fraction", "0", "--quiet"]) == 0
+    marker = tmp_path / "pwned"
+    bad = write_malicious(tiny_checkpoint, tmp_path / "bad.pt", marker)
+    args = ["train", "--data", str(data), "--out", str(run), "--device", "cpu", "--no-progress",
+            "--max-steps", "1", "--set", *tiny_overrides, "train.batch_size=1",
+            "data.num_workers=0", "train.image_log_every=0"]
+    new = [*args, "--config", str(DEMO.parents[1] / "config" / "model" / "demo_cpu.yaml")]
+    capsys.readouterr()
+
+    assert cli([*new, "--init", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "refused" in err and "--allow-pickle" in err
+    assert not marker.exists() and not run.exists()
+    assert cli([*new, "--init", str(bad), "--allow-pickle", "--sha256", "0" * 64]) == 2
+    assert file_sha256(bad) in capsys.readouterr().err and not marker.exists()
+    assert cli([*new, "--init", str(bad), "--allow-pickle"]) == 0  # trusted: trains from it
+    assert marker.exists() and (run / "last.pt").is_file()
+
+    marker.unlink()
+    write_malicious(run / "last.pt", run / "last.pt", marker)
+    capsys.readouterr()
+    assert cli([*args, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "refused" in err and "--allow-pickle" in err and not marker.exists()
+    assert cli([*args, "--resume", "--allow-pickle"]) == 0  # trusted: resumes (already done)
+    assert marker.exists()
