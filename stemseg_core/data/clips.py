@@ -42,7 +42,7 @@ import torch
 from torch.utils.data import Dataset
 
 from stemseg_core.data.augment import make_augmented_clip
-from stemseg_core.data.kitti_mots import Sequence
+from stemseg_core.data.sequence import Sequence
 
 
 def resize_geometry(src_h: int, src_w: int, dst_h: int, dst_w: int) -> tuple[int, int]:

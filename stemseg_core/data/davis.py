@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stemseg_core.data.kitti_mots import FrameAnnotation, Instance, Sequence
+from stemseg_core.data.sequence import FrameAnnotation, Instance, Sequence
 
 VOID = 255
 

@@ -1,9 +1,5 @@
-"""KITTI MOTS reader, and the in-memory sequence structure shared by all readers.
-
-Every reader (KITTI MOTS here, :mod:`.davis`, :mod:`.youtube_vis`) returns :class:`Sequence`
-objects: ``image_paths`` (one per frame), the image size, and ``annotations(t)`` giving a
-:class:`FrameAnnotation` (list of :class:`Instance` = ``(track_id, class_id, mask)`` with
-``mask`` (H, W) bool, plus an ``ignore`` (H, W) bool mask). Annotations are decoded lazily.
+"""KITTI MOTS reader: sequences as :class:`~stemseg_core.data.sequence.Sequence` objects
+(re-exported here with :class:`Instance` and :class:`FrameAnnotation`).
 
 KITTI MOTS layout (``root`` = the data set folder, e.g. what ``stemseg synth`` writes)::
 
@@ -18,9 +14,7 @@ Class 10 / obj_id 10000 marks ignore regions. Splits are read from ``<split>.seq
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -35,57 +29,10 @@ from stemseg_core.data.kitti_layout import (
     sequence_dir,
 )
 from stemseg_core.data.rle import kitti_string_area, kitti_string_to_mask
+from stemseg_core.data.sequence import FrameAnnotation, Instance, Sequence
 
 IGNORE_CLASS = 10
 IGNORE_ID = 10000
-
-
-class Instance(NamedTuple):
-    track_id: int
-    class_id: int
-    mask: np.ndarray  # (H, W) bool
-
-
-@dataclass
-class FrameAnnotation:
-    instances: list[Instance]
-    ignore: np.ndarray  # (H, W) bool
-
-
-@dataclass
-class Sequence:
-    """One video: frame image paths plus a lazy per-frame annotation loader."""
-
-    name: str
-    image_paths: list[str]
-    height: int
-    width: int
-    annotation_fn: Callable[[int], FrameAnnotation] | None = None
-    meta: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.image_paths)
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.image_paths)
-
-    def annotations(self, t: int) -> FrameAnnotation:
-        """Instances and ignore mask of frame ``t`` (empty when the frame has no annotation)."""
-        if self.annotation_fn is None:
-            return FrameAnnotation([], np.zeros((self.height, self.width), bool))
-        return self.annotation_fn(t)
-
-    def load_image(self, t: int) -> np.ndarray:
-        """(H, W, 3) uint8 RGB image of frame ``t``."""
-        return read_rgb(self.image_paths[t])
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return np.ascontiguousarray(img[..., ::-1])
 
 
 def decode_instance_png(ids: np.ndarray) -> FrameAnnotation:
@@ -204,3 +151,8 @@ def load_split(root: str | Path, split: str | None = "train", source: str = "aut
                ) -> list[Sequence]:
     """All sequences of a split (``None`` = every sequence folder)."""
     return [load_sequence(root, s, source) for s in list_sequences(root, split)]
+
+
+__all__ = ["IGNORE_CLASS", "IGNORE_ID", "FrameAnnotation", "Instance", "Sequence",
+           "decode_instance_png", "list_sequences", "load_sequence", "load_split",
+           "read_instances_txt"]

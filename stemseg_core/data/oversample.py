@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stemseg_core.data.kitti_mots import Sequence
+from stemseg_core.data.sequence import Sequence
 
 
 def frame_areas(seq: Sequence, t: int) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from stemseg_core.data.kitti_mots import FrameAnnotation, Instance, Sequence
+from stemseg_core.data.sequence import FrameAnnotation, Instance, Sequence
 
 
 def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
