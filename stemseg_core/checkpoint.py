@@ -153,14 +153,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make a rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -209,12 +209,15 @@ def safe_torch_load(data: bytes, origin: str | Path, *, allow_pickle: bool = Fal
         with torch.serialization.safe_globals(_SAFE_NUMPY_GLOBALS):
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only load failed" not in str(e).lower():
-            raise _damaged(origin, e) from None
+        names = _unsafe_globals(data)
+        if "weights only load failed" not in str(e).lower() or names == []:
+            raise _damaged(origin, e) from None  # a broken pickle, not a foreign type
         if not allow_pickle:
+            shown = (f" (it references {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})"
+                     if names else "")
             raise UnsafeCheckpointError(
                 f"{origin}: refused: loading it needs full unpickling, which can run arbitrary "
-                f"code{_unsafe_globals_note(data)}. stemseg's own checkpoints hold only tensors "
+                f"code{shown}. stemseg's own checkpoints hold only tensors "
                 f"and plain data. If you trust this file and where it came from, load it anyway "
                 f"with --allow-pickle (CLI), the node parameter allow_pickle:=true, or "
                 f"allow_pickle=True (Python)") from None
@@ -228,14 +231,14 @@ def safe_torch_load(data: bytes, origin: str | Path, *, allow_pickle: bool = Fal
         raise _damaged(origin, e) from None
 
 
-def _unsafe_globals_note(data: bytes) -> str:
+def _unsafe_globals(data: bytes) -> list[str] | None:
+    """The globals a zip checkpoint references beyond the allowed ones (read from its pickle
+    opcodes, nothing is run); None when the file cannot be scanned (legacy format)."""
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
-    except Exception:  # legacy (non-zip) files cannot be scanned
-        return ""
-    names = [n for n in names if n not in _allowed_names()]
-    return f" (it references {', '.join(names[:6])}{', ...' if len(names) > 6 else ''})" \
-        if names else ""
+    except Exception:
+        return None
+    return [n for n in names if n not in _allowed_names()]
 
 
 def _allowed_names() -> set[str]:
