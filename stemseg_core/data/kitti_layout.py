@@ -193,8 +193,53 @@ def kitti_mots_lines(path: str | Path) -> Iterator[tuple[int, int, int, int, int
         yield r[:6]
 
 
+def check_kitti_mots_file(path: str | Path, num_frames: int | None = None,
+                          size: tuple[int, int] | None = None) -> int:
+    """Read a KITTI MOTS text file through and check it: well-formed lines, frames below
+    ``num_frames``, masks of ``size`` (H, W). Returns the last frame (-1 when empty); raises
+    :class:`DataFormatError` naming file and line."""
+    last = -1
+    for r in read_kitti_mots_records(path):
+        if num_frames is not None and r.frame >= num_frames:
+            raise DataFormatError(f"frame {r.frame} is beyond the sequence's {num_frames} "
+                                  f"frames (0..{num_frames - 1})", path, r.line)
+        if size is not None and (r.height, r.width) != tuple(size):
+            raise DataFormatError(f"mask is {r.width}x{r.height} (w x h) but the sequence's "
+                                  f"images are {size[1]}x{size[0]}", path, r.line)
+        last = max(last, r.frame)
+    return last
+
+
+def kitti_mots_size(path: str | Path) -> tuple[int, int] | None:
+    """(H, W) of the first mask of a KITTI MOTS text file, None when it has no line."""
+    for r in read_kitti_mots_records(path):
+        return r.height, r.width
+    return None
+
+
+def check_results_dir(results_dir: str | Path, gt_txt_dir: str | Path,
+                      num_frames: dict[str, int]) -> None:
+    """Check KITTI MOTS results ``<results_dir>/<seq>.txt`` against the ground truth
+    ``<gt_txt_dir>/<seq>.txt`` before scoring: for every sequence of ``num_frames`` both files
+    are well-formed, frames are below its length and masks have the GT's size; a results file
+    named like a sequence (digits) that has no ground truth is an error too (wrong folder or
+    wrong data set). Raises :class:`DataFormatError` naming file and line."""
+    results_dir, gt_txt_dir = Path(results_dir), Path(gt_txt_dir)
+    for p in sorted(results_dir.glob("*.txt")):
+        if p.stem.isdigit() and not (gt_txt_dir / p.name).is_file():
+            raise DataFormatError(f"results for sequence {p.stem}, which has no ground truth "
+                                  f"({gt_txt_dir / p.name} does not exist): wrong results "
+                                  f"folder or ground truth? Remove the file or pass the "
+                                  f"matching --gt", p)
+    for seq, n in num_frames.items():
+        gt = gt_txt_dir / f"{seq}.txt"
+        check_kitti_mots_file(gt, n)
+        check_kitti_mots_file(results_dir / f"{seq}.txt", n, kitti_mots_size(gt))
+
+
 __all__ = [
-    "FRAME_SUFFIXES", "KITTI_MOTS_FIELDS", "SEQUENCE_PARENTS", "KittiMotsRecord", "find_seqmap",
+    "FRAME_SUFFIXES", "KITTI_MOTS_FIELDS", "SEQUENCE_PARENTS", "KittiMotsRecord",
+    "check_kitti_mots_file", "check_results_dir", "find_seqmap", "kitti_mots_size",
     "frame_files", "frame_number", "image_root", "kitti_mots_lines", "list_sequences",
     "read_kitti_mots_records", "read_seqmap",
     "seq_name", "seqmap_candidates", "sequence_dir", "sequence_frames", "write_seqmap",

@@ -161,14 +161,13 @@ def evaluate_kitti_mots(gt_dir: str | Path, results_dir: str | Path, split: str 
     if missing_res:
         raise EvaluationError(f"result file(s) not found: {', '.join(missing_res)} (run "
                               f"`stemseg infer` on these sequences or restrict the sequences)")
-    seq_info = {}
-    for s, n in seq_lengths.items():
-        n = n if n is not None else sequence_length(gt_dir, s, gt_txt)
-        last_res = _max_frame(results_dir / f"{s}.txt")
-        if last_res >= n:
-            raise EvaluationError(f"{results_dir / (s + '.txt')}: frame {last_res} is beyond the "
-                                  f"sequence's {n} frames")
-        seq_info[s] = max(n, 1)
+    lengths = {s: n if n is not None else sequence_length(gt_dir, s, gt_txt)
+               for s, n in seq_lengths.items()}
+    try:
+        kitti_layout.check_results_dir(results_dir, gt_txt, lengths)
+    except ValueError as e:  # DataFormatError: names file and line
+        raise EvaluationError(str(e)) from None
+    seq_info = {s: max(n, 1) for s, n in lengths.items()}
 
     resolved = results_dir.resolve()
     ds_config = trackeval.datasets.KittiMOTS.get_default_dataset_config()
