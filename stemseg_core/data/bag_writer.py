@@ -125,7 +125,7 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
                     storage: str = "mcap", compressed: bool = False,
                     topic: str = DEFAULT_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
                     rate: float = DEFAULT_RATE, start_ns: int = DEFAULT_START_NS,
-                    overwrite: bool = False, progress: bool = True) -> KittiBagSummary:
+                    overwrite: bool = False, progress: bool = False) -> KittiBagSummary:
     """Write one KITTI sequence into a new rosbag2 directory ``out`` (see the module doc)."""
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore

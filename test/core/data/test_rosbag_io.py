@@ -214,25 +214,6 @@ def test_cli_from_kitti(kitti, tmp_path, capsys):
     assert "sequence 0042 not found" in capsys.readouterr().err
 
 
-def test_cli_bag_eval_without_ros_says_how_to_get_it(monkeypatch, capsys, tmp_path):
-    import importlib
-
-    from stemseg_core.cli import main
-
-    real = importlib.import_module
-
-    def fake(name, *a, **k):
-        if name == "stemseg_ros.bag_eval":
-            raise ModuleNotFoundError("No module named 'rclpy'", name="rclpy")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(importlib, "import_module", fake)
-    assert main(["bag", "eval", "--bag", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "needs the ROS 2 environment: run make setup and . .venv/bin/activate" in \
-        capsys.readouterr().err
-    assert main(["bag"]) == 2
-
-
 @pytest.mark.parametrize("encoding", ["rgb8", "yuv422", "bayer_rggb8"])
 def test_reader_honours_step_padding(tmp_path, encoding):
     """A camera that pads its rows: the bag reader skips the padding (no shifted rows)."""
