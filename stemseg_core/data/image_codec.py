@@ -134,6 +134,17 @@ def _check_size(encoding: str, layout: Layout, height: int, width: int) -> None:
                                f"(two rows share their chroma)")
 
 
+def _as_bytes(data) -> np.ndarray:
+    """Message data (bytes, bytearray, memoryview, array.array, numpy array or a list of ints)
+    as a flat uint8 array, without a copy where the buffer allows."""
+    if isinstance(data, np.ndarray):
+        return np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    try:
+        return np.frombuffer(data, dtype=np.uint8)
+    except TypeError:  # a plain sequence of byte values
+        return np.asarray(data, dtype=np.uint8).reshape(-1)
+
+
 def unpack_image(encoding: str, height: int, width: int, step: int, is_bigendian: bool,
                  data) -> np.ndarray:
     """Message fields -> array in the encoding's own layout, host byte order, rows unpadded.
@@ -154,8 +165,7 @@ def unpack_image(encoding: str, height: int, width: int, step: int, is_bigendian
     if layout.dtype.itemsize > 1 and step % layout.dtype.itemsize:
         raise ImageDecodeError(f"{encoding} image {width}x{height}: step {step} is not a "
                                f"multiple of the {layout.dtype.itemsize}-byte sample size")
-    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else \
-        np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    buf = _as_bytes(data)
     n_rows = layout.rows(height)
     need = step * (n_rows - 1) + row
     if buf.size < need:

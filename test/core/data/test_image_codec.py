@@ -137,7 +137,7 @@ def test_equals_rosbags_image_on_unpadded_data(encoding):
     np.testing.assert_array_equal(ic.decode_image(encoding, H, W, step, False, data), theirs)
 
 
-@pytest.mark.parametrize("kind", [bytes, bytearray, "array", "numpy", memoryview])
+@pytest.mark.parametrize("kind", [bytes, bytearray, "array", "numpy", memoryview, list])
 def test_data_types(kind):
     _, step, data = ic.encode_image(NOISE, "bgr8")
     wrapped = {"array": lambda d: array.array("B", d),
