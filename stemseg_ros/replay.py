@@ -235,6 +235,20 @@ class Player:
 
     # -- playing -------------------------------------------------------------------------------
 
+    def new_run(self) -> None:
+        """Forget the frames sent and received so far (the node keeps running)."""
+        self.collector.reset()
+        self.stamps, self.send_t, self.lost_reason, self.t_first = [], [], "", None
+
+    def send(self, stamp: int, msg) -> None:
+        """Publish one image (serialized bytes or a message) whose header stamp is ``stamp``."""
+        if self.t_first is None:
+            self.t_first = time.monotonic()
+        self.collector.expect(stamp)
+        self.stamps.append(stamp)
+        self.send_t.append(time.monotonic())
+        self.pub.publish(msg)
+
     def play(self, frames: Iterable[BagImage]) -> int:
         """Send ``frames`` paced as the options say; returns how many were sent."""
         window = self.lockstep_window() if self.opts.lockstep else None
@@ -247,11 +261,8 @@ class Player:
                 if not self._wait_lockstep(i, window):
                     break
             else:
-                self._wait_until(self._due(i, fr.log_time_ns - log0))
-            self.collector.expect(fr.stamp_ns)
-            self.stamps.append(fr.stamp_ns)
-            self.send_t.append(time.monotonic())
-            self.pub.publish(fr.raw)
+                self.wait_until(self._due(i, fr.log_time_ns - log0))
+            self.send(fr.stamp_ns, fr.raw)
         if not self.send_t:
             raise ReplayError("the bag's image topic has no messages")
         return len(self.send_t)
@@ -261,7 +272,8 @@ class Player:
             return self.t_first + i / self.opts.fixed_hz
         return self.t_first + since_first_ns / 1e9 / self.opts.rate
 
-    def _wait_until(self, target: float) -> None:
+    def wait_until(self, target: float) -> None:
+        """Sleep until monotonic time ``target``; a ReplayError when the node has died."""
         delay = target - time.monotonic()
         if delay > 0:
             time.sleep(delay)
@@ -289,12 +301,15 @@ class Player:
 
     # -- the end -------------------------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Flush the node's partial clip and wait for the last results."""
+    def finish(self, settle: float | None = None) -> None:
+        """Flush the node's partial clip and wait for the last results (until none came for
+        ``settle`` s; default by mode)."""
         if self.opts.lockstep:
             self._confirm_last_taken()
         self._flush()
-        self._wait_results(SETTLE_S["lockstep" if self.opts.lockstep else "rate"])
+        if settle is None:
+            settle = SETTLE_S["lockstep" if self.opts.lockstep else "rate"]
+        self._wait_results(settle)
 
     def _confirm_last_taken(self) -> None:
         """The node must have taken the last frame before the flush request reaches it."""

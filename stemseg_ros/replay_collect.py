@@ -43,6 +43,14 @@ class Collector:
         #: (monotonic time, node RSS in MiB) from each /diagnostics message of the node
         self.memory: list[tuple[float, float]] = []
 
+    def reset(self) -> None:
+        """Forget the frames of the last run (the node's counters and memory samples stay)."""
+        with self.cond:
+            self.stamp_index.clear()
+            self.recv_s.clear()
+            self.msgs.clear()
+            self.unmatched = self.duplicates = self.received = 0
+
     def expect(self, stamp: int) -> int:
         """Register the stamp of a frame about to be sent; returns its index."""
         with self.cond:

@@ -61,7 +61,9 @@ def test_bag_eval_is_the_ros_package_entry_point():
             "print({e.name: e.value for e in m.entry_points(group=PLUGIN_GROUP)})")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/tmp")
     assert r.returncode == 0, r.stderr
-    assert ast.literal_eval(r.stdout.strip()).get("bag.eval") == "stemseg_ros.bag_eval"
+    commands = ast.literal_eval(r.stdout.strip())
+    assert commands.get("bag.eval") == "stemseg_ros.bag_eval"
+    assert commands.get("bag.bench") == "stemseg_ros.bench_node"
     r = subprocess.run([sys.executable, "-m", "stemseg_core.cli", "bag", "eval", "--help"],
                        capture_output=True, text=True, cwd="/tmp")
     assert r.returncode == 0 and "--lockstep" in r.stdout, r.stdout + r.stderr

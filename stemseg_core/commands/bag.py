@@ -15,6 +15,9 @@ rosbag2 tools (MCAP or sqlite3, read and written with the pure-Python `rosbags`)
   eval        replay a bag's image topic through the perception node (its own process, over
               DDS), collect ~/instances, write KITTI MOTS results, metrics (with --gt) and a
               report (latency, drops, overlays). Comes with the ROS 2 package stemseg_ros.
+  bench       measure the running node as ros2_benchmark does: fixed rates, the peak rate with
+              <= 5 % frames lost, latency, CPU, memory, node vs bare tracker. Comes with the
+              ROS 2 package stemseg_ros.
 
 Examples:
   stemseg bag from-kitti --kitti data/synth --seq 0010 --out drive.mcap
@@ -24,7 +27,8 @@ Examples:
 
 #: Subcommands the ROS 2 package stemseg_ros adds (entry points ``bag.<name>`` of the group
 #: stemseg.commands, see stemseg_core/cli.py); without it they print EXTERNAL_HINT.
-EXTERNAL = {"eval": "replay a bag through the perception node and score it"}
+EXTERNAL = {"eval": "replay a bag through the perception node and score it",
+            "bench": "measure the node as ros2_benchmark does: rates, peak, latency, CPU"}
 EXTERNAL_HINT = """\
 this command comes with the ROS 2 package stemseg_ros, which is not installed in this
 environment. In the repository: `make setup` (it colcon-builds the package), then
@@ -104,5 +108,6 @@ def _run_from_kitti(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """`stemseg bag` without a subcommand (each subcommand sets its own ``_run``)."""
-    print("usage: stemseg bag {from-kitti,eval} ... (see stemseg bag --help)", file=sys.stderr)
+    print("usage: stemseg bag {from-kitti,eval,bench} ... (see stemseg bag --help)",
+          file=sys.stderr)
     return 2
