@@ -25,6 +25,9 @@ from stemseg_core.data.errors import DataFormatError
 SEQUENCE_PARENTS = ("training/image_02", "testing/image_02", "image_02", ".")
 #: Suffixes of frame images, in order of preference (a folder's PNGs win over its JPGs).
 FRAME_SUFFIXES = ((".png",), (".jpg", ".jpeg"))
+#: Folders of the ground-truth text files, relative to the root, in the order tried
+#: (KITTI MOTS ``instances_txt``; TrackEval's ``label_02``).
+GT_TXT_DIRS = ("instances_txt", "training/instances_txt", "label_02", "training/label_02")
 #: Fields of a KITTI MOTS instances line.
 KITTI_MOTS_FIELDS = "frame obj_id class_id height width rle"
 
@@ -77,6 +80,15 @@ def image_root(root: str | Path) -> Path:
         if cand.is_dir():
             return cand
     raise FileNotFoundError(f"no training/image_02 folder in {root}")
+
+
+def gt_txt_dir(root: str | Path) -> Path | None:
+    """The folder of the ground-truth ``<seq>.txt`` files (see :data:`GT_TXT_DIRS`), if any."""
+    root = Path(root)
+    for rel in GT_TXT_DIRS:
+        if (root / rel).is_dir():
+            return root / rel
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,9 +250,9 @@ def check_results_dir(results_dir: str | Path, gt_txt_dir: str | Path,
 
 
 __all__ = [
-    "FRAME_SUFFIXES", "KITTI_MOTS_FIELDS", "SEQUENCE_PARENTS", "KittiMotsRecord",
-    "check_kitti_mots_file", "check_results_dir", "find_seqmap", "kitti_mots_size",
-    "frame_files", "frame_number", "image_root", "kitti_mots_lines", "list_sequences",
-    "read_kitti_mots_records", "read_seqmap",
-    "seq_name", "seqmap_candidates", "sequence_dir", "sequence_frames", "write_seqmap",
+    "FRAME_SUFFIXES", "GT_TXT_DIRS", "KITTI_MOTS_FIELDS", "SEQUENCE_PARENTS", "KittiMotsRecord",
+    "check_kitti_mots_file", "check_results_dir", "find_seqmap", "frame_files", "frame_number",
+    "gt_txt_dir", "image_root", "kitti_mots_lines", "kitti_mots_size", "list_sequences",
+    "read_kitti_mots_records", "read_seqmap", "seq_name", "seqmap_candidates", "sequence_dir",
+    "sequence_frames", "write_seqmap",
 ]

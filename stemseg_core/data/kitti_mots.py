@@ -5,6 +5,7 @@ KITTI MOTS layout (``root`` = the data set folder, e.g. what ``stemseg synth`` w
 
     root/training/image_02/<seq>/<frame:06d>.png
     root/instances_txt/<seq>.txt      lines "frame obj_id class_id height width rle"
+                                      (or label_02/, see kitti_layout.GT_TXT_DIRS)
     root/instances/<seq>/<frame:06d>.png   uint16, pixel = obj_id (class = id // 1000)
     root/<split>.seqmap               lines "<seq> empty 000000 <last_frame>"
 
@@ -23,6 +24,7 @@ from stemseg_core.data.errors import DataFormatError
 from stemseg_core.data.kitti_layout import (
     KittiMotsRecord,
     frame_files,
+    gt_txt_dir,
     list_sequences,
     read_kitti_mots_records,
     seq_name,
@@ -101,7 +103,7 @@ def load_sequence(root: str | Path, seq: str | int, source: str = "auto") -> Seq
     files = frame_files(seq_dir)
     paths = [str(p) for p in files]
     h, w = _image_size(files[0])
-    txt = root / "instances_txt" / f"{name}.txt"
+    txt = (gt_txt_dir(root) or root / "instances_txt") / f"{name}.txt"
     png_dir = root / "instances" / name
     if source == "auto":
         source = "txt" if txt.is_file() else ("png" if png_dir.is_dir() else "none")

@@ -53,10 +53,9 @@ def find_gt_txt_dir(gt_dir: str | Path) -> Path:
     gt_dir = Path(gt_dir)
     if not gt_dir.is_dir():
         raise EvaluationError(f"ground-truth folder not found: {gt_dir}")
-    for cand in (gt_dir / "instances_txt", gt_dir / "training" / "instances_txt",
-                 gt_dir / "label_02", gt_dir / "training" / "label_02"):
-        if cand.is_dir():
-            return cand
+    found = kitti_layout.gt_txt_dir(gt_dir)
+    if found is not None:
+        return found
     if any(gt_dir.glob("*.txt")):
         return gt_dir
     raise EvaluationError(f"no KITTI MOTS ground truth in {gt_dir}: expected "
