@@ -35,6 +35,11 @@ as is: its default ``GT_LOC_FORMAT`` is ``{gt_folder}/label_02/{seq}.txt`` and i
 Splits: the last ``round(N * val_fraction)`` sequences are ``val`` and the rest ``train``; each
 sequence draws from ``numpy.random.SeedSequence([seed, split, seq])``, so val scenes come from a
 different seed space than train scenes. Same arguments give byte-identical files.
+
+Modules: :mod:`.types` (constants, parameters, frame and agent types), :mod:`.world` (street
+layout, agents spawning and moving), :mod:`.render` (projection, drawing, photometrics),
+:mod:`.annotate` (instance ids, ignore regions, track ids), :mod:`.generator` (one sequence on
+one random stream) and :mod:`.writer` (the files above).
 """
 from __future__ import annotations
 
