@@ -129,11 +129,10 @@ class ImageLogger(HookBase):
             from stemseg_core.visualize import draw_overlay
 
             names = trainer.cfg.model.class_names
-            t0 = info.targets[0]
-            masks = t0["masks"][:, 0].cpu().numpy()
-            inst = [TrackedInstance(i + 1, int(c), names[int(c)] if int(c) < len(names) else "?",
-                                    1.0, m) for i, (m, c) in enumerate(zip(masks,
-                                                                           t0["classes"].tolist()))]
+            masks = info.targets[0]["masks"][:, 0].cpu().numpy()
+            classes = [int(c) for c in info.targets[0]["classes"].tolist()]
+            inst = [TrackedInstance(i + 1, c, names[c] if c < len(names) else "?", 1.0, m)
+                    for i, (m, c) in enumerate(zip(masks, classes))]
             bgr = draw_overlay(img, inst)
             tb.add_image("gt_overlay", np.ascontiguousarray(bgr[..., ::-1]), step,
                          dataformats="HWC")
