@@ -38,6 +38,11 @@ from typing import Any
 import numpy as np
 import torch
 
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct
+
 from stemseg_core.config import Config, config_from_dict
 
 log = logging.getLogger(__name__)
@@ -52,8 +57,7 @@ FILE_SHA256_KEY = "file_sha256"
 
 #: Types besides tensors and plain data that ``weights_only`` loading accepts: numpy arrays of
 #: numbers, as version-1 checkpoints hold in their numpy RNG state. None of them runs code.
-_SAFE_NUMPY_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType,
-                       np._core.multiarray._reconstruct]
+_SAFE_NUMPY_GLOBALS = [np.ndarray, np.dtype, np.dtypes.UInt32DType, _reconstruct]
 
 #: The entries covered by the digest (other entries are not part of the format).
 _DIGESTED = ("format", "version", "config", "class_names", "model", "train_state")

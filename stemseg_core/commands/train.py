@@ -29,7 +29,12 @@ The run directory RUN receives:
   tb/                TensorBoard scalars and images (tensorboard --logdir RUN/tb)
 
 Ctrl-C (or SIGTERM) finishes the current step, saves last.pt and exits; continue with the
-same command plus --resume: the loss curve then equals an uninterrupted run's.
+same command plus --resume: the loss curve then equals an uninterrupted run's. Checkpoints are
+written atomically, so even a run killed hard (SIGKILL, power loss) resumes from its last
+complete one; a damaged last.pt is skipped for the newest intact step_<N>.pt.
+
+Checkpoints are read without running code from them; one that needs full unpickling (not
+written by stemseg) is refused unless --allow-pickle is given for a file you trust.
 
 examples:
   stemseg train --config config/model/demo_cpu.yaml --data data/synth --out runs/demo
