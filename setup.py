@@ -27,6 +27,11 @@ setup(
         "matplotlib>=3.8",
         "tensorboard>=2.15",
     ],
-    extras_require={"tensorrt": ["torch-tensorrt"], "onnx": ["onnx"]},
+    # Inference backends (stemseg_core/backends): gpu = TensorRT through torch-tensorrt (NVIDIA;
+    # scripts/setup.sh installs it where an NVIDIA GPU is present), openvino (+ NNCF for INT8),
+    # onnx (ONNX export and ONNX Runtime).
+    extras_require={"gpu": ["torch-tensorrt==2.14.0"],
+                    "openvino": ["openvino==2026.4.1", "nncf==3.4.0"],
+                    "onnx": ["onnx", "onnxscript", "onnxruntime"]},
     entry_points={"console_scripts": ["stemseg = stemseg_core.cli:main"]},
 )

@@ -76,4 +76,11 @@ fi
 ACT
 fi
 ln -sf "$ROOT/install/stemseg_ros/lib/stemseg_ros/perception" "$VENV/bin/stemseg-perception"
+# The gpu extra (torch-tensorrt, TensorRT; pinned in setup.py) only where an NVIDIA GPU is
+# present: the TensorRT backend and the GPU tests (pytest -m gpu) need it.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 \
+    && ! python -c "import torch_tensorrt" >/dev/null 2>&1; then
+  say "NVIDIA GPU found: installing the gpu extra (torch-tensorrt)"
+  python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[gpu]"
+fi
 say "done. Activate with:  . .venv/bin/activate"

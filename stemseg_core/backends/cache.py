@@ -99,6 +99,10 @@ class ArtifactCache:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else default_cache_dir()
+        #: folders of the artifacts loaded or built through this object, in order
+        self.used: list[Path] = []
+        #: how many of them were built (the others were loaded from the cache)
+        self.built = 0
 
     def folder(self, key: dict[str, Any]) -> Path:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
@@ -116,7 +120,9 @@ class ArtifactCache:
             problem = self._check(folder, key)
             if problem is None:
                 try:
-                    return load(folder), False
+                    loaded = load(folder)
+                    self.used.append(folder)
+                    return loaded, False
                 except Exception as e:  # any loader error means a damaged artifact
                     problem = f"it does not load ({type(e).__name__}: {e})"
             log.warning("cached %s %s artifact %s is unusable: %s; rebuilding", key["backend"],
@@ -126,7 +132,10 @@ class ArtifactCache:
             log.info("%s %s: %s; building %s", key["backend"], key["part"],
                      self._what_changed(key), folder)
         self._build_into(folder, key, build)
-        return load(folder), True
+        self.built += 1
+        loaded = load(folder)
+        self.used.append(folder)
+        return loaded, True
 
     def _build_into(self, folder: Path, key: dict[str, Any],
                     build: Callable[[Path], None]) -> None:

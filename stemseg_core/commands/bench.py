@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
+from stemseg_core.config.schema import BACKENDS, PRECISIONS
 
-HELP = "time backbone+FPN, decoders/heads, clustering and stitching per clip and per frame"
+HELP = ("time the streaming tracker per stage, and compare inference backends/precisions "
+        "(table, JSON, plot)")
 DESCRIPTION = """\
 Time the streaming tracker (the class the ROS node and `stemseg infer` use) on random frames.
 
@@ -23,9 +25,18 @@ per clip / per frame / fps in steady streaming (push() wall time incl. resizing)
 With --config only, the model is randomly initialised (timings do not depend on the weights,
 except clustering/stitching, which depend on how many instances are found: see 'instances').
 
+With --backend/--precision, every backend x precision that runs on the device is measured in
+the same run, one after another (artifacts built or loaded from the engine cache first; the
+warm-up column is that time): a table, --json and a bar plot (--plot, default next to --json).
+Each frame differs from the others (a stream), so the per-frame features of the backbone are
+computed once and reused by the overlapping clip, as in the node. The flip test is off unless
+--flip-test on, as the node runs by default (a checkpoint's own inference.flip_test is not
+followed; it doubles the network time).
+
 Examples:
   stemseg bench --config config/model/demo_cpu.yaml --height 192 --width 640
-  stemseg bench --checkpoint runs/demo/last.pt --iters 20 --json bench.json
+  stemseg bench --checkpoint checkpoints/stemseg_demo.pt --backend torch openvino \
+      --precision fp32 bf16 --json bench.json
 """
 
 
@@ -49,7 +60,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="KEY=VALUE",
                    help="config override, e.g. --set inference.clip_overlap=2 (several at once "
                         "or repeated)")
+    p.add_argument("--backend", nargs="+", default=None, choices=list(BACKENDS),
+                   help="backends to compare (default: the config's inference.backend)")
+    p.add_argument("--precision", nargs="+", default=None, choices=list(PRECISIONS),
+                   help="precisions to compare (default: the config's inference.precision); "
+                        "combinations a backend does not run on the device are skipped")
+    p.add_argument("--flip-test", choices=["on", "off"], default="off",
+                   help="mirrored second pass per clip (default off, as the node runs)")
     p.add_argument("--json", dest="json_path", default=None, help="also write the figures here")
+    p.add_argument("--plot", default=None,
+                   help="bar plot of ms per frame by backend (default: --json with .png)")
 
 
 class _StageTimer:
@@ -91,9 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
+    from stemseg_core.backends import BackendUnavailable
     from stemseg_core.checkpoint import load_checkpoint
     from stemseg_core.config import load_config
     from stemseg_core.inference.tracker import StreamingTracker
@@ -121,29 +141,77 @@ def _run(args: argparse.Namespace) -> int:
                 raise
             return overrides + [f"inference.clip_overlap={args.clip_length - 1}"]
 
-    torch.manual_seed(0)
-    if args.checkpoint:
-        opts = checkpoint_options(args)
-        overrides = capped_overlap(lambda o: load_checkpoint(args.checkpoint, o, **opts))
-        tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
-                                                   overrides=overrides, **opts)
-        source = f"checkpoint {args.checkpoint} (sha256 {tracker.weights_sha256})"
-    else:
-        overrides = capped_overlap(lambda o: load_config(args.config, o))
-        cfg = load_config(args.config, overrides)
-        tracker = StreamingTracker(build_model(cfg), cfg, device=args.device)
-        source = f"config {args.config} (random init)"
-    cfg = tracker.cfg
-    height = args.height or cfg.data.height
-    width = args.width or cfg.data.width
-    model = tracker.model
-    device = tracker.device
-    backbone = getattr(model, "backbone", None)
-    bb_timer = _StageTimer(backbone, device) if backbone is not None else None
+    def make_tracker(extra: list[str]) -> tuple[Any, str]:
+        torch.manual_seed(0)  # the same random init for every backend
+        if args.checkpoint:
+            opts = checkpoint_options(args)
+            over = capped_overlap(lambda o: load_checkpoint(args.checkpoint, o, **opts)) + extra
+            tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
+                                                       overrides=over, **opts)
+            return tracker, f"checkpoint {args.checkpoint} (sha256 {tracker.weights_sha256})"
+        over = capped_overlap(lambda o: load_config(args.config, o)) + extra
+        cfg = load_config(args.config, over)
+        return (StreamingTracker(build_model(cfg), cfg, device=args.device),
+                f"config {args.config} (random init)")
 
-    t_len, overlap = tracker.clip_length, tracker.clip_overlap
+    flip = [f"inference.flip_test={'true' if args.flip_test == 'on' else 'false'}"]
+    base, source = make_tracker(flip)
+    backends = args.backend or [base.cfg.inference.backend]
+    precisions = args.precision or [base.cfg.inference.precision]
+    runs: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for backend in backends:
+        for precision in precisions:
+            extra = flip + [f"inference.backend={backend}", f"inference.precision={precision}"]
+            tracker = base if (backend, precision) == (base.cfg.inference.backend,
+                                                       base.cfg.inference.precision) else None
+            try:
+                if tracker is None:
+                    tracker, _ = make_tracker(extra)
+                runs.append(_measure(tracker, args, backend, precision))
+            except BackendUnavailable as e:
+                skipped.append(f"{backend} {precision}: {e}")
+                print(f"  skipped {backend} {precision}: {e}")
+            tracker = None
+    if not runs:
+        print("stemseg bench: error: no backend/precision ran:\n  " + "\n  ".join(skipped))
+        return 2
+    first = runs[0]
+    figures: dict[str, Any] = {
+        "source": source,
+        "device": first["device"],
+        "device_name": first["device_name"],
+        "threads": torch.get_num_threads(),
+        "flip_test": args.flip_test == "on",
+        "input_size": first["input_size"],
+        "model_input_size": first["model_input_size"],
+        "clip_length": base.clip_length,
+        "clip_overlap": base.clip_overlap,
+        "iters": args.iters,
+        "warmup": args.warmup,
+        "backbone": base.cfg.model.backbone.name,
+        "mixing": base.cfg.model.embedding.mixing,
+        "runs": runs,
+        "skipped": skipped,
+    }
+    _print_table(figures)
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(json.dumps(figures, indent=2))
+        print(f"wrote {args.json_path}")
+    plot = args.plot or (str(Path(args.json_path).with_suffix(".png")) if args.json_path
+                         else None)
+    if plot:
+        _plot(figures, plot)
+        print(f"wrote {plot}")
+    return 0
+
+
+def _frames(height: int, width: int) -> list[Any]:
+    """A few smooth random frames (blurred noise), reused cyclically (see _stream_frame)."""
+    import numpy as np
+
     rng = np.random.default_rng(0)
-    # A few smooth random frames (blurred noise), reused cyclically.
     frames = []
     for _ in range(4):
         small = rng.integers(0, 256, (max(1, height // 16), max(1, width // 16), 3))
@@ -151,17 +219,44 @@ def _run(args: argparse.Namespace) -> int:
         img = np.pad(img, ((0, height - img.shape[0]), (0, width - img.shape[1]), (0, 0)),
                      mode="edge")
         frames.append(img.astype(np.uint8))
+    return frames
 
+
+def _stream_frame(frames: list[Any], index: int) -> Any:
+    """Frame ``index`` of the stream: a base frame with its index written into the top-left
+    pixels, so no two frames are equal (features are reused only for frames really shared by
+    overlapping clips, as in a camera stream)."""
+    img = frames[index % len(frames)].copy()
+    img[0, :4, 0] = [(index >> s) & 255 for s in (0, 8, 16, 24)]
+    return img
+
+
+def _measure(tracker: Any, args: argparse.Namespace, backend: str,
+             precision: str) -> dict[str, Any]:
+    """Push frames until warmup + iters clips ran; the figures of one backend/precision."""
+    import torch
+
+    cfg = tracker.cfg
+    height = args.height or cfg.data.height
+    width = args.width or cfg.data.width
+    device = tracker.device
+    t0 = time.perf_counter()
+    tracker.warmup(height, width)  # builds or loads the backend's artifacts
+    build_seconds = time.perf_counter() - t0
+    runner = tracker._runner
+    split = runner is not None and backend_name(runner) == "torch"
+    bb_timer = _StageTimer(tracker.model.backbone, device) if split else None
+    frames = _frames(height, width)
     records: list[dict[str, float]] = []
-    pushed = 0
-    clips_run = 0
+    pushed = clips_run = 0
     wall_acc = 0.0  # push() wall time since the last clip ran
     wall_start = time.perf_counter()
+    encoded0 = runner.encoded if runner is not None else 0
     while clips_run < args.warmup + args.iters:
         if bb_timer is not None:
             bb_timer.total = 0.0
         t0 = time.perf_counter()
-        results = tracker.push(frames[pushed % len(frames)], pushed)
+        results = tracker.push(_stream_frame(frames, pushed), pushed)
         wall_acc += time.perf_counter() - t0
         pushed += 1
         if not results:
@@ -179,67 +274,98 @@ def _run(args: argparse.Namespace) -> int:
             records.append(rec)
         wall_acc = 0.0
     wall_total = time.perf_counter() - wall_start
-
     med = {k: statistics.median(r[k] for r in records) for k in records[0]}
     per_frame = med["stream_per_frame"]
-    figures: dict[str, Any] = {
-        "source": source,
+    run: dict[str, Any] = {
+        "backend": backend_name(runner) if runner is not None else "torch",
+        "precision": precision,
         "device": str(device),
         "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
                         else platform.processor() or platform.machine()),
-        "threads": torch.get_num_threads(),
         "input_size": [height, width],
         "model_input_size": (list(tracker.input_geometry.padded_size)
                              if tracker.input_geometry else None),
-        "clip_length": t_len,
-        "clip_overlap": overlap,
-        "iters": args.iters,
-        "warmup": args.warmup,
+        "build_or_load_seconds": build_seconds,
         "median_seconds": med,
         "per_frame_seconds": per_frame,
         "fps": 1.0 / per_frame if per_frame > 0 else float("inf"),
+        "frames_encoded_per_clip": ((runner.encoded - encoded0) / clips_run
+                                    if runner is not None else None),
         "backbone_split": bb_timer is not None,
         "wall_seconds": wall_total,
-        "backbone": cfg.model.backbone.name,
-        "mixing": cfg.model.embedding.mixing,
     }
+    if runner is not None:  # artifacts of the engine cache: built now, or loaded (a cache hit)
+        cache = runner.backend.cache
+        run["artifacts_built"] = cache.built
+        run["artifacts_loaded"] = len(cache.used) - cache.built
     if device.type == "cuda":
-        figures["cuda_max_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    _print_table(figures)
-    if args.json_path:
-        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_path).write_text(json.dumps(figures, indent=2))
-        print(f"wrote {args.json_path}")
-    return 0
+        run["cuda_max_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return run
+
+
+def backend_name(runner: Any) -> str:
+    return str(runner.backend.name)
 
 
 def _print_table(f: dict[str, Any]) -> None:
-    m = f["median_seconds"]
     t, tc = f["clip_length"], f["clip_overlap"]
     stride = t - tc
     print(f"stemseg bench: {f['source']}")
     print(f"  device {f['device']} ({f['device_name']}), {f['threads']} threads; backbone "
-          f"{f['backbone']}, mixing {f['mixing']}")
+          f"{f['backbone']}, mixing {f['mixing']}; flip test {'on' if f['flip_test'] else 'off'}"
+          f" (the node's default is off)")
     print(f"  frames {f['input_size'][0]}x{f['input_size'][1]} -> model input "
           f"{f['model_input_size'][0]}x{f['model_input_size'][1]}; T={t}, Tc={tc} (a clip every "
           f"{stride} frames); median of {f['iters']} clips after {f['warmup']} warm-up")
-    rows: list[tuple[str, float]] = []
-    if f["backbone_split"]:
-        rows += [("backbone + FPN", m["backbone_fpn"]), ("decoders + heads", m["decoders_heads"])]
-    else:
-        rows += [("model forward (not split)", m["model"])]
-    rows += [("model forward total", m["model"]), ("clustering", m["clustering"]),
-             ("post-processing", m["postprocess"]), ("stitching", m["stitching"]),
-             ("total per clip", m["clip_total"])]
-    print(f"  {'stage':<28}{'ms/clip':>10}{'ms/frame':>10}{'%clip':>8}")
-    for name, sec in rows:
-        share = 100.0 * sec / m["clip_total"] if m["clip_total"] > 0 else 0.0
-        print(f"  {name:<28}{sec * 1e3:>10.1f}{sec * 1e3 / stride:>10.1f}{share:>8.1f}")
-    print(f"  {'stream (push wall time)':<28}{f['per_frame_seconds'] * stride * 1e3:>10.1f}"
-          f"{f['per_frame_seconds'] * 1e3:>10.1f}")
-    print(f"  fps (steady stream): {f['fps']:.2f}   instances per frame (max, median clip): "
-          f"{m['instances']:.0f}")
-    if "cuda_max_memory_mb" in f:
-        print(f"  peak CUDA memory: {f['cuda_max_memory_mb']:.0f} MiB")
-    if not f["backbone_split"]:
-        print("  note: the model exposes no `backbone` submodule; only the whole forward is timed")
+    for run in f["runs"]:
+        m = run["median_seconds"]
+        print(f"  -- {run['backend']} {run['precision']}")
+        rows: list[tuple[str, float]] = []
+        if run["backbone_split"]:
+            rows += [("backbone + FPN", m["backbone_fpn"]),
+                     ("decoders + heads", m["decoders_heads"])]
+        rows += [("model forward total", m["model"]), ("clustering", m["clustering"]),
+                 ("post-processing", m["postprocess"]), ("stitching", m["stitching"]),
+                 ("total per clip", m["clip_total"])]
+        print(f"  {'stage':<28}{'ms/clip':>10}{'ms/frame':>10}{'%clip':>8}")
+        for name, sec in rows:
+            share = 100.0 * sec / m["clip_total"] if m["clip_total"] > 0 else 0.0
+            print(f"  {name:<28}{sec * 1e3:>10.1f}{sec * 1e3 / stride:>10.1f}{share:>8.1f}")
+        print(f"  {'stream (push wall time)':<28}{run['per_frame_seconds'] * stride * 1e3:>10.1f}"
+              f"{run['per_frame_seconds'] * 1e3:>10.1f}")
+        if "cuda_max_memory_mb" in run:
+            print(f"  peak CUDA memory: {run['cuda_max_memory_mb']:.0f} MiB")
+    print(f"  {'backend':<12}{'precision':<10}{'build/load s':>13}{'network ms/clip':>17}"
+          f"{'ms/frame':>10}{'fps':>8}{'encoded/clip':>14}")
+    for run in f["runs"]:
+        enc = run["frames_encoded_per_clip"]
+        print(f"  {run['backend']:<12}{run['precision']:<10}"
+              f"{run['build_or_load_seconds']:>13.1f}{run['median_seconds']['model'] * 1e3:>17.1f}"
+              f"{run['per_frame_seconds'] * 1e3:>10.1f}{run['fps']:>8.2f}"
+              f"{'-' if enc is None else f'{enc:.1f}':>14}")
+
+
+def _plot(f: dict[str, Any], path: str) -> None:
+    """Bar plot: ms per frame (steady stream) and network ms per clip, by backend/precision."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['backend']}\n{r['precision']}" for r in f["runs"]]
+    frame_ms = [r["per_frame_seconds"] * 1e3 for r in f["runs"]]
+    net_ms = [r["median_seconds"]["model"] * 1e3 for r in f["runs"]]
+    fig, ax = plt.subplots(figsize=(1.6 * len(labels) + 2, 3.5))
+    xs = range(len(labels))
+    ax.bar([x - 0.2 for x in xs], frame_ms, 0.4, label="ms per frame (stream)")
+    ax.bar([x + 0.2 for x in xs], net_ms, 0.4, label="network ms per clip")
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylabel("ms")
+    ax.set_title(f"{f['backbone']} {f['model_input_size'][0]}x{f['model_input_size'][1]}, "
+                 f"T={f['clip_length']}, {f['device_name']}, flip test "
+                 f"{'on' if f['flip_test'] else 'off'}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

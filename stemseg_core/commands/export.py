@@ -1,40 +1,60 @@
-"""`stemseg export`: a checkpoint -> TorchScript, ONNX or a cached TensorRT FP16 engine."""
+"""`stemseg export`: a checkpoint -> TorchScript, ONNX, OpenVINO IR (fp32 or NNCF INT8) or
+TensorRT engines; OpenVINO and TensorRT artifacts go into the engine cache the tracker reads."""
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
 
-HELP = "export a checkpoint for deployment (TorchScript, ONNX, TensorRT FP16)"
+HELP = "export a checkpoint for deployment (TorchScript, ONNX, OpenVINO incl. INT8, TensorRT)"
 DESCRIPTION = """\
-Export a trained checkpoint for deployment. The graph is fixed to one input shape
-(1, T, 3, H, W): pass the size the node will feed (after its resize) and the clip length.
+Export a trained checkpoint for deployment. Graphs are fixed to one input size: pass the size
+the model sees (after the tracker's resize and padding to multiples of 32) and the clip length.
 
   stemseg export --checkpoint checkpoints/stemseg_demo.pt --format onnx --out demo.onnx
-  stemseg export --checkpoint ckpt.pt --format tensorrt --out engines/ --height 384 --width 1248
+  stemseg export --checkpoint checkpoints/stemseg_demo.pt --format openvino --precision int8 \\
+      --calibration data/synth --out exports/int8
+  stemseg export --checkpoint ckpt.pt --format tensorrt --height 384 --width 1248
 
-TensorRT engines are cached under --out keyed by GPU model, TensorRT version, weights and shape:
-an engine built for another GPU or TensorRT version is rebuilt, never loaded.
+openvino and tensorrt build the two graphs the tracker runs (per-frame encoder, per-clip
+decoder) into the engine cache (--engine-cache-dir, default ~/.cache/stemseg/engines), keyed by
+weights, backend version, device, size, T and precision, and copy them to --out. The tracker
+finds them there with --set inference.backend=openvino inference.precision=int8 (or --backend
+on `stemseg infer`/`bench`). INT8 calibrates on --calibration: a folder of images (e.g. a
+`stemseg synth` data set), read as clips of T consecutive frames; the graph size is the size of
+those frames after the tracker's preprocessing. TensorRT engines are built for this GPU and
+TensorRT version only.
 """
+
+FORMATS = ("torchscript", "onnx", "openvino", "tensorrt", "checkpoint")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file written by stemseg train")
     add_checkpoint_options(p)
-    p.add_argument("--format", required=True,
-                   choices=["torchscript", "onnx", "tensorrt", "checkpoint"],
+    p.add_argument("--format", required=True, choices=FORMATS,
                    help="checkpoint = the same checkpoint without its training state (optimizer, "
                         "RNG), as shipped")
-    p.add_argument("--out", required=True,
-                   help="output file (torchscript/onnx) or engine cache directory (tensorrt)")
+    p.add_argument("--out", default=None,
+                   help="output file (torchscript/onnx/checkpoint) or folder (openvino/tensorrt: "
+                        "a copy of the cached artifacts; optional for them)")
     p.add_argument("--height", type=int, default=None,
-                   help="input height, multiple of 32 (default: the config's data.height)")
+                   help="model input height, multiple of 32 (default: the config's data.height)")
     p.add_argument("--width", type=int, default=None,
-                   help="input width, multiple of 32 (default: the config's data.width)")
+                   help="model input width, multiple of 32 (default: the config's data.width)")
     p.add_argument("--clip-length", type=int, default=None, help="T (default: the config's)")
-    p.add_argument("--precision", choices=["fp16", "fp32"], default="fp16",
-                   help="TensorRT precision (default fp16)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default=None,
+                   help="openvino: fp32 (default) or int8 (needs --calibration); tensorrt: fp16 "
+                        "(default) or fp32")
+    p.add_argument("--calibration", metavar="DATA", default=None,
+                   help="folder of images for INT8 calibration (openvino --precision int8)")
+    p.add_argument("--calibration-clips", type=int, default=32,
+                   help="clips used for INT8 calibration (default 32)")
+    p.add_argument("--engine-cache-dir", default=None,
+                   help="engine cache (default: the config's inference.engine_cache_dir, else "
+                        "~/.cache/stemseg/engines)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (tensorrt needs cuda)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                    metavar="KEY=VALUE",
@@ -56,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "checkpoint":
         from stemseg_core.checkpoint import save_checkpoint
 
+        if not args.out:
+            raise ConfigError("--format checkpoint needs --out FILE")
         path = save_checkpoint(args.out, payload["model"], cfg)
         print(f"wrote {path} ({Path(path).stat().st_size / 2**20:.1f} MiB, weights + config)")
         return 0
@@ -64,19 +86,33 @@ def run(args: argparse.Namespace) -> int:
     t = args.clip_length or cfg.model.clip_length
     if h % 32 or w % 32 or h <= 0 or w <= 0:
         raise ConfigError(f"--height/--width must be positive multiples of 32, got {h}x{w}")
+    precision = args.precision or ("fp16" if args.format == "tensorrt" else "fp32")
+    allowed = {"openvino": ("fp32", "int8"), "tensorrt": ("fp16", "fp32")}.get(args.format,
+                                                                               ("fp32",))
+    if precision not in allowed:
+        raise ConfigError(f"--format {args.format} --precision {precision}: allowed "
+                          f"{', '.join(allowed)} (openvino bf16/fp16 are run-time hints: export "
+                          f"fp32 and run with inference.precision)")
+    if precision == "int8" and not args.calibration:
+        raise ConfigError("--precision int8 needs --calibration DATA (a folder of images, e.g. "
+                          "data/synth from `stemseg synth`)")
+    if args.format in ("torchscript", "onnx") and not args.out:
+        raise ConfigError(f"--format {args.format} needs --out FILE")
     if args.format == "tensorrt":
-        from stemseg_core.export.tensorrt import TensorRTUnavailable, require_tensorrt
+        from stemseg_core.backends.tensorrt_backend import TensorRTBackend
 
-        try:
-            require_tensorrt()
-        except TensorRTUnavailable as e:
-            raise ConfigError(f"--format tensorrt: {e}") from None
-    device = "cuda" if args.format == "tensorrt" else resolve_device(args.device)
+        reason = TensorRTBackend.unavailable_reason(torch.device("cuda"))
+        if reason:
+            raise ConfigError(f"--format tensorrt: {reason}")
+    if args.format in ("openvino", "tensorrt"):
+        return _export_backend(args, (h, w, t), precision)
+
+    device = resolve_device(args.device)
     model = build_model(cfg)
     model.load_state_dict(payload["model"])
     model.eval().to(device)
     shape = (1, t, 3, h, w)
-    example = torch.rand(*shape, device=device, generator=None) * 255
+    example = torch.rand(*shape, device=device) * 255
     if args.format == "torchscript":
         from stemseg_core.export.torchscript import export_torchscript, load_torchscript
 
@@ -87,24 +123,59 @@ def run(args: argparse.Namespace) -> int:
                 ref, got = model(example), loaded(example)
             diff = {k: float((ref[k] - got[k]).abs().max()) for k in ref}
             print("max |eager - torchscript|:", _fmt(diff))
-    elif args.format == "onnx":
+    else:
         from stemseg_core.export.onnx_export import check_onnx, export_onnx
 
         path = export_onnx(model.cpu(), example.cpu(), args.out)
         if not args.no_check:
             print("max |eager - onnxruntime|:", _fmt(check_onnx(model, example.cpu(), path)))
-    else:
-        from stemseg_core.export.tensorrt import build_or_load_engine
-
-        module, path, built = build_or_load_engine(model, shape, args.out, args.precision)
-        print(("built" if built else "loaded cached") + f" TensorRT engine {path}")
-        if not args.no_check:
-            with torch.inference_mode():
-                ref, got = model(example), module(example)
-            print("max |eager - tensorrt|:",
-                  _fmt({k: float((ref[k] - got[k]).abs().max()) for k in ref}))
     size = Path(path).stat().st_size / 2**20 if Path(path).is_file() else 0.0
     print(f"wrote {path} ({size:.1f} MiB) for input {tuple(shape)}")
+    return 0
+
+
+def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
+                    precision: str) -> int:
+    """openvino / tensorrt: build (or quantize) into the engine cache, check, copy to --out."""
+    import numpy as np
+
+    from stemseg_core.inference.tracker import StreamingTracker
+
+    h, w, t = size
+    device = "cuda" if args.format == "tensorrt" else "cpu"
+    base = list(args.overrides) + [f"model.clip_length={t}"]
+    if args.engine_cache_dir:
+        base.append(f"inference.engine_cache_dir={args.engine_cache_dir}")
+
+    def tracker(backend: str, prec: str) -> StreamingTracker:
+        return StreamingTracker.from_checkpoint(
+            args.checkpoint, device=device, **checkpoint_options(args),
+            overrides=base + [f"inference.backend={backend}", f"inference.precision={prec}"])
+
+    trk = tracker(args.format, precision)
+    if precision == "int8":
+        from stemseg_core.export.openvino_int8 import quantize_into_cache
+
+        shape = quantize_into_cache(trk, args.calibration, max_clips=args.calibration_clips,
+                                    cache_dir=args.engine_cache_dir)
+        h, w = shape[1], shape[2]
+    frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+              for i in range(t)]
+    got = trk.predict_clip(frames)  # builds or loads the artifacts
+    cache = trk._runner.backend.cache
+    print(f"{args.format} {precision} for {h}x{w}, T={t}: artifacts in {cache.root}")
+    if not args.no_check:
+        ref = tracker("torch", "fp32").predict_clip(frames)
+        print(f"max |eager - {args.format} {precision}|:",
+              _fmt({k: float(np.abs(got[k] - ref[k]).max()) for k in ref}))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for folder in dict.fromkeys(cache.used):
+            dst = out / folder.parent.name / folder.name
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(folder, dst)
+            print(f"wrote {dst}")
     return 0
 
 

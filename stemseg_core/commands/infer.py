@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from stemseg_core.commands.backend_options import add_backend_options, backend_overrides
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
 from stemseg_core.data.kitti_layout import frame_number, sequence_frames
 
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--split", help="run every sequence of <data>/<split>.seqmap")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_backend_options(parser)
     parser.add_argument("--overlays", action="store_true",
                         help="also write OUT/overlays/<seq>/<frame:06d>.png")
     parser.add_argument("--video", action="store_true",
@@ -162,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
-                                               overrides=list(args.overrides) or None,
+                                               overrides=(list(args.overrides)
+                                                          + backend_overrides(args)) or None,
                                                **checkpoint_options(args))
     if min_len is None:
         inf = tracker.cfg.inference

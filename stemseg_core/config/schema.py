@@ -19,6 +19,11 @@ CLASS_VOTES = ("mean_logits", "majority")
 #: Training data layouts (read by stemseg_core/data/sources.py).
 DATA_FORMATS = ("auto", "kitti_mots", "davis", "youtube_vis")
 DEVICES = ("auto", "cpu", "cuda")
+#: inference.backend: what runs the network (stemseg_core/backends/); auto = the fastest
+#: one installed for the device.
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
+#: inference.precision: the network's arithmetic (which backend allows which: backends/).
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: model.output_stride: 4 = the paper's decoder output, 2 = with the stride-2 refinement.
 OUTPUT_STRIDES = (4, 2)
 
@@ -191,6 +196,17 @@ class InferenceConfig:
     #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     classes: list[str] = field(default_factory=list)
     device: str = "auto"
+    #: What runs the network: one of BACKENDS (stemseg_core/backends/). Clustering, stitching
+    #: and refinement are the same for all.
+    backend: str = "torch"
+    #: The network's arithmetic: one of PRECISIONS (torch: fp32, or AMP fp16/bf16; openvino:
+    #: all four, int8 from `stemseg export --precision int8`; tensorrt: fp16/fp32).
+    precision: str = "fp32"
+    #: Where built backend artifacts are cached ("" = ~/.cache/stemseg/engines, or
+    #: $XDG_CACHE_HOME/stemseg/engines).
+    engine_cache_dir: str = ""
+    #: CPU threads of the backend (0 = the library's default).
+    num_threads: int = 0
 
 
 @dataclass

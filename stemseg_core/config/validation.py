@@ -10,6 +10,7 @@ from typing import Any
 from stemseg_core.config.coerce import coerce
 from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.schema import (
+    BACKENDS,
     CHANNEL_ORDERS,
     CLASS_VOTES,
     DATA_FORMATS,
@@ -17,6 +18,7 @@ from stemseg_core.config.schema import (
     LIVE_THRESHOLD_BY_NAME,
     LIVE_THRESHOLDS,
     OUTPUT_STRIDES,
+    PRECISIONS,
     Config,
 )
 
@@ -172,6 +174,12 @@ def validate(cfg: Config) -> None:
     _check_class_names("inference.mask_refinement_classes", i.mask_refinement_classes,
                        m.class_names)
     _check(i.device in DEVICES, f"inference.device: '{i.device}' not one of {', '.join(DEVICES)}")
+    _check(i.backend in BACKENDS, f"inference.backend: '{i.backend}' not one of "
+                                  f"{', '.join(BACKENDS)}")
+    _check(i.precision in PRECISIONS, f"inference.precision: '{i.precision}' not one of "
+                                      f"{', '.join(PRECISIONS)}")
+    _check(i.num_threads >= 0, f"inference.num_threads must be >= 0 (0 = the library's "
+                               f"default), got {i.num_threads}")
     d = cfg.data
     _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,
            f"data.height/width must be positive multiples of 32, got {d.height}x{d.width}")

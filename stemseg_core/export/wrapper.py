@@ -14,6 +14,7 @@ class TupleOutputs(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model.eval()
+        self.eval()  # a new Module starts in training mode; exporters warn about it
         self.names = tuple(n for n in OUTPUT_NAMES
                            if n != "semantic" or getattr(model, "has_semantic", False))
 

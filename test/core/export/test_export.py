@@ -72,23 +72,6 @@ def test_cli_torchscript(tiny_checkpoint, tmp_path, capsys):
     assert "max |eager - torchscript|" in out and (tmp_path / "m.ts").is_file()
 
 
-@pytest.mark.gpu
-def test_tensorrt_engine_cached_and_close(tiny_model, tmp_path):
-    pytest.importorskip("torch_tensorrt", reason="torch-tensorrt not installed")
-    from stemseg_core.export.tensorrt import build_or_load_engine
-
-    model = tiny_model.cuda()
-    shape = (1, 4, 3, 64, 128)
-    module, path, built = build_or_load_engine(model, shape, tmp_path, "fp16")
-    assert built and path.is_file()
-    _, path2, built2 = build_or_load_engine(model, shape, tmp_path, "fp16")
-    assert path2 == path and not built2
-    x = torch.rand(*shape, device="cuda") * 255
-    with torch.inference_mode():
-        ref, got = model(x), module(x)
-    assert (ref["seediness"] - got["seediness"]).abs().max() < 0.05
-
-
 def test_cli_checkpoint_drops_training_state(tiny_config, tmp_path):
     from stemseg_core.checkpoint import load_checkpoint, save_checkpoint
 
@@ -112,3 +95,50 @@ def test_cli_tensorrt_without_gpu_is_a_clear_error(tiny_checkpoint, tmp_path, ca
     assert rc == 2
     assert "--format tensorrt: TensorRT needs a CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "engines").exists()
+
+
+def test_cli_onnx_does_not_warn_about_training_mode(tiny_checkpoint, tmp_path, recwarn):
+    """Issue 25: the exported wrapper is in eval mode, so no 'training mode' warning."""
+    import warnings
+
+    warnings.simplefilter("always")
+    rc = main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "onnx",
+               "--out", str(tmp_path / "m.onnx"), "--height", "64", "--width", "96"])
+    assert rc == 0
+    texts = [str(w.message) for w in recwarn]
+    assert not [t for t in texts if "training mode" in t], texts
+
+
+def test_cli_openvino_int8_calibrated_and_used_by_the_tracker(tiny_checkpoint, tmp_path,
+                                                              capsys):
+    """export --format openvino --precision int8 --calibration DATA writes the INT8 graphs
+    into the cache; a tracker with backend openvino/int8 then runs them, close to eager."""
+    import cv2
+    import numpy as np
+
+    from stemseg_core.inference.tracker import StreamingTracker
+
+    rng = np.random.default_rng(0)
+    for seq in ("0000", "0001"):
+        d = tmp_path / "calib" / seq
+        d.mkdir(parents=True)
+        for i in range(8):
+            img = np.kron(rng.integers(0, 256, (4, 6, 3)), np.ones((16, 16, 1)))
+            cv2.imwrite(str(d / f"{i:06d}.png"), img.astype(np.uint8))
+    cache = tmp_path / "engines"
+    rc = main(["export", "--checkpoint", str(tiny_checkpoint), "--format", "openvino",
+               "--precision", "int8", "--calibration", str(tmp_path / "calib"),
+               "--calibration-clips", "4", "--engine-cache-dir", str(cache),
+               "--out", str(tmp_path / "ir")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "max |eager - openvino int8|" in out
+    assert len(list((tmp_path / "ir").glob("openvino/*/model.xml"))) == 2  # encoder, decoder
+    tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu", overrides=[
+        "inference.backend=openvino", "inference.precision=int8",
+        f"inference.engine_cache_dir={cache}"])
+    frames = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8) for _ in range(4)]
+    got = tr.predict_clip(frames)
+    ref = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu").predict_clip(frames)
+    assert np.abs(got["seediness"] - ref["seediness"]).max() < 0.1
+    assert not np.array_equal(got["seediness"], ref["seediness"])  # really quantized

@@ -71,10 +71,37 @@ def test_bench_command(tmp_path, tiny_config, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "backbone + FPN" in text and "fps" in text
+    assert "flip test off (the node's default is off)" in text
     fig = json.loads(out_json.read_text())
     assert fig["clip_length"] == 2 and fig["clip_overlap"] == 1  # overlap capped at T - 1
-    assert fig["model_input_size"] == [64, 96]  # tracker.input_geometry after the stream
+    assert fig["flip_test"] is False
+    (run,) = fig["runs"]
+    assert (run["backend"], run["precision"]) == ("torch", "fp32")
     for k in ("backbone_fpn", "decoders_heads", "clustering", "stitching", "clip_total"):
-        assert fig["median_seconds"][k] >= 0
-    assert fig["fps"] > 0
+        assert run["median_seconds"][k] >= 0
+    assert run["fps"] > 0
+    # T=2, Tc=1: each clip after the first has one new frame; its features are computed once
+    assert run["frames_encoded_per_clip"] == 1.0
+    assert (tmp_path / "b.png").is_file()  # the plot, next to the JSON
 
+
+def test_bench_compares_backends_in_one_run(tmp_path, tiny_config, capsys):
+    from stemseg_core.cli import main
+    from stemseg_core.config import save_config
+
+    cfg_path = tmp_path / "tiny.yaml"
+    save_config(tiny_config, cfg_path)
+    out_json = tmp_path / "cmp.json"
+    rc = main(["bench", "--config", str(cfg_path), "--height", "64", "--width", "96",
+               "--iters", "1", "--warmup", "0", "--device", "cpu", "--backend", "torch",
+               "onnxruntime", "--precision", "fp32", "int8", "--json", str(out_json),
+               "--set", f"inference.engine_cache_dir={tmp_path / 'engines'}"])
+    assert rc == 0
+    fig = json.loads(out_json.read_text())
+    assert [(r["backend"], r["precision"]) for r in fig["runs"]] == [("torch", "fp32"),
+                                                                     ("onnxruntime", "fp32")]
+    assert len(fig["skipped"]) == 2 and all("int8" in s for s in fig["skipped"])
+    onnx = fig["runs"][1]
+    assert onnx["artifacts_built"] == 2 and onnx["artifacts_loaded"] == 0  # encoder, decoder
+    text = capsys.readouterr().out
+    assert "onnxruntime fp32" in text and "build/load s" in text
