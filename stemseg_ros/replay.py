@@ -29,7 +29,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from stemseg_core.data.rosbag_io import COMPRESSED_MSGTYPE, BagImage
 from stemseg_core.evaluation.replay_scoring import ReplayOutcome
-from stemseg_ros import names
+from stemseg_ros import dds, names
 from stemseg_ros.msg import TrackedInstanceArray
 from stemseg_ros.replay_collect import Collector, OutputRecorder
 from stemseg_ros.replay_node import (
@@ -107,6 +107,8 @@ class Player:
         self.opts, self.log = opts, log
         self.domain = opts.domain_id if opts.domain_id is not None else pick_domain_id()
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        # large images between processes need the shipped Fast DDS profile on both sides
+        os.environ.update(dds.environment(os.environ))
         compressed = opts.msgtype == COMPRESSED_MSGTYPE
         period = opts.diagnostics_period or (LOCKSTEP_DIAG_PERIOD if opts.lockstep else None)
         self.cmd = node_command(opts.topic, compressed, checkpoint=opts.checkpoint,

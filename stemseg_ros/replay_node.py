@@ -15,10 +15,11 @@ from pathlib import Path
 
 from stemseg_ros import names
 
-#: The node's own parameters in lockstep: nothing is dropped or finalised by a timer; reliable
-#: QoS and queues deeper than the frames a lockstep player sends ahead (T at most).
+#: The node's own parameters in lockstep: nothing is skipped, dropped or finalised by a timer
+#: (max_input_rate -1: every frame goes to the model); reliable QoS and queues deeper than the
+#: frames a lockstep player sends ahead (T at most).
 LOCKSTEP_PARAMS = ("qos_reliability:=reliable", "idle_flush_sec:=0.0", "gap_reset_sec:=0.0",
-                   "max_queue_clips:=1000", "qos_depth:=100")
+                   "max_queue_clips:=1000", "qos_depth:=100", "max_input_rate:=-1.0")
 
 
 class ReplayError(RuntimeError):
@@ -30,11 +31,11 @@ def node_executable() -> list[str]:
     run`` starts), else the module run by this Python."""
     exe = None
     try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+        from ament_index_python.packages import get_package_prefix
 
         cand = Path(get_package_prefix(names.PACKAGE)) / "lib" / names.PACKAGE / names.EXECUTABLE
         exe = str(cand) if cand.is_file() else None
-    except (ImportError, PackageNotFoundError):
+    except (ImportError, LookupError):  # no ament index / package not found (a KeyError)
         pass
     exe = exe or shutil.which(f"stemseg-{names.EXECUTABLE}")
     if exe is None:

@@ -116,6 +116,7 @@ def replay_stats(setup: ReplaySetup, outcome: ReplayOutcome,
     if ns:  # the node's own counters (last /diagnostics): where lost frames were dropped
         extra["node (last /diagnostics)"] = (
             f"frames_in {ns.get('frames_in', '?')}, frames_out {ns.get('frames_out', '?')}, "
+            f"skipped (max_input_rate) {ns.get('frames_skipped', '0')}, "
             f"dropped (queue full) {ns.get('dropped_frames', '?')}, "
             f"not convertible {ns.get('conversion_errors', '?')}, "
             f"model time per clip {ns.get('model_time_per_clip_s', '?')} s")
