@@ -87,6 +87,8 @@ def _compile_kwargs(torch_tensorrt, precision: str) -> dict:
         kw["enabled_precisions"] = {_DTYPES[precision]}
     if "min_block_size" in fields:
         kw["min_block_size"] = 1
+    if precision == "fp32" and "disable_tf32" in fields:  # fp32 means fp32, not TF32
+        kw["disable_tf32"] = True
     return kw
 
 
@@ -137,9 +139,10 @@ class TensorRTBackend(Backend):
 
         with torch.no_grad():
             exported = torch.export.export(module, args)
-            return torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine(
+            engine = torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine(
                 exported, arg_inputs=list(args), **_compile_kwargs(torch_tensorrt,
                                                                    self.precision))
+        return bytes(engine)  # bytes, or TensorRT's IHostMemory in some versions
 
     def _build_encoder(self) -> bytes:
         example = torch.rand(1, *self._frame_shape, device=self.device, dtype=self._dtype) * 255

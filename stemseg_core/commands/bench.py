@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import statistics
 import time
@@ -11,6 +12,8 @@ from typing import Any
 
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
 from stemseg_core.config.schema import BACKENDS, PRECISIONS
+
+log = logging.getLogger(__name__)
 
 HELP = ("time the streaming tracker per stage, and compare inference backends/precisions "
         "(table, JSON, plot)")
@@ -160,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
     precisions = args.precision or [base.cfg.inference.precision]
     runs: list[dict[str, Any]] = []
     skipped: list[str] = []
+    failed: list[str] = []
     for backend in backends:
         for precision in precisions:
             extra = flip + [f"inference.backend={backend}", f"inference.precision={precision}"]
@@ -172,9 +176,14 @@ def _run(args: argparse.Namespace) -> int:
             except BackendUnavailable as e:
                 skipped.append(f"{backend} {precision}: {e}")
                 print(f"  skipped {backend} {precision}: {e}")
+            except Exception as e:  # a backend that fails to build must not hide the others
+                log.exception("bench: %s %s failed", backend, precision)
+                failed.append(f"{backend} {precision}: {type(e).__name__}: {e}")
+                print(f"  FAILED {backend} {precision}: {type(e).__name__}: {e}")
             tracker = None
     if not runs:
-        print("stemseg bench: error: no backend/precision ran:\n  " + "\n  ".join(skipped))
+        print("stemseg bench: error: no backend/precision ran:\n  "
+              + "\n  ".join(skipped + failed))
         return 2
     first = runs[0]
     figures: dict[str, Any] = {
@@ -193,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
         "mixing": base.cfg.model.embedding.mixing,
         "runs": runs,
         "skipped": skipped,
+        "failed": failed,
     }
     _print_table(figures)
     if args.json_path:
@@ -204,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
     if plot:
         _plot(figures, plot)
         print(f"wrote {plot}")
-    return 0
+    return 1 if failed else 0
 
 
 def _frames(height: int, width: int) -> list[Any]:

@@ -158,3 +158,21 @@ def test_damaged_cached_graph_is_rebuilt_by_the_tracker(model, tmp_path, caplog)
     assert "unusable" in caplog.text
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k])
+
+
+def test_runner_tells_apart_frames_that_differ_off_the_sampled_pixels(model, tmp_path):
+    """A static scene: a frame that differs from a kept one in one pixel only (not among the
+    sampled values) is encoded anew, not served the kept frame's features."""
+    backend = create_backend("torch", model, torch.device("cpu"), cache=ArtifactCache(tmp_path))
+    backend.prepare((3, H, W), 2)
+    runner = NetworkRunner(backend, capacity=4)
+    clip = _clip(3, 2)
+    runner(clip)
+    changed = clip.clone()
+    changed.view(-1)[1] += 50.0  # flat index 1: between the samples (every 4th value)
+    got = runner(changed)
+    assert runner.encoded == 3 and runner.reused == 1  # frame 0 anew, frame 1 reused
+    with torch.inference_mode():
+        ref = model(changed)
+    for k in ref:
+        assert torch.equal(got[k], ref[k]), k
