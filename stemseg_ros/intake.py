@@ -27,13 +27,12 @@ class Intake:
         self._cfg: Any = None
         self._skipper = FrameSkipper()
         self._prev_stamp: int | None = None
-        self._auto_rate = 0.0
         self._geometry_checked = False
 
     def start(self, params: Any, queue: FrameQueue, model_cfg: Any) -> None:
         self.params, self.queue, self._cfg = params, queue, model_cfg
         self._skipper = FrameSkipper()
-        self._prev_stamp, self._auto_rate, self._geometry_checked = None, 0.0, False
+        self._prev_stamp, self._geometry_checked = None, False
 
     def stop(self) -> int:
         """Stop enqueueing; returns how many waiting frames were discarded (counted dropped)."""
@@ -50,14 +49,13 @@ class Intake:
         return discarded
 
     def rate(self) -> float:
-        """Frames per second kept now (0 = all)."""
+        """Frames per second kept now (0 = all); auto follows the worker's measured time per
+        frame (all frames until the first clip has run)."""
         r = self.params.max_input_rate if self.params is not None else -1.0
-        return self._auto_rate if r == 0 else max(r, 0.0)
-
-    def update_rate(self) -> None:
-        """max_input_rate auto: follow the worker's measured time per frame."""
-        cost = self.stats.frame_cost()
-        self._auto_rate = AUTO_RATE_SHARE / cost if cost > 0 else 0.0
+        if r == 0:
+            cost = self.stats.frame_cost()
+            return AUTO_RATE_SHARE / cost if cost > 0 else 0.0
+        return max(r, 0.0)
 
     def info(self) -> dict[str, str]:
         return {"max_input_rate_hz": f"{self.rate():.2f}" if self.rate() else "all frames"}

@@ -80,12 +80,14 @@ class ModelHolder:
         v = self.thresholds({name: value})[name]
         check_live_threshold(name, v, self.tracker.class_names, key=f"parameter '{name}'")
 
-    def free(self) -> None:
+    def free(self, release: bool = True) -> None:
+        """Drop the tracker; with `release`, collect and give the memory back (RSS)."""
         if self.tracker is None:
             return
         self.tracker = None
         self._key = None
-        release_memory()
+        if release:
+            release_memory()
 
     def summary(self) -> str:
         tr = self.tracker

@@ -125,8 +125,9 @@ class PerceptionNode(LifecycleNode):
 
     on_shutdown = on_error = on_cleanup
 
-    def _stop(self, timeout: float) -> None:
-        """Stop input and worker (publishing what the tracker holds), free the model."""
+    def _stop(self, timeout: float, release: bool = True) -> None:
+        """Stop input and worker (publishing what the tracker holds), free the model (and give
+        the memory back to the system with `release`)."""
         if self._sub is not None:
             self.destroy_subscription(self._sub)
             self._sub = None
@@ -141,7 +142,7 @@ class PerceptionNode(LifecycleNode):
             self._overlay = None
         if discarded:
             self.get_logger().warning(f"stopping: {discarded} queued frame(s) dropped")
-        self._model.free()
+        self._model.free(release)
 
     def _destroy_entities(self) -> None:
         for pub in self._pubs.values():
@@ -156,7 +157,7 @@ class PerceptionNode(LifecycleNode):
 
     def shutdown_now(self) -> None:
         """On SIGINT/SIGTERM: stop within ~SIGNAL_STOP_SEC, publishing while the context lives."""
-        self._stop(SIGNAL_STOP_SEC)
+        self._stop(SIGNAL_STOP_SEC, release=False)  # the process ends: no need to trim
         self._closing = True
 
     # -- input -------------------------------------------------------------------------------
@@ -273,7 +274,6 @@ class PerceptionNode(LifecycleNode):
                                        f"re-subscribing")
                 self.destroy_subscription(self._sub)
                 self._subscribe()
-        self._intake.update_rate()
         # publishers this node's reader has matched: images sent before that are lost
         n_pubs = self._sub.get_publisher_count() if self._sub is not None else 0
         warning = self._monitor.check(topic, n_pubs, self._stats.frames_in) if active else None

@@ -147,7 +147,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("qos_reliability", "best_effort", "Input QoS reliability. best_effort matches camera "
          "drivers and `ros2 bag play`; auto matches the publishers found in the graph.",
          choices=RELIABILITIES),
-    Spec("qos_depth", 5, "Input (and output) QoS history depth.", range=(1, 1000)),
+    Spec("qos_depth", 10, "Input (and output) QoS history depth: images that may wait for "
+         "the callback (a busy CPU needs more).", range=(1, 1000)),
     Spec("max_input_rate", 0.0, "Most input frames per second given to the model; frames "
          "beyond it are skipped evenly (by stamp), which keeps track IDs linked where a full "
          "queue would drop bursts. 0 = auto (from the measured model time), -1 = never skip.",
