@@ -181,8 +181,8 @@ class PerceptionNode(LifecycleNode):
                                              Q.qos_for(reliability, p.qos_depth),
                                              event_callbacks=events)
         self._sub_reliability = reliability
-        self.get_logger().info(f"subscribed to {topic} ({msg_type.__name__}, {reliability}, "
-                               f"depth {p.qos_depth})")
+        self.get_logger().info(f"subscribed to {self._sub.topic_name} ({msg_type.__name__}, "
+                               f"{reliability}, depth {p.qos_depth})")
 
     def _auto_reliability(self, topic: str) -> str | None:
         """What qos_reliability auto picks for the publishers now on `topic` (None: none yet)."""

@@ -217,3 +217,56 @@ def test_intake_skips_evenly_and_diagnostics(make_node, tiny_checkpoint):
     assert values["name"] == "/cam1/stemseg_perception: pipeline"
     assert values["hw"] not in ("", "cpu")  # the CPU's model name
     assert values["frames_in"] == "30" and values["frames_skipped"] == "25"
+
+
+# ----------------------------------------------------------------------------------------------
+# Diagnostics (pure)
+
+
+def test_status_level_looks_at_a_recent_window_counters_stay_cumulative():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from stemseg_ros.diagnostics import WINDOW_SEC, StatusBuilder
+
+    b, stats = StatusBuilder("/cam1/stemseg_perception: pipeline"), Stats()
+    values = {"state": "active", "input_publishers": "1", "input_topic": "/cam"}
+
+    def status(t):
+        return b.build(stats.snapshot(), values, "Some CPU", True, None, now=t)
+
+    assert status(0.0).level == DiagnosticStatus.OK
+    stats.add(frames_in=10, dropped=2)
+    st = status(1.0)
+    assert st.level == DiagnosticStatus.WARN and "2 frame(s) dropped" in st.message
+    assert st.name == "/cam1/stemseg_perception: pipeline" and st.hardware_id == "Some CPU"
+    assert status(1.0 + WINDOW_SEC / 2).level == DiagnosticStatus.WARN
+    st = status(2.0 + WINDOW_SEC)  # the drops are older than the window
+    assert st.level == DiagnosticStatus.OK
+    assert {kv.key: kv.value for kv in st.values}["dropped_frames"] == "2"  # cumulative
+    stats.add(worker_errors=1)
+    assert status(3.0 + WINDOW_SEC).level == DiagnosticStatus.ERROR
+
+
+def test_input_monitor_warns_by_name_with_the_fix():
+    from stemseg_ros.diagnostics import STARVE_SEC, InputMonitor
+
+    m = InputMonitor("/share/fastdds_large_images.xml")
+    assert m.check("/cam/image_raw", 0, 0, now=0.0) is None  # nobody publishes: no claim
+    assert m.check("/cam/image_raw", 1, 0, now=1.0) is None
+    msg = m.check("/cam/image_raw", 1, 0, now=1.0 + STARVE_SEC)
+    assert "matched on /cam/image_raw but no image arrived" in msg
+    assert "FASTDDS_DEFAULT_PROFILES_FILE=/share/fastdds_large_images.xml" in msg
+    m = InputMonitor("p.xml")
+    m.check("/cam", 1, 0, now=0.0)
+    m.lost = 30
+    msg = m.check("/cam", 1, 10, now=2.0)
+    assert "30 of 40 images on /cam were lost in transport" in msg
+    m.check("/cam", 1, 100, now=9.0)
+    assert m.check("/cam", 1, 200, now=20.0) is None  # no loss in the last window
+
+
+def test_device_model_names_the_hardware():
+    from stemseg_ros.diagnostics import device_model
+
+    name = device_model("cpu")
+    assert name and name != "cpu"
