@@ -23,8 +23,9 @@ from stemseg_core.commands.bag import HelpWithDefaults
 HELP = "measure the node as ros2_benchmark does: fixed rates, peak rate, latency, CPU, memory"
 DESCRIPTION = """\
 Measure the perception node (its own process, its own parameters) with a bag's images:
-- fixed rates (--rates, default 10 15 20 30 Hz), each for --duration seconds (the bag's images
-  repeated as needed), every image stamped with the time it is sent;
+- fixed rates (--rates, default 10 15 20 30 Hz), each for --duration seconds and at least
+  --min-frames frames (the bag's images repeated as needed), every image stamped with the time
+  it is sent;
 - the peak rate: the highest rate with at most --max-loss of the frames lost, by bisection
   between the highest fixed rate that kept up (or --min-rate) and the lowest that did not;
 - per run: frames/s received, lost share, latency from stamp to the result's arrival here
@@ -66,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rates", type=float, nargs="+", default=[10.0, 15.0, 20.0, 30.0],
                    help="fixed rates (Hz)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per run")
+    p.add_argument("--min-frames", type=int, default=20,
+                   help="frames per run at least (slow rates run longer), so that one lost "
+                   "frame is a fine enough step of the lost share")
     p.add_argument("--max-loss", type=float, default=0.05,
                    help="largest share of lost frames at which a rate counts as kept up")
     p.add_argument("--min-rate", type=float, default=0.5,
@@ -112,13 +116,14 @@ def _float_or_none(value: str | None) -> float | None:
         return None
 
 
-def run_at(player, msgs: list, hz: float, duration: float) -> RateRun:
-    """Send ``msgs`` (repeated) at ``hz`` for ``duration`` s, flush, collect; one RateRun."""
+def run_at(player, msgs: list, hz: float, duration: float, min_frames: int = 1) -> RateRun:
+    """Send ``msgs`` (repeated) at ``hz`` for ``duration`` s (at least ``min_frames`` frames),
+    flush, collect; one RateRun."""
     player.new_run()
     pid = player.proc.pid
     cpu0, _ = _proc_times(pid)
     t0 = time.monotonic()
-    n = max(1, int(round(hz * duration)))
+    n = max(1, min_frames, int(round(hz * duration)))
     for k in range(n):
         player.wait_until(t0 + k / hz)
         msg = msgs[k % len(msgs)]
@@ -165,7 +170,23 @@ def find_peak(measure, passed: list[float], failed: list[float], min_rate: float
 def bare_tracker_s_per_frame(checkpoint: str, device: str, node_args: list[str],
                              frames_rgb: list) -> float:
     """Seconds per frame of StreamingTracker.push (+ the final flush) over ``frames_rgb``, with
-    the node's config overrides and thresholds, after one warm-up clip."""
+    the node's config overrides and thresholds, after one warm-up clip. Runs in a thread of its
+    own, as the node's worker does (torch's CPU threading differs between the main thread and
+    others)."""
+    import threading
+
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(_bare_run(checkpoint, device, node_args,
+                                                                  frames_rgb)),
+                              name="bare-tracker")
+    worker.start()
+    worker.join()
+    if not out:
+        raise RuntimeError("the bare tracker run failed (see the traceback above)")
+    return out[0]
+
+
+def _bare_run(checkpoint: str, device: str, node_args: list[str], frames_rgb: list) -> float:
     from stemseg_core.inference.tracker import StreamingTracker
 
     overrides, thresholds = _node_tracker_settings(node_args)
@@ -261,7 +282,7 @@ def _measure(player, msgs: list, args: argparse.Namespace) -> dict:
     runs: list[RateRun] = []
 
     def measure(hz: float) -> bool:
-        r = run_at(player, msgs, hz, args.duration)
+        r = run_at(player, msgs, hz, args.duration, args.min_frames)
         runs.append(r)
         print(f"{hz:7.2f} Hz: {r.received}/{r.sent} received ({100 * r.lost_share:.1f} % lost),"
               f" {r.fps:.2f} frames/s, p50 {r.latency_ms.get('p50', float('nan')):.0f} ms",
