@@ -137,6 +137,7 @@ class Stats:
     tracker_sec: float = 0.0  # push/flush time, summed
     publish_sec: float = 0.0  # message building + publish, summed
     costs: deque = field(default_factory=lambda: deque(maxlen=COST_WINDOW))  # s per frame
+    clips: int = 0  # pushes that ran a clip
 
     def add(self, **counts: float) -> None:
         with self.lock:
@@ -162,9 +163,10 @@ class Stats:
             self.publish_sec += publish_sec
 
     def frame_cost(self) -> float:
-        """Mean seconds the worker spent per frame over the last COST_WINDOW frames (0 = none)."""
+        """Mean seconds the worker spent per frame over the last COST_WINDOW frames; 0 until a
+        clip has run (before that only the cheap buffering is measured)."""
         with self.lock:
-            return sum(self.costs) / len(self.costs) if self.costs else 0.0
+            return sum(self.costs) / len(self.costs) if self.clips and self.costs else 0.0
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -312,6 +314,7 @@ class Worker:
         if tracker_sec:
             with self.stats.lock:
                 self.stats.costs.append(cost)
+                self.stats.clips += bool(results)
 
     def _maybe_idle_flush(self) -> None:
         if self.idle_flush_sec <= 0 or self.session.tracker.pending == 0:

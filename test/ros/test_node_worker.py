@@ -270,3 +270,22 @@ def test_device_model_names_the_hardware():
 
     name = device_model("cpu")
     assert name and name != "cpu"
+
+
+def test_auto_input_rate_follows_the_measured_time_per_frame():
+    from types import SimpleNamespace
+
+    from stemseg_ros.intake import AUTO_RATE_SHARE, Intake
+
+    stats = Stats()
+    intake = Intake(stats, Log())
+    intake.params = SimpleNamespace(max_input_rate=0.0)
+    stats.costs.extend([0.01, 0.01])  # buffering only, no clip yet: no basis to skip
+    assert intake.rate() == 0.0
+    stats.clips = 1
+    stats.costs.extend([0.3, 0.01])  # a clip every 2 frames: 0.0825 s per frame on average
+    assert intake.rate() == pytest.approx(AUTO_RATE_SHARE / 0.0825)
+    intake.params = SimpleNamespace(max_input_rate=-1.0)
+    assert intake.rate() == 0.0  # every frame
+    intake.params = SimpleNamespace(max_input_rate=7.5)
+    assert intake.rate() == 7.5
