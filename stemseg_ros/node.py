@@ -107,7 +107,7 @@ class PerceptionNode(LifecycleNode):
         self._overlay = OverlayDrawer(self._publish_overlay, self.get_logger())
         self._worker = Worker(session, queue, self._stats, self._publish, self.get_logger(),
                               p.idle_flush_sec)
-        self._intake.start(p, queue, tr.cfg)
+        self._intake.start(p, queue, tr.cfg, self._model.warmup_frame_sec)
         ret = super().on_activate(state)
         self._worker.start()
         self._subscribe()
