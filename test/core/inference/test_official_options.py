@@ -1,0 +1,59 @@
+"""Inference options for the authors' models: foreground map, majority class vote, BGR input
+and resizing without antialias."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stemseg_core.inference.clustering import cluster_clip_labels
+from stemseg_core.inference.preprocess import geometry, prepare_frame
+
+
+def _one_blob(t: int = 1, h: int = 4, w: int = 4):
+    emb = torch.zeros(2, t, h, w)  # every pixel on one centre: one instance takes all
+    prec = torch.ones(2, t, h, w)
+    seed = torch.full((t, h, w), 0.9)
+    return emb, prec, seed
+
+
+def test_foreground_map_decides_the_candidates():
+    emb, prec, seed = _one_blob()
+    semantic = torch.zeros(3, 1, 4, 4)
+    semantic[0] = 10.0  # the class channels call every pixel background
+    fg = torch.zeros(1, 4, 4)
+    fg[0, :2] = 0.8  # the foreground channel says: the top half
+    plain = cluster_clip_labels(emb, prec, seed, semantic, foreground_threshold=0.5)
+    assert len(plain) == 0
+    with_fg = cluster_clip_labels(emb, prec, seed, semantic, foreground=fg,
+                                  foreground_threshold=0.5)
+    assert len(with_fg) == 1
+    assert ((with_fg.labels[0] == 0) == (fg[0] > 0.5)).all()
+
+
+def test_majority_vote_counts_pixels_not_logits():
+    emb, prec, seed = _one_blob(h=2, w=2)
+    semantic = torch.zeros(3, 1, 2, 2)
+    semantic[2] = 1.0  # three pixels: pedestrian by a little
+    semantic[1, 0, 0, 0] = 20.0  # one pixel: car by a lot
+    mean = cluster_clip_labels(emb, prec, seed, semantic, foreground_threshold=0.0)
+    vote = cluster_clip_labels(emb, prec, seed, semantic, foreground_threshold=0.0,
+                               class_vote="majority")
+    assert mean.class_ids == [1] and vote.class_ids == [2]
+    semantic[0] = 30.0  # all pixels vote background: the mean-logit rule decides
+    assert cluster_clip_labels(emb, prec, seed, semantic, foreground_threshold=0.0,
+                               class_vote="majority").class_ids == [1]
+
+
+def test_prepare_frame_bgr_and_no_antialias():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    geo = geometry(64, 96, 32, 48)  # shrink by 2
+    bgr = prepare_frame(rgb, geo, [1.0, 2.0, 3.0], channel_order="bgr", antialias=False)
+    src = torch.from_numpy(rgb[..., ::-1].copy()).permute(2, 0, 1).float()[None]
+    ref = F.interpolate(src, size=(32, 48), mode="bilinear", align_corners=False)[0]
+    assert bgr.shape == (3, 32, 64)
+    torch.testing.assert_close(bgr[:, :, :48], ref)
+    assert (bgr[:, :, 48:] == torch.tensor([1.0, 2.0, 3.0])[:, None, None]).all()
+    smooth = prepare_frame(rgb, geo, [1.0, 2.0, 3.0], channel_order="bgr")
+    assert (smooth[:, :, :48] - ref).abs().max() > 1.0  # the default antialiases
