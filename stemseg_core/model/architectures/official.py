@@ -75,15 +75,27 @@ class OfficialSTEmSeg(nn.Module):
             raise ValueError(f"images {h}x{w}: the authors' layout needs H and W >= "
                              f"{MIN_INPUT_SIDE} (its 3x3x3 pooling needs 1/32 maps of >= 3 "
                              f"pixels); use larger images or input.min_side")
-        t = self.clip_length
+        feats = self.encode_frames(images.reshape(b * n, 3, h, w))
+        outs = [self.decode_clip(*[f[i * n:(i + 1) * n] for f in feats]) for i in range(b)]
+        return outs[0] if b == 1 else {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+
+    def encode_frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per frame: (N, 3, H, W) 0..255 in input.channel_order -> FPN maps P2..P5, each
+        (N, C, H/s, W/s) for s = 4, 8, 16, 32 (frames are independent here)."""
+        x = (frames - self.pixel_mean[0]) / self.pixel_std[0]
+        return tuple(self.backbone(x))
+
+    def decode_clip(self, *feats: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per clip: P2..P5 of its L <= T frames, each (L, C, h, w) -> the outputs of the
+        module docstring with batch 1 (a shorter clip: the first frame's features repeated in
+        front, their outputs dropped)."""
+        n, t = int(feats[0].shape[0]), self.clip_length
         if n > t:
             raise ValueError(f"a clip of {n} frames is longer than model.clip_length={t}")
         if n < t:  # the authors' rule for short sequences: repeat the first frame in front
-            images = torch.cat([images[:, :1].expand(b, t - n, 3, h, w), images], dim=1)
-        x = (images - self.pixel_mean) / self.pixel_std
-        maps = self.backbone(x.reshape(b * t, 3, h, w))  # P2..P5, (B*T, C, h_s, w_s)
-        # (B*T, C, h, w) -> (B, C, T, h, w), coarsest first
-        vols = [f.reshape(b, t, *f.shape[1:]).permute(0, 2, 1, 3, 4) for f in maps[::-1]]
+            feats = tuple(torch.cat([f[:1].expand(t - n, *f.shape[1:]), f]) for f in feats)
+        # (T, C, h, w) -> (1, C, T, h, w), coarsest first
+        vols = [f.permute(1, 0, 2, 3)[None] for f in feats[::-1]]
         raw_emb, raw_var, seediness = self.embedding_head(vols)
         if self.seediness_head is not None:
             seediness = self.seediness_head(vols)

@@ -179,6 +179,11 @@ def test_short_clip_is_front_padded_with_its_first_frame():
         assert v.shape[2 if v.dim() == 5 else 1] == 5
         ref = full[k][:, :, 3:] if v.dim() == 5 else full[k][:, 3:]
         torch.testing.assert_close(v, ref)
+    with torch.inference_mode():  # per-frame encoder + per-clip decoder = forward
+        feats = model.encode_frames(clip[0])
+        torch.testing.assert_close(model.decode_clip(*feats)["seediness"], short["seediness"])
+        two = model(torch.cat([clip, clip]))
+    torch.testing.assert_close(two["embeddings"][1:], short["embeddings"])
     with pytest.raises(ValueError, match="longer than model.clip_length=8"):
         model(torch.rand(1, 9, 3, 96, 96))
     with pytest.raises(ValueError, match="H and W >= 96"):
