@@ -3,9 +3,11 @@ and resizing without antialias."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
+from stemseg_core.config import load_config
 from stemseg_core.inference.clustering import cluster_clip_labels
 from stemseg_core.inference.preprocess import geometry, prepare_frame
 
@@ -57,3 +59,19 @@ def test_prepare_frame_bgr_and_no_antialias():
     assert (bgr[:, :, 48:] == torch.tensor([1.0, 2.0, 3.0])[:, None, None]).all()
     smooth = prepare_frame(rgb, geo, [1.0, 2.0, 3.0], channel_order="bgr")
     assert (smooth[:, :, :48] - ref).abs().max() > 1.0  # the default antialiases
+
+
+@pytest.mark.parametrize("dataset", ["kitti_mots", "davis", "youtube_vis"])
+def test_official_mask_threshold_is_their_primary_rule(dataset):
+    """The authors' clusterer takes p = exp(-d / 2) with d the Mahalanobis distance itself (not
+    squared) and keeps p > 0.5: d < 2 ln 2. Our p is exp(-d^2 / 2); the official configs'
+    mask_threshold must draw the same line."""
+    thr = load_config(f"config/model/official_{dataset}.yaml").inference.mask_threshold
+    r = torch.tensor([0.0, 1.0, 1.38, 1.39, 2.0])  # 2 ln 2 = 1.3863
+    emb = r.view(1, 1, 1, 5)
+    seed = torch.tensor([[[0.99, 0.1, 0.1, 0.1, 0.1]]])
+    clusters = cluster_clip_labels(emb, torch.ones_like(emb), seed, None,
+                                   seediness_threshold=0.5, foreground_threshold=0.0,
+                                   mask_threshold=thr, max_instances=1)
+    theirs = [bool(torch.exp(-0.5 * x) > 0.5) for x in r]
+    assert (clusters.labels.view(-1) == 0).tolist() == theirs == [True, True, True, False, False]
