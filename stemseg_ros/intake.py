@@ -28,18 +28,11 @@ class Intake:
         self._skipper = FrameSkipper()
         self._prev_stamp: int | None = None
         self._geometry_checked = False
-        self._warmup = (0.0, 0)  # (warm-up seconds per frame, its pixels)
-        self._pixels = 0  # of the model input (the ROI) of the last frame
 
-    def start(self, params: Any, queue: FrameQueue, model_cfg: Any,
-              warmup_frame_sec: float = 0.0) -> None:
-        """`warmup_frame_sec`: the warm-up clip's seconds per frame at cfg.data size, scaled by
-        the camera's pixels for max_input_rate auto until a real clip has been measured."""
+    def start(self, params: Any, queue: FrameQueue, model_cfg: Any) -> None:
         self.params, self.queue, self._cfg = params, queue, model_cfg
         self._skipper = FrameSkipper()
         self._prev_stamp, self._geometry_checked = None, False
-        self._warmup = (warmup_frame_sec, model_cfg.data.height * model_cfg.data.width)
-        self._pixels = 0
 
     def stop(self) -> int:
         """Stop enqueueing; returns how many waiting frames were discarded (counted dropped)."""
@@ -61,9 +54,6 @@ class Intake:
         r = self.params.max_input_rate if self.params is not None else -1.0
         if r == 0:
             cost = self.stats.frame_cost()
-            sec, pixels = self._warmup
-            if cost == 0 and sec > 0 and pixels > 0 and self._pixels:
-                cost = sec * self._pixels / pixels  # an estimate until a clip has run
             return AUTO_RATE_SHARE / cost if cost > 0 else 0.0
         return max(r, 0.0)
 
@@ -90,7 +80,6 @@ class Intake:
         queue = self.queue
         if queue is None:
             return
-        self._pixels = roi[2] * roi[3] if roi else rgb.shape[0] * rgb.shape[1]
         if not self._skipper.keep(stamp, self.rate()):
             self.stats.add(frames_skipped=1)
             return

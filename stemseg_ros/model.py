@@ -27,7 +27,6 @@ class ModelHolder:
         self.tracker: Any = None
         self.path = self.device = ""
         self.defaults: dict[str, Any] = {}  # the checkpoint's threshold values
-        self.warmup_frame_sec = 0.0
         self._key: tuple | None = None
 
     def load(self, p: Any) -> None:
@@ -63,10 +62,8 @@ class ModelHolder:
         set_values = {n: getattr(p, n) for n in params.THRESHOLDS
                       if getattr(p, n) not in (params.FROM_CHECKPOINT, "", ())}
         tr.set_thresholds(**self.thresholds(set_values))
-        #: seconds per frame of the warm-up clip (cfg.data size), 0 = unknown
-        self.warmup_frame_sec = 0.0
-        if hasattr(tr, "warmup"):
-            self.warmup_frame_sec = float(tr.warmup()) / max(tr.clip_length - tr.clip_overlap, 1)
+        if hasattr(tr, "warmup"):  # backends build their engines here, not on the first frame
+            tr.warmup()
         tr.reset()
         return StreamSession(tr, p.gap_reset_sec)
 

@@ -30,11 +30,11 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from stemseg_ros import conversions, names, params
+from stemseg_ros import conversions, dds, names, params
 from stemseg_ros import qos as Q
 from stemseg_ros.diagnostics import InputMonitor, StatusBuilder, device_model
 from stemseg_ros.intake import Intake
-from stemseg_ros.model import ModelHolder
+from stemseg_ros.model import ModelHolder, share_dir
 from stemseg_ros.msg import TrackedInstanceArray
 from stemseg_ros.overlay import OverlayDrawer
 from stemseg_ros.worker import FlushRequest, FrameQueue, Stats, Worker
@@ -56,8 +56,8 @@ class PerceptionNode(LifecycleNode):
         self._model = ModelHolder(self.get_logger())
         self._stats = Stats()
         self._intake = Intake(self._stats, self.get_logger())
-        self._monitor = InputMonitor(os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
-                                     or "<share>/stemseg_ros/config/fastdds_large_images.xml")
+        self._monitor = InputMonitor(os.environ.get(dds.PROFILE_VARIABLE)
+                                     or dds.profile_path(share_dir()) or dds.PROFILE)
         self._status = StatusBuilder(names.status_name(self.get_fully_qualified_name()))
         self._worker: Worker | None = None
         self._overlay: OverlayDrawer | None = None
@@ -107,7 +107,7 @@ class PerceptionNode(LifecycleNode):
         self._overlay = OverlayDrawer(self._publish_overlay, self.get_logger())
         self._worker = Worker(session, queue, self._stats, self._publish, self.get_logger(),
                               p.idle_flush_sec)
-        self._intake.start(p, queue, tr.cfg, self._model.warmup_frame_sec)
+        self._intake.start(p, queue, tr.cfg)
         ret = super().on_activate(state)
         self._worker.start()
         self._subscribe()
@@ -134,8 +134,8 @@ class PerceptionNode(LifecycleNode):
         discarded = self._intake.stop()
         if self._worker is not None:
             if not self._worker.stop(timeout):
-                self.get_logger().error(f"the worker is still in a clip after {timeout:.1f} s; "
-                                        f"its results will not be published")
+                self.get_logger().warning(f"the worker is still in a clip after {timeout:.1f} "
+                                          f"s; its results will not be published")
             self._worker = None
         if self._overlay is not None:
             self._overlay.close()
