@@ -289,3 +289,25 @@ def test_auto_input_rate_follows_the_measured_time_per_frame():
     assert intake.rate() == 0.0  # every frame
     intake.params = SimpleNamespace(max_input_rate=7.5)
     assert intake.rate() == 7.5
+
+
+def test_overlay_is_drawn_on_its_own_thread_and_keeps_the_newest():
+    from stemseg_ros.overlay import QUEUE, OverlayDrawer
+
+    gate, drawn = threading.Event(), []
+
+    def publish(bgr, header):
+        gate.wait(10)
+        drawn.append((threading.current_thread().name, header, bgr.shape))
+
+    d = OverlayDrawer(publish, Log())
+    img = np.zeros((4, 6, 3), np.uint8)
+    for i in range(QUEUE + 3):  # the first is being drawn; the queue keeps the newest QUEUE
+        d.submit(img, [], i)
+        time.sleep(0.02)
+    gate.set()
+    assert d.idle(10)
+    d.close()
+    assert [h for _, h, _ in drawn] == [0, *range(3, QUEUE + 3)]
+    assert d.skipped == 2 and {t for t, _, _ in drawn} == {"stemseg-overlay"}
+    assert drawn[0][2] == (4, 6, 3)
