@@ -294,17 +294,19 @@ def test_auto_input_rate_follows_the_measured_time_per_frame():
 def test_overlay_is_drawn_on_its_own_thread_and_keeps_the_newest():
     from stemseg_ros.overlay import QUEUE, OverlayDrawer
 
-    gate, drawn = threading.Event(), []
+    started, gate, drawn = threading.Event(), threading.Event(), []
 
     def publish(bgr, header):
+        started.set()
         gate.wait(10)
         drawn.append((threading.current_thread().name, header, bgr.shape))
 
     d = OverlayDrawer(publish, Log())
     img = np.zeros((4, 6, 3), np.uint8)
-    for i in range(QUEUE + 3):  # the first is being drawn; the queue keeps the newest QUEUE
+    d.submit(img, [], 0)
+    assert started.wait(10)  # frame 0 is being drawn
+    for i in range(1, QUEUE + 3):  # the queue keeps the newest QUEUE of these
         d.submit(img, [], i)
-        time.sleep(0.02)
     gate.set()
     assert d.idle(10)
     d.close()
