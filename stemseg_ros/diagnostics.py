@@ -11,7 +11,7 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from stemseg_ros.worker import COUNTERS
 
@@ -156,3 +156,11 @@ class StatusBuilder:
             st.message = f"{st.message}; " + "; ".join(problems) + f" (last {WINDOW_SEC:.0f} s)"
         st.values = [KeyValue(key=k, value=str(x)) for k, x in v.items()]
         return st
+
+
+def error_status(name: str, message: str, hardware_id: str) -> DiagnosticArray:
+    """One ERROR status (e.g. a refused checkpoint), published while the node is unconfigured."""
+    arr = DiagnosticArray()
+    arr.status = [DiagnosticStatus(level=DiagnosticStatus.ERROR, name=name, message=message,
+                                   hardware_id=hardware_id)]
+    return arr

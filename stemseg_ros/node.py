@@ -32,7 +32,7 @@ from std_srvs.srv import Trigger
 
 from stemseg_ros import conversions, dds, names, params
 from stemseg_ros import qos as Q
-from stemseg_ros.diagnostics import InputMonitor, StatusBuilder, device_model
+from stemseg_ros.diagnostics import InputMonitor, StatusBuilder, device_model, error_status
 from stemseg_ros.intake import Intake
 from stemseg_ros.model import ModelHolder, share_dir
 from stemseg_ros.msg import TrackedInstanceArray
@@ -65,6 +65,7 @@ class PerceptionNode(LifecycleNode):
         self._pubs: dict[str, Any] = {}
         self._sub_reliability = ""
         self._closing = False
+        self._error_timer = self._error_pub = None
         self._cb_flush = MutuallyExclusiveCallbackGroup()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -78,7 +79,9 @@ class PerceptionNode(LifecycleNode):
         except Exception as e:  # noqa: BLE001 - any problem fails configure, the node stays up
             log.error(f"configure failed: {e}")
             self._model.free()
+            self._report_configure_error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
+        self._report_configure_error(None)
         events = PublisherEventCallbacks(
             incompatible_qos=lambda i: log.warning(Q.output_incompatible_message(i)))
         out_qos = Q.qos_for("reliable", p.qos_depth)
@@ -261,6 +264,19 @@ class PerceptionNode(LifecycleNode):
             if thr:
                 self._worker.set_thresholds(thr)
         return SetParametersResult(successful=True)
+
+    def _report_configure_error(self, message: str | None) -> None:
+        """While configure has failed: an ERROR /diagnostics status every second (None: stop)."""
+        if self._error_timer is not None:
+            self.destroy_timer(self._error_timer)
+            self._error_timer = None
+        if message is not None:
+            self._error_pub = self._error_pub or self.create_publisher(
+                DiagnosticArray, names.DIAGNOSTICS, 10)
+            arr = error_status(self._status.name, message, device_model(self._model.device))
+            publish = lambda: self._error_pub.publish(arr)  # noqa: E731
+            publish()
+            self._error_timer = self.create_timer(1.0, publish)
 
     def _on_timer(self) -> None:
         p, active = self._p, self._worker is not None

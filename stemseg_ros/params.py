@@ -382,3 +382,17 @@ def resolve_checkpoint(path: str, share_dir: str | None) -> Path:
     raise ParamError(f"parameter 'checkpoint': file not found: {path!r} (looked at "
                      f"{', '.join(str(t) for t in tried)}); train one with `stemseg train` or "
                      f"pass an existing .pt path")
+
+
+def markdown_table() -> str:
+    """The parameter table of docs/node.md, generated from SPECS (a test keeps the page equal)."""
+    rows = ["| parameter | default | allowed | changes | meaning |", "|---|---|---|---|---|"]
+    for s in SPECS:
+        default = "[]" if s.default == [] else ('""' if s.default == "" else str(s.default))
+        rows.append(f"| `{s.name}` | `{default}` | {s.allowed()} | "
+                    f"{'live' if s.live else 'reload'} | {s.description.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -140,3 +140,12 @@ def test_bad_overrides_are_recorded_not_raised():
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
+
+
+def test_docs_parameter_table_is_generated_from_the_specs():
+    """docs/node.md shows exactly the table P.markdown_table() makes (one source)."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "node.md").read_text()
+    table = P.markdown_table()
+    assert table in page, "docs/node.md is stale: regenerate with `python -m stemseg_ros.params`"
+    for spec in P.SPECS:
+        assert f"| `{spec.name}` |" in table
