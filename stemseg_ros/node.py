@@ -1,19 +1,10 @@
 """The STEm-Seg perception node: camera images in, tracked instance masks out.
 
-Lifecycle node ``stemseg_perception`` (docs/architecture.md has the data flow, docs/node.md the
-topics and parameters):
-
-- configure: parameters read and validated, the checkpoint loaded (a bad parameter or checkpoint
-  fails the transition with a message naming it; the node stays unconfigured, fix and retry),
-  publishers and the ``~/flush`` service created.
-- activate: the worker thread started (stemseg_ros/worker.py), the input subscribed.
-- deactivate / cleanup: input and worker stopped (buffered frames published), the model freed.
-- ``autostart`` (default true) configures and activates on start.
-
-The image callback only converts, skips to ``max_input_rate`` and enqueues; the worker runs the
-stream policy and tracker (stemseg_core StreamSession) and publishes one TrackedInstanceArray per
-processed frame, in order, with the input's header; ``~/track_ids`` (32SC1) and ``~/overlay``
-(drawn on its own thread) only while subscribed; ``/diagnostics`` about once a second.
+Lifecycle node ``stemseg_perception``: configure reads the parameters and loads the checkpoint
+(a failure names the problem; the node stays up), activate starts the worker and subscribes,
+deactivate/cleanup stop them and free the model. The image callback (intake.py) converts, skips
+to ``max_input_rate`` and enqueues; the worker (worker.py) runs the core's StreamSession and this
+node publishes. Data flow: docs/architecture.md; topics and parameters: docs/node.md.
 """
 from __future__ import annotations
 
@@ -39,10 +30,9 @@ from stemseg_ros.msg import TrackedInstanceArray
 from stemseg_ros.overlay import OverlayDrawer
 from stemseg_ros.worker import FlushRequest, FrameQueue, Stats, Worker
 
-#: Seconds `~/flush` waits for the worker before it answers "timed out".
-FLUSH_TIMEOUT_SEC = 120.0
-#: Seconds deactivate waits for the worker to finish its clip; on SIGINT/SIGTERM much less.
-STOP_TIMEOUT_SEC, SIGNAL_STOP_SEC = 120.0, 1.5
+#: Seconds ~/flush and deactivate wait for the worker; on SIGINT/SIGTERM much less.
+FLUSH_TIMEOUT_SEC = STOP_TIMEOUT_SEC = 120.0
+SIGNAL_STOP_SEC = 1.5
 
 
 class PerceptionNode(LifecycleNode):
@@ -224,13 +214,11 @@ class PerceptionNode(LifecycleNode):
     # -- services, parameters, diagnostics -----------------------------------------------------
     def _on_flush(self, request: Trigger.Request, response: Trigger.Response
                   ) -> Trigger.Response:
-        worker = self._worker
-        response.success = False
-        if worker is None:
+        if self._worker is None:  # (response.success is False by default)
             response.message = "not active: nothing to flush (activate the node first)"
             return response
         req = FlushRequest()
-        worker.queue.put_control(req)
+        self._worker.queue.put_control(req)
         response.success = req.done.wait(FLUSH_TIMEOUT_SEC)
         response.message = (f"finalised {req.published} frame(s)" if response.success
                             else f"flush did not finish within {FLUSH_TIMEOUT_SEC} s")
@@ -260,8 +248,7 @@ class PerceptionNode(LifecycleNode):
             self._worker.idle_flush_sec = self._p.idle_flush_sec
             self._worker.session.gap_reset_sec = self._p.gap_reset_sec
             self._intake.params = self._p
-            thr = self._model.thresholds(values)
-            if thr:
+            if thr := self._model.thresholds(values):
                 self._worker.set_thresholds(thr)
         return SetParametersResult(successful=True)
 
