@@ -189,7 +189,7 @@ def bare_tracker_s_per_frame(checkpoint: str, device: str, node_args: list[str],
 def _bare_run(checkpoint: str, device: str, node_args: list[str], frames_rgb: list) -> float:
     from stemseg_core.inference.tracker import StreamingTracker
 
-    overrides, thresholds = _node_tracker_settings(node_args)
+    overrides, thresholds = _node_tracker_settings(node_args, device)
     tracker = StreamingTracker.from_checkpoint(checkpoint, device=device, overrides=overrides)
     if thresholds:
         tracker.set_thresholds(**thresholds)
@@ -203,12 +203,14 @@ def _bare_run(checkpoint: str, device: str, node_args: list[str], frames_rgb: li
     return (time.perf_counter() - t0) / len(frames_rgb)
 
 
-def _node_tracker_settings(node_args: list[str]) -> tuple[list[str], dict]:
-    """The node's config overrides and explicit thresholds for its parameters + ``node_args``."""
+def _node_tracker_settings(node_args: list[str], device: str = "cpu") -> tuple[list[str], dict]:
+    """The node's config overrides on ``device`` and explicit thresholds for its parameters +
+    ``node_args``."""
     from types import SimpleNamespace
 
     import yaml
 
+    from stemseg_core.config import resolve_device
     from stemseg_ros import params
     from stemseg_ros.replay_node import parse_node_args
 
@@ -217,7 +219,8 @@ def _node_tracker_settings(node_args: list[str]) -> tuple[list[str], dict]:
         values[k] = params.check_value(k, yaml.safe_load(v))
     thresholds = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
                   if k in params.THRESHOLDS and v not in (params.FROM_CHECKPOINT, "", (), None)}
-    return params.tracker_overrides(SimpleNamespace(**values)), thresholds
+    return (params.tracker_overrides(SimpleNamespace(**values), resolve_device(device or "auto")),
+            thresholds)
 
 
 # ----------------------------------------------------------------------------------------------

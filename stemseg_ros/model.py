@@ -47,7 +47,7 @@ class ModelHolder:
         self.free()
         try:
             tracker = StreamingTracker.from_checkpoint(
-                path, device=device, overrides=params.tracker_overrides(p),
+                path, device=device, overrides=params.tracker_overrides(p, device),
                 allow_pickle=p.allow_pickle, sha256=p.checkpoint_sha256 or None)
         except Exception as e:  # noqa: BLE001 - named in the message, the node stays up
             raise params.ParamError(f"cannot load checkpoint '{path}' on {device}: "

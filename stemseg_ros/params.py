@@ -121,9 +121,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("device", "auto", "Inference device: auto (cuda when available), cuda or cpu.",
          choices=DEVICES),
     Spec("backend", "", "Inference backend (auto, torch, onnxruntime, openvino, tensorrt); "
-         "\"\" = the checkpoint's inference.backend."),
+         "\"\" = the device's deployment default (CPU: openvino bf16, CUDA: torch fp32; "
+         "stemseg_core.backends.DEPLOYMENT_DEFAULTS), or torch fp32 if that is not installed."),
     Spec("precision", "", "Inference precision (fp32, bf16, fp16, int8); \"\" = the "
-         "checkpoint's inference.precision."),
+         "deployment default's with backend \"\", else the checkpoint's inference.precision."),
     Spec("engine_cache_dir", "", "Where built backend engines are cached; \"\" = the default "
          "under the user's cache directory."),
     Spec("num_threads", 0, "CPU threads of the backend; 0 = the library default.",
@@ -151,7 +152,8 @@ SPECS: tuple[Spec, ...] = (
          "the callback (a busy CPU needs more).", range=(1, 1000)),
     Spec("max_input_rate", 0.0, "Most input frames per second given to the model; frames "
          "beyond it are skipped evenly (by stamp), which keeps track IDs linked where a full "
-         "queue would drop bursts. 0 = auto (from the measured model time), -1 = never skip.",
+         "queue would drop bursts. 0 = auto (every frame while the model keeps up; 0.8 x its "
+         "measured rate while it is behind), -1 = never skip.",
          live=True, range=(-1.0, 1000.0)),
     Spec("publish_overlay", True, "Publish ~/overlay (bgr8 image with masks, IDs and classes; "
          "drawn on its own thread, only while somebody subscribes).", live=True),
@@ -329,9 +331,10 @@ def validate(p: Any) -> None:
                          f"clip_length={p.clip_length} (allowed 0..{p.clip_length - 1}, or -1)")
 
 
-def tracker_overrides(p: Any) -> list[str]:
-    """Config overrides (`key=value`) for StreamingTracker.from_checkpoint: flip_test always,
-    the rest only when set (else as trained)."""
+def tracker_overrides(p: Any, device: str = "cpu") -> list[str]:
+    """Config overrides (`key=value`) for StreamingTracker.from_checkpoint on ``device`` (cpu or
+    cuda): flip_test always, backend and precision the device's deployment default when both
+    are "", the rest only when set (else as trained)."""
     out = [f"inference.flip_test={str(bool(p.flip_test)).lower()}"]
     if p.clip_length > 0:
         out.append(f"model.clip_length={p.clip_length}")
@@ -340,9 +343,17 @@ def tracker_overrides(p: Any) -> list[str]:
     if p.input_width or p.input_height:
         w, h = p.input_width or p.input_height, p.input_height or p.input_width
         out += [f"input.min_side={min(w, h)}", f"input.max_side={max(w, h)}"]
-    for key in ("backend", "precision", "engine_cache_dir"):
-        if getattr(p, key):
-            out.append(f"inference.{key}={getattr(p, key)}")
+    backend, precision = p.backend, p.precision
+    if not backend and not precision:
+        import torch
+
+        from stemseg_core.backends import deployment_default
+
+        backend, precision = deployment_default(torch.device(device))
+    for key, value in (("backend", backend), ("precision", precision),
+                       ("engine_cache_dir", p.engine_cache_dir)):
+        if value:
+            out.append(f"inference.{key}={value}")
     if p.num_threads:
         out.append(f"inference.num_threads={p.num_threads}")
     return out

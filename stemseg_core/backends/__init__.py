@@ -8,15 +8,19 @@
 - ``tensorrt``: TensorRT engines built with torch-tensorrt on NVIDIA GPUs, fp16/fp32.
 - ``auto``: the fastest of these installed for the device (base.AUTO_ORDER).
 
+What the node runs when its parameters leave it open: base.DEPLOYMENT_DEFAULTS.
+
 Every backend runs the same two graphs (export/split.py): a per-frame encoder whose features
 are reused by overlapping clips (runner.py), and a per-clip decoder. Built artifacts are cached
 on disk (cache.py).
 """
 from stemseg_core.backends.base import (
     AUTO_ORDER,
+    DEPLOYMENT_DEFAULTS,
     Backend,
     BackendUnavailable,
     create_backend,
+    deployment_default,
     register,
     registered,
     resolve_auto,
@@ -24,5 +28,6 @@ from stemseg_core.backends.base import (
 from stemseg_core.backends.cache import ArtifactCache, default_cache_dir
 from stemseg_core.backends.runner import NetworkRunner
 
-__all__ = ["AUTO_ORDER", "ArtifactCache", "Backend", "BackendUnavailable", "NetworkRunner",
-           "create_backend", "default_cache_dir", "register", "registered", "resolve_auto"]
+__all__ = ["AUTO_ORDER", "DEPLOYMENT_DEFAULTS", "ArtifactCache", "Backend", "BackendUnavailable",
+           "NetworkRunner", "create_backend", "default_cache_dir", "deployment_default",
+           "register", "registered", "resolve_auto"]

@@ -32,6 +32,11 @@ Features = tuple[torch.Tensor, ...]
 #: ``auto``: the first of these that is installed and runs on the device (fastest first, as
 #: measured by `stemseg bench --backend ...`).
 AUTO_ORDER = {"cuda": ("tensorrt", "torch"), "cpu": ("openvino", "onnxruntime", "torch")}
+#: (backend, precision) a deployment (the node) runs on each device type unless told otherwise:
+#: the fastest setting whose HOTA was within 0.5 of eager fp32 on the demo model (README,
+#: Deployment; int8 is faster still but needs the user's calibration data). CUDA stays eager
+#: fp32 until TensorRT has been measured on a GPU.
+DEPLOYMENT_DEFAULTS = {"cpu": ("openvino", "bf16"), "cuda": ("torch", "fp32")}
 
 _REGISTRY: dict[str, type[Backend]] = {}
 
@@ -139,6 +144,18 @@ def resolve_auto(device: torch.device, precision: str) -> str:
             return name
     raise BackendUnavailable(f"no installed backend runs precision '{precision}' on "
                              f"{device.type}; try inference.precision=fp32")
+
+
+def deployment_default(device: torch.device) -> tuple[str, str]:
+    """DEPLOYMENT_DEFAULTS for ``device``, or eager fp32 when that backend is not installed."""
+    _load_all()
+    name, precision = DEPLOYMENT_DEFAULTS.get(device.type, ("torch", "fp32"))
+    reason = _REGISTRY[name].unavailable_reason(device)
+    if reason is not None:
+        log.warning("the %s default %s %s is not available (%s); running torch fp32",
+                    device.type, name, precision, reason)
+        return "torch", "fp32"
+    return name, precision
 
 
 def create_backend(name: str, model: nn.Module, device: torch.device, precision: str = "fp32",

@@ -82,11 +82,17 @@ def perception_command() -> list[str]:
     return [exe] if os.access(exe, os.X_OK) else [sys.executable, exe]
 
 
+#: Node parameters every test node starts with (its own -p arguments come later and win).
+TEST_BACKEND = ["-p", "backend:=torch", "-p", "precision:=fp32"]
+
+
 class NodeProcess:
     """The perception node in a child process; output goes to `log_path`."""
 
     def __init__(self, ros_args: list[str], domain_id: int, log_path: Path) -> None:
-        self.cmd = perception_command() + ["--ros-args", *ros_args]
+        # eager torch unless a test says otherwise: the tests compare with the offline tracker
+        # and cannot wait for engine builds (the default is checked in test_params.py)
+        self.cmd = perception_command() + ["--ros-args", *TEST_BACKEND, *ros_args]
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=ros_env(domain_id),

@@ -41,7 +41,7 @@ def _write_kitti(root: Path, frames: list[np.ndarray], sixteen_bit: bool = False
 def _eval_args(bag: Path, out: Path, ckpt: Path, domain_id: int, extra=()) -> list[str]:
     args = ["bag", "eval", "--bag", str(bag), "--out", str(out), "--lockstep",
             "--checkpoint", str(ckpt), "--device", "cpu", "--domain-id", str(domain_id),
-            "--timeout", "60"]
+            "--timeout", "60", "--node-arg", "backend=torch"]
     for k, v in LOW_THRESHOLDS.items():
         args += ["--node-arg", f"{k}={v}"]
     return args + list(extra)

@@ -44,7 +44,7 @@ def test_bench_runs_the_node_and_the_bare_tracker(tmp_path, tiny_checkpoint, dom
     assert main(["bag", "bench", "--bag", str(bag), "--out", str(out), "--checkpoint",
                  str(tiny_checkpoint), "--device", "cpu", "--domain-id", str(domain_id),
                  "--rates", "4", "--duration", "1", "--min-frames", "8", "--search-steps", "0",
-                 "--timeout", "60"]) == 0
+                 "--timeout", "60", "--node-arg", "backend=torch"]) == 0
     result = json.loads((out / "bench_node.json").read_text())
     (run,) = result["fixed_rates"]
     assert run["rate_hz"] == 4.0 and run["sent"] == 8  # 4 Hz x 1 s < 8: 8, images repeated

@@ -70,8 +70,15 @@ def test_validation_names_the_parameter_and_allowed_values(changes, match):
 
 def test_overrides_and_thresholds():
     p = _defaults()
-    # the node runs one pass per clip unless told otherwise, whatever the checkpoint says
-    assert P.tracker_overrides(p) == ["inference.flip_test=false"]
+    # the node runs one pass per clip unless told otherwise, whatever the checkpoint says, on
+    # the device's deployment default backend
+    assert P.tracker_overrides(p) == ["inference.flip_test=false", "inference.backend=openvino",
+                                      "inference.precision=bf16"]
+    assert P.tracker_overrides(p, "cuda") == [
+        "inference.flip_test=false", "inference.backend=torch", "inference.precision=fp32"]
+    # a backend without a precision: the checkpoint's precision
+    assert P.tracker_overrides(_defaults(backend="torch")) == [
+        "inference.flip_test=false", "inference.backend=torch"]
     p = _defaults(clip_length=6, clip_overlap=2, flip_test=True, input_width=640,
                   input_height=192, backend="openvino", num_threads=3)
     assert P.tracker_overrides(p) == [
