@@ -13,7 +13,8 @@ from stemseg_ros.worker import FlushRequest, Frame, FrameQueue, Stats
 
 #: Seconds between repeats of the same warning (drops, conversion errors).
 THROTTLE_SEC = 5.0
-#: max_input_rate auto: this share of the rate the worker sustains (time per frame measured).
+#: max_input_rate auto, once the worker falls behind: this share of the rate it sustains (time
+#: per frame measured), so that its queue drains.
 AUTO_RATE_SHARE = 0.8
 
 
@@ -49,12 +50,16 @@ class Intake:
         return discarded
 
     def rate(self) -> float:
-        """Frames per second kept now (0 = all); auto follows the worker's measured time per
-        frame (all frames until the first clip has run)."""
+        """Frames per second kept now (0 = all). Auto keeps every frame while the worker keeps
+        up, and AUTO_RATE_SHARE of its measured rate while it is behind: more than half of the
+        queue waiting (a clip's frames arrive while the clip before runs, so up to half is
+        normal) after a clip has run."""
         r = self.params.max_input_rate if self.params is not None else -1.0
         if r == 0:
             cost = self.stats.frame_cost()
-            return AUTO_RATE_SHARE / cost if cost > 0 else 0.0
+            queue = self.queue
+            behind = queue is not None and len(queue) > queue.capacity // 2
+            return AUTO_RATE_SHARE / cost if cost > 0 and behind else 0.0
         return max(r, 0.0)
 
     def info(self) -> dict[str, str]:

@@ -279,12 +279,16 @@ def test_auto_input_rate_follows_the_measured_time_per_frame():
 
     stats = Stats()
     intake = Intake(stats, Log())
-    intake.params = SimpleNamespace(max_input_rate=0.0)
+    intake.params, intake.queue = SimpleNamespace(max_input_rate=0.0), FrameQueue(4)
+    for i in range(3):  # the worker is behind: 3 of 4 queued
+        intake.queue.put_frame(i)
     stats.costs.extend([0.01, 0.01])  # buffering only, no clip yet: no basis to skip
     assert intake.rate() == 0.0
     stats.clips = 1
     stats.costs.extend([0.3, 0.01])  # a clip every 2 frames: 0.0825 s per frame on average
     assert intake.rate() == pytest.approx(AUTO_RATE_SHARE / 0.0825)
+    intake.queue.get(0.1)  # 2 of 4 waiting: a clip's frames arrived while one ran: keeping up
+    assert intake.rate() == 0.0
     intake.params = SimpleNamespace(max_input_rate=-1.0)
     assert intake.rate() == 0.0  # every frame
     intake.params = SimpleNamespace(max_input_rate=7.5)
