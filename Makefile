@@ -4,7 +4,7 @@ VENV := .venv
 ACT := . $(VENV)/bin/activate &&
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo clean help
+.PHONY: setup test lint demo soak clean help
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' Makefile | sed -E 's/:.*## /\t/'
 
@@ -19,6 +19,9 @@ test: setup lint  ## lint, then the whole test suite
 
 demo: setup  ## synthetic KITTI drive -> rosbag -> node -> metrics + report (the main job)
 	@$(ACT) bash scripts/demo.sh
+
+soak: setup  ## the node at its peak rate for 20 min of camera time + 50 lifecycle cycles; fails on growth
+	@$(ACT) bash scripts/soak.sh
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build install log

@@ -64,6 +64,7 @@ def test_bag_eval_is_the_ros_package_entry_point():
     commands = ast.literal_eval(r.stdout.strip())
     assert commands.get("bag.eval") == "stemseg_ros.bag_eval"
     assert commands.get("bag.bench") == "stemseg_ros.bench_node"
+    assert commands.get("bag.soak") == "stemseg_ros.soak"
     r = subprocess.run([sys.executable, "-m", "stemseg_core.cli", "bag", "eval", "--help"],
                        capture_output=True, text=True, cwd="/tmp")
     assert r.returncode == 0 and "--lockstep" in r.stdout, r.stdout + r.stderr

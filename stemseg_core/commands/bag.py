@@ -18,6 +18,9 @@ rosbag2 tools (MCAP or sqlite3, read and written with the pure-Python `rosbags`)
   bench       measure the running node as ros2_benchmark does: fixed rates, the peak rate with
               <= 5 % frames lost, latency, CPU, memory, node vs bare tracker. Comes with the
               ROS 2 package stemseg_ros.
+  soak        the node at its peak rate for 20 minutes of camera time, then 50 lifecycle
+              cycles; RSS, threads and open files over time (plot), fails on growth. Comes
+              with the ROS 2 package stemseg_ros (`make soak`).
 
 Examples:
   stemseg bag from-kitti --kitti data/synth --seq 0010 --out drive.mcap
@@ -28,7 +31,8 @@ Examples:
 #: Subcommands the ROS 2 package stemseg_ros adds (entry points ``bag.<name>`` of the group
 #: stemseg.commands, see stemseg_core/cli.py); without it they print EXTERNAL_HINT.
 EXTERNAL = {"eval": "replay a bag through the perception node and score it",
-            "bench": "measure the node as ros2_benchmark does: rates, peak, latency, CPU"}
+            "bench": "measure the node as ros2_benchmark does: rates, peak, latency, CPU",
+            "soak": "soak the node: peak rate for 20 min of camera time, 50 lifecycle cycles"}
 EXTERNAL_HINT = """\
 this command comes with the ROS 2 package stemseg_ros, which is not installed in this
 environment. In the repository: `make setup` (it colcon-builds the package), then
