@@ -82,7 +82,8 @@ def perception_command() -> list[str]:
     return [exe] if os.access(exe, os.X_OK) else [sys.executable, exe]
 
 
-#: Node parameters every test node starts with (its own -p arguments come later and win).
+#: Node parameters every test node runs with unless the test sets backend or precision itself
+#: (given last, so a --params-file of the test does not replace them).
 TEST_BACKEND = ["-p", "backend:=torch", "-p", "precision:=fp32"]
 
 
@@ -92,7 +93,9 @@ class NodeProcess:
     def __init__(self, ros_args: list[str], domain_id: int, log_path: Path) -> None:
         # eager torch unless a test says otherwise: the tests compare with the offline tracker
         # and cannot wait for engine builds (the default is checked in test_params.py)
-        self.cmd = perception_command() + ["--ros-args", *TEST_BACKEND, *ros_args]
+        own = any(a.startswith(("backend:=", "precision:=")) for a in ros_args)
+        self.cmd = perception_command() + ["--ros-args", *ros_args,
+                                           *([] if own else TEST_BACKEND)]
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=ros_env(domain_id),
