@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from stemseg_core.backends.base import Backend, Features
+from stemseg_core.export.split import has_own_split
 
 #: Values sampled per frame to find candidate kept frames with one device-to-host transfer.
 SIGNATURE_SIZE = 4096
@@ -82,9 +83,11 @@ class NetworkRunner:
 
 
 def splittable(model: torch.nn.Module) -> bool:
-    """Whether ``model`` has the parts the two graphs are made of (an STEmSeg network)."""
-    return all(hasattr(model, a) for a in ("backbone", "refiners", "embedding_decoder",
-                                           "seediness_decoder", "mixing", "pixel_mean"))
+    """Whether ``model`` can be cut into the two graphs (export/split.py): an STEmSeg network,
+    or a model with its own ``encode_frames`` / ``decode_clip`` (the authors' layout)."""
+    return has_own_split(model) or all(
+        hasattr(model, a) for a in ("backbone", "refiners", "embedding_decoder",
+                                    "seediness_decoder", "mixing", "pixel_mean"))
 
 
 def build_runner(model: torch.nn.Module, inference_cfg, device: torch.device,

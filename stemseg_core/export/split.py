@@ -10,6 +10,10 @@ Shapes: frames (N, 3, Hp, Wp) RGB 0..255 -> features: FPN maps at strides 4, 8, 
 The decoder takes the L frames of one clip, each tensor (L, ...), and returns the model's output
 dict with batch 1: embeddings (1, E, L, h, w), precisions (1, E, L, h, w), seediness (1, L, h, w)
 and semantic logits (1, C, L, h, w) when the model has a semantic head.
+
+A model with its own ``encode_frames(frames)`` and ``decode_clip(*feats)`` (the authors'
+layout, model/architectures/official.py) is cut there instead; its decoder adds ``foreground``
+(1, L, h, w) where it has that channel (``has_foreground``).
 """
 from __future__ import annotations
 
@@ -20,14 +24,24 @@ from torch import nn
 DECODER_OUTPUTS = ("embeddings", "precisions", "seediness", "semantic")
 
 
+def has_own_split(model: nn.Module) -> bool:
+    """Whether ``model`` cuts itself (``encode_frames`` / ``decode_clip``)."""
+    return hasattr(model, "encode_frames") and hasattr(model, "decode_clip")
+
+
+def _refines(model: nn.Module) -> bool:
+    return len(getattr(model, "refiners", ())) > 0
+
+
 def feature_names(model: nn.Module) -> tuple[str, ...]:
     """Names of the encoder's outputs, in order: p4, p8, p16, p32 [, stem]."""
     names = ("p4", "p8", "p16", "p32")
-    return names + ("stem",) if len(model.refiners) > 0 else names
+    return names + ("stem",) if _refines(model) else names
 
 
 def decoder_names(model: nn.Module) -> tuple[str, ...]:
-    return tuple(n for n in DECODER_OUTPUTS if n != "semantic" or model.has_semantic)
+    names = tuple(n for n in DECODER_OUTPUTS if n != "semantic" or model.has_semantic)
+    return names + ("foreground",) if getattr(model, "has_foreground", False) else names
 
 
 class FrameEncoder(nn.Module):
@@ -40,8 +54,10 @@ class FrameEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.model
+        if has_own_split(m):
+            return tuple(m.encode_frames(frames))
         x = (frames - m.pixel_mean[0]) / m.pixel_std[0]
-        if len(m.refiners) > 0:
+        if _refines(m):
             maps, stem = m.backbone(x, with_stem=True)
             return (*maps, stem)
         return tuple(m.backbone(x))
@@ -58,7 +74,10 @@ class ClipDecoder(nn.Module):
 
     def forward(self, *feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.model
-        refine = len(m.refiners) > 0
+        if has_own_split(m):
+            out = m.decode_clip(*feats)
+            return tuple(out[n].float() for n in self.names)
+        refine = _refines(m)
         stem = feats[4] if refine else None
         vols = [f.reshape(1, f.shape[0], f.shape[1], f.shape[2], f.shape[3]).permute(0, 2, 1, 3, 4)
                 for f in feats[:4]]

@@ -54,6 +54,8 @@ class OfficialSTEmSeg(nn.Module):
         self.seediness_head = (OfficialSeedinessHead(c, widths, groups, self.clip_length)
                                if m.separate_seediness_head else None)
         self.has_semantic = bool(m.semantic_head)
+        #: the semantic head's last channel is a foreground logit (outputs "foreground")
+        self.has_foreground = self.has_semantic and bool(m.foreground_channel)
         self.semseg_head = (OfficialSemsegHead(c, list(m.semantic_widths) or widths, groups,
                                                self.clip_length, m.num_classes,
                                                foreground_channel=m.foreground_channel)
@@ -71,10 +73,6 @@ class OfficialSTEmSeg(nn.Module):
                              "model.architecture=stemseg")
         STEmSeg.check_input(images)
         b, n, _, h, w = images.shape
-        if min(h, w) < MIN_INPUT_SIDE:
-            raise ValueError(f"images {h}x{w}: the authors' layout needs H and W >= "
-                             f"{MIN_INPUT_SIDE} (its 3x3x3 pooling needs 1/32 maps of >= 3 "
-                             f"pixels); use larger images or input.min_side")
         feats = self.encode_frames(images.reshape(b * n, 3, h, w))
         outs = [self.decode_clip(*[f[i * n:(i + 1) * n] for f in feats]) for i in range(b)]
         return outs[0] if b == 1 else {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
@@ -82,6 +80,11 @@ class OfficialSTEmSeg(nn.Module):
     def encode_frames(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per frame: (N, 3, H, W) 0..255 in input.channel_order -> FPN maps P2..P5, each
         (N, C, H/s, W/s) for s = 4, 8, 16, 32 (frames are independent here)."""
+        h, w = frames.shape[-2:]
+        if min(h, w) < MIN_INPUT_SIDE:
+            raise ValueError(f"images {h}x{w}: the authors' layout needs H and W >= "
+                             f"{MIN_INPUT_SIDE} (its 3x3x3 pooling needs 1/32 maps of >= 3 "
+                             f"pixels); use larger images or input.min_side")
         x = (frames - self.pixel_mean[0]) / self.pixel_std[0]
         return tuple(self.backbone(x))
 
