@@ -63,7 +63,7 @@ class ModelHolder:
                       if getattr(p, n) not in (params.FROM_CHECKPOINT, "", ())}
         tr.set_thresholds(**self.thresholds(set_values))
         if hasattr(tr, "warmup"):  # backends build their engines here, not on the first frame
-            tr.warmup()
+            tr.warmup(every_length=True)
         tr.reset()
         return StreamSession(tr, p.gap_reset_sec)
 
@@ -103,6 +103,8 @@ class ModelHolder:
         out = {"device": self.device, "checkpoint": self.path}
         if self.tracker is not None and getattr(self.tracker, "weights_sha256", None):
             out["checkpoint_sha256"] = self.tracker.weights_sha256
+        if self.tracker is not None and hasattr(self.tracker, "backend_label"):
+            out["backend"] = self.tracker.backend_label
         if self.device.startswith("cuda") and self.tracker is not None:
             import torch
 

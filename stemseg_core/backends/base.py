@@ -92,6 +92,11 @@ class Backend(ABC):
     def prepare(self, frame_shape: tuple[int, int, int], clip_length: int) -> None:
         """Build or load what (3, Hp, Wp) frames and clips of ``clip_length`` frames need."""
 
+    def prepare_decoder(self, length: int) -> None:
+        """Build or load the decoder for clips of ``length`` frames now (a stream's last clip
+        may be shorter than T); backends with one graph per length override it."""
+        return None
+
     @abstractmethod
     def encode(self, frames: torch.Tensor) -> Features:
         """(N, 3, Hp, Wp) 0..255 on the tracker's device -> features, each (N, ...)."""

@@ -35,8 +35,12 @@ class OnnxRuntimeBackend(Backend):
         self._frame_shape = tuple(frame_shape)
         self._decoders: dict[int, object] = {}
         self._encoder = self._session(encoder_onnx(self, self._frame_shape))
-        self._decoders[clip_length] = self._session(
-            decoder_onnx(self, self._frame_shape, clip_length))
+        self.prepare_decoder(clip_length)
+
+    def prepare_decoder(self, length: int) -> None:
+        if length not in self._decoders:
+            self._decoders[length] = self._session(
+                decoder_onnx(self, self._frame_shape, length))
 
     def _session(self, path):
         import onnxruntime as ort
@@ -58,8 +62,6 @@ class OnnxRuntimeBackend(Backend):
 
     def decode(self, feats: Features) -> dict[str, torch.Tensor]:
         length = int(feats[0].shape[0])
-        if length not in self._decoders:  # a shorter clip (flush): its own graph, built once
-            self._decoders[length] = self._session(
-                decoder_onnx(self, self._frame_shape, length))
+        self.prepare_decoder(length)  # a shorter clip (flush): its own graph, built once
         outs = self._run(self._decoders[length], dict(zip(self.encoder.names, feats)))
         return dict(zip(self.decoder.names, outs))

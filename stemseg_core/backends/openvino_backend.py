@@ -88,6 +88,9 @@ class OpenVinoBackend(Backend):
             config["INFERENCE_NUM_THREADS"] = self.num_threads
         return self._core.compile_model(model, "CPU", config)
 
+    def prepare_decoder(self, length: int) -> None:
+        self._decoder_for(length)
+
     def _decoder_for(self, length: int):
         if length not in self._decoders:
             model = self._ir(f"decoder-L{length}", self._frame_shape,

@@ -148,6 +148,9 @@ class TensorRTBackend(Backend):
         example = torch.rand(1, *self._frame_shape, device=self.device, dtype=self._dtype) * 255
         return self._serialize(FrameEncoder(self._net).eval(), (example,))
 
+    def prepare_decoder(self, length: int) -> None:
+        self._decoder_for(length)
+
     def _decoder_for(self, length: int) -> EngineRunner:
         if length not in self._decoders:
             def build() -> bytes:

@@ -107,6 +107,7 @@ def replay_stats(setup: ReplaySetup, outcome: ReplayOutcome,
         "checkpoint": checkpoint or "(not reported by the node)",
         "weights SHA-256": sha or "(unknown)",
         "device": outcome.node_stats.get("device") or setup.device,
+        "backend": outcome.node_stats.get("backend") or "(not reported by the node)",
         "unmatched results": outcome.unmatched,
         "duplicate results": outcome.duplicates,
     }

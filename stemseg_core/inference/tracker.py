@@ -299,10 +299,24 @@ class StreamingTracker:
             self._runner_shape = frame_shape
         return self._runner if self._runner is not None else self.model
 
-    def warmup(self, height: int | None = None, width: int | None = None) -> float:
+    @property
+    def backend_label(self) -> str:
+        """What runs the network, e.g. "openvino bf16"; "torch fp32 (eager model)" where no
+        backend applies; the configured backend until the first clip has built it."""
+        b = getattr(self._runner, "backend", None)
+        if b is not None:
+            return f"{b.name} {b.precision}"
+        inf = self.cfg.inference
+        if self._runner_shape is not None:
+            return "torch fp32 (eager model)"
+        return f"{inf.backend} {inf.precision} (not built yet)"
+
+    def warmup(self, height: int | None = None, width: int | None = None,
+               every_length: bool = False) -> float:
         """Build or load the backend's artifacts and run one clip of random frames of
-        height x width (default: the config's data size); returns its seconds. The stream's
-        state is not touched."""
+        height x width (default: the config's data size); returns its seconds. With
+        ``every_length`` also the decoders of clips of 1..T-1 frames (what flush() may run),
+        so that no graph is built mid-stream (the node). The stream's state is not touched."""
         h = int(height or self.cfg.data.height)
         w = int(width or self.cfg.data.width)
         frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -311,6 +325,9 @@ class StreamingTracker:
         self.predict_clip(frames)
         self._sync()
         if self._runner is not None:
+            if every_length:
+                for n in range(1, self.clip_length):
+                    self._runner.backend.prepare_decoder(n)
             self._runner.reset()  # the random frames' features are of no later use
         return time.perf_counter() - t0
 

@@ -197,6 +197,7 @@ def test_raw_stream_matches_offline_tracker(tiny_checkpoint, ros_client, start_n
     assert diag["conversion_errors"] == "2" and diag["dropped_frames"] == "0"
     assert diag["input_publishers"] == "1"
     assert diag["device"] == "cpu" and float(diag["model_time_per_clip_s"]) > 0
+    assert diag["backend"] == "torch fp32", diag  # the tests' pinned backend (ros_helpers)
     for key in ("input_rate_hz", "output_rate_hz", "latency_receive_to_publish_p50_s",
                 "queue_depth", "tracker_time_per_frame_s", "node_time_per_frame_s"):
         assert key in diag

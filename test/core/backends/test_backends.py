@@ -148,7 +148,9 @@ def test_damaged_cached_graph_is_rebuilt_by_the_tracker(model, tmp_path, caplog)
     frames = [np.random.default_rng(i).integers(0, 256, (H, W, 3), dtype=np.uint8)
               for i in range(4)]
     first = StreamingTracker.from_checkpoint(ckpt, device="cpu", overrides=over)
+    assert first.backend_label == "onnxruntime fp32 (not built yet)"
     ref = first.predict_clip(frames)
+    assert first.backend_label == "onnxruntime fp32"  # what the node reports in /diagnostics
     onnx = sorted(cache.glob("onnx/encoder-*/encoder.onnx"))
     assert len(onnx) == 1
     onnx[0].write_bytes(onnx[0].read_bytes()[:1000])  # truncated, as by a full disk
@@ -176,3 +178,56 @@ def test_runner_tells_apart_frames_that_differ_off_the_sampled_pixels(model, tmp
         ref = model(changed)
     for k in ref:
         assert torch.equal(got[k], ref[k]), k
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime", "openvino"])
+def test_authors_layout_runs_on_every_cpu_backend(cache_dir, name):
+    """The authors' network (model.architecture: official, cut at its own encode_frames /
+    decode_clip) through each backend: every output, foreground included, matches its own
+    forward on a full and a short (front-padded) clip."""
+    from stemseg_core.config import load_config
+
+    cfg = load_config("config/model/official_kitti_mots.yaml", [
+        "model.backbone.name=mobilenet_v3_small", "model.backbone.fpn_channels=32",
+        "model.backbone.frozen_bn=false", "model.decoder.widths=[32,32,32,32]",
+        "model.decoder.groupnorm_groups=8"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    backend = create_backend(name, model, torch.device("cpu"), "fp32",
+                             cache=ArtifactCache(cache_dir), num_threads=2)
+    backend.prepare((3, 96, 128), 8)
+    runner = NetworkRunner(backend, capacity=16)
+    clip = torch.rand(1, 8, 3, 96, 128, generator=torch.Generator().manual_seed(4)) * 255
+    for part in (clip, clip[:, 3:]):
+        got = runner(part)
+        with torch.inference_mode():
+            ref = model(part)
+        assert set(got) == set(ref) == {"embeddings", "precisions", "seediness", "semantic",
+                                         "foreground"}
+        for k in ref:
+            assert got[k].shape == ref[k].shape, k
+            tol = 1e-3 * float(ref[k].abs().max()) if k == "precisions" else 1e-3
+            assert float((got[k] - ref[k]).abs().max()) < tol, (name, k)
+
+
+def test_warmup_of_every_length_leaves_nothing_to_build_mid_stream(model, cache_dir, tmp_path):
+    """The node's warm-up builds the decoders of every clip length a flush can run (1..T-1),
+    so a stream's short last clip loads nothing new (no build stalls the worker)."""
+    from stemseg_core.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "m.pt", model.state_dict(), model.cfg)
+    tr = StreamingTracker.from_checkpoint(
+        ckpt, device="cpu", overrides=["inference.backend=onnxruntime",
+                                       f"inference.engine_cache_dir={cache_dir}"])
+    t = tr.clip_length
+    assert t >= 3  # lengths to build beyond T
+    tr.warmup(H, W, every_length=True)
+    backend = tr._runner.backend
+    assert sorted(backend._decoders) == list(range(1, t + 1))
+    built = sorted(p.name for p in cache_dir.glob("onnx/*"))
+    assert sum(n.startswith("decoder-L") for n in built) >= t
+    frames = [np.random.default_rng(i).integers(0, 256, (H, W, 3), dtype=np.uint8)
+              for i in range(t + 1)]
+    out = [r for i, f in enumerate(frames) for r in tr.push(f, i)] + tr.flush()
+    assert [r.stamp for r in out] == list(range(t + 1))
+    assert sorted(p.name for p in cache_dir.glob("onnx/*")) == built
