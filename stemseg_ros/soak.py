@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import os
+import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -33,9 +34,11 @@ Soak test of the perception node (its own process, its own parameters):
 The node's resident memory (RSS), threads and open file descriptors are sampled from /proc every
 --sample-sec during the stream and after each cycle; its /diagnostics counters (frames in/out,
 dropped, worker errors) are recorded. It fails (exit 1) when, after the warm-up, RSS grows by
-more than --max-rss-growth MiB or threads or file descriptors grow at all (stream: end against
-the end of the warm-up; lifecycle: last cycle against the first). Writes OUT/soak.json,
-OUT/soak.csv (the samples), OUT/soak.png (the plot) and OUT/soak.md.
+more than --max-rss-growth MiB or threads or file descriptors grow at all, comparing medians
+of the last fifth of a phase's samples with its first fifth (stream: the samples after the
+warm-up; lifecycle: one per cycle), so a transient spike does not count but lasting growth
+does. Writes OUT/soak.json, OUT/soak.csv (the samples), OUT/soak.png (the plot) and
+OUT/soak.md.
 
 examples:
   make soak                                   # synthetic drive, demo model, defaults
@@ -101,29 +104,39 @@ def proc_sample(pid: int) -> tuple[float, int, int]:
     return rss_kb / 1024.0, threads, len(os.listdir(f"/proc/{pid}/fd"))
 
 
+#: Share of a phase's judged samples at its start and at its end whose medians are compared, so
+#: that a transient (a clip's temporaries, a short-lived thread) is not taken for growth while
+#: growth that lasts is.
+WINDOW_SHARE = 0.2
+
+
+def _medians(samples: list[Sample]) -> dict[str, float]:
+    """Median RSS (MiB), threads and fds of ``samples``."""
+    return {k: float(statistics.median(getattr(s, k) for s in samples))
+            for k in ("rss_mb", "threads", "fds")}
+
+
 def judge(samples: list[Sample], max_rss_growth: float) -> dict:
-    """Pass/fail per phase: stream (last sample against the last warm-up one) and lifecycle
-    (last cycle against the first). Growth in MiB / counts; ``ok`` False names what grew."""
+    """Pass/fail per phase: stream (the samples after the warm-up) and lifecycle (one sample per
+    cycle), each the median of its last WINDOW_SHARE of samples against the median of its first.
+    Growth in MiB / counts; ``ok`` False names what grew."""
     verdict: dict = {"ok": True, "failures": []}
-    for phase, base_of, end_of in (
-            ("stream", [s for s in samples if s.phase == "warmup"],
-             [s for s in samples if s.phase == "stream"]),
-            ("lifecycle", [s for s in samples if s.phase == "lifecycle"][:1],
-             [s for s in samples if s.phase == "lifecycle"][1:])):
-        if not base_of or not end_of:
+    for phase in ("stream", "lifecycle"):
+        judged = [s for s in samples if s.phase == phase]
+        if len(judged) < 2:
             continue
-        base, end = base_of[-1], end_of[-1]
-        growth = {"rss_mb": end.rss_mb - base.rss_mb, "threads": end.threads - base.threads,
-                  "fds": end.fds - base.fds}
-        verdict[phase] = {"base": asdict(base), "end": asdict(end), "growth": growth,
-                          "max_rss_mb": max(s.rss_mb for s in end_of)}
+        k = max(1, round(WINDOW_SHARE * len(judged)))
+        base, end = _medians(judged[:k]), _medians(judged[-k:])
+        growth = {key: end[key] - base[key] for key in base}
+        verdict[phase] = {"base": base, "end": end, "growth": growth, "window": k,
+                          "max_rss_mb": max(s.rss_mb for s in judged)}
         if growth["rss_mb"] > max_rss_growth:
             verdict["failures"].append(f"{phase}: RSS grew {growth['rss_mb']:+.1f} MiB (more "
                                        f"than {max_rss_growth:g})")
         for key in ("threads", "fds"):
             if growth[key] > 0:
-                verdict["failures"].append(f"{phase}: {key} grew from {getattr(base, key)} "
-                                           f"to {getattr(end, key)}")
+                verdict["failures"].append(f"{phase}: {key} grew from {base[key]:g} to "
+                                           f"{end[key]:g}")
     verdict["ok"] = not verdict["failures"]
     return verdict
 
@@ -266,15 +279,15 @@ def plot(samples: list[Sample], path: Path, title: str) -> None:
 
 
 def report(result: dict) -> str:
-    rows = ["| phase | RSS base → end (MiB) | growth | max | threads | fds |",
+    rows = ["| phase (medians: first → last fifth) | RSS (MiB) | growth | max | threads | fds |",
             "|---|---|---|---|---|---|"]
     for phase in ("stream", "lifecycle"):
         v = result["verdict"].get(phase)
         if v:
             b, e, g = v["base"], v["end"], v["growth"]
             rows.append(f"| {phase} | {b['rss_mb']:.1f} → {e['rss_mb']:.1f} | "
-                        f"{g['rss_mb']:+.1f} | {v['max_rss_mb']:.1f} | {b['threads']} → "
-                        f"{e['threads']} | {b['fds']} → {e['fds']} |")
+                        f"{g['rss_mb']:+.1f} | {v['max_rss_mb']:.1f} | {b['threads']:g} → "
+                        f"{e['threads']:g} | {b['fds']:g} → {e['fds']:g} |")
     s = result["node_counters"]
     lines = [f"rate {result['rate_hz']:.2f} Hz for {result['camera_minutes']:g} min of camera "
              f"time ({result['frames_streamed']} frames), then {result['cycles']} lifecycle "
