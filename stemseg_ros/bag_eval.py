@@ -27,11 +27,13 @@ keep up with are dropped and counted, as on the robot); --lockstep sends the nex
 node has taken the previous one (no drops). What lockstep gives is what the node computes with
 its parameters: <seq>.txt then equals
   stemseg infer --checkpoint CKPT --data GT --seq SEQ --min-track-length 0 \\
-      --set inference.flip_test=false
-on the same frames: the node publishes every track as it goes (infer drops tracks shorter than
-the checkpoint's inference.min_track_length afterwards), and it follows its own flip_test
-parameter (default false), not the checkpoint's. The node's thresholds, clip_overlap and
-flip_test given as --node-arg NAME=VALUE are infer's --set inference.NAME=VALUE.
+      --backend B --precision P --set inference.flip_test=false
+on the same frames, with B/P the backend and precision the node runs (its log and report.md say
+which: by default the device's deployment default, see the README's Deployment section;
+--node-arg backend=torch for eager): the node publishes every track as it goes (infer drops
+tracks shorter than the checkpoint's inference.min_track_length afterwards), and it follows its
+own flip_test parameter (default false), not the checkpoint's. The node's thresholds,
+clip_overlap and flip_test given as --node-arg NAME=VALUE are infer's --set inference.NAME=VALUE.
 Any rosbag2 (MCAP or sqlite3) with one sensor_msgs/Image or CompressedImage topic works.
 
 examples:
