@@ -97,6 +97,11 @@ class Backend(ABC):
         may be shorter than T); backends with one graph per length override it."""
         return None
 
+    def prepare_encoder(self, n: int) -> None:
+        """Build or load the encoder for batches of ``n`` frames now; backends that compile one
+        graph per frame count override it."""
+        return None
+
     @abstractmethod
     def encode(self, frames: torch.Tensor) -> Features:
         """(N, 3, Hp, Wp) 0..255 on the tracker's device -> features, each (N, ...)."""

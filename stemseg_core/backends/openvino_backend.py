@@ -100,6 +100,9 @@ class OpenVinoBackend(Backend):
     def prepare_decoder(self, length: int) -> None:
         self._decoder_for(length)
 
+    def prepare_encoder(self, n: int) -> None:
+        self._encoder_for(n)
+
     def _decoder_for(self, length: int):
         if length not in self._decoders:
             model = self._ir(f"decoder-L{length}", self._frame_shape,

@@ -315,8 +315,10 @@ class StreamingTracker:
                every_length: bool = False) -> float:
         """Build or load the backend's artifacts and run one clip of random frames of
         height x width (default: the config's data size); returns its seconds. With
-        ``every_length`` also the decoders of clips of 1..T-1 frames (what flush() may run),
-        so that no graph is built mid-stream (the node). The stream's state is not touched."""
+        ``every_length`` also the decoders of clips of 1..T-1 frames (what flush() may run)
+        and the encoders of 1..T new frames (a reset, a flush), so that no graph is built or
+        compiled mid-stream (the node: a build there stalls the worker and leaves memory and
+        threads behind). The stream's state is not touched."""
         h = int(height or self.cfg.data.height)
         w = int(width or self.cfg.data.width)
         frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -326,8 +328,9 @@ class StreamingTracker:
         self._sync()
         if self._runner is not None:
             if every_length:
-                for n in range(1, self.clip_length):
+                for n in range(1, self.clip_length + 1):
                     self._runner.backend.prepare_decoder(n)
+                    self._runner.backend.prepare_encoder(n)
             self._runner.reset()  # the random frames' features are of no later use
         return time.perf_counter() - t0
 

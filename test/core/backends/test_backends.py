@@ -210,20 +210,24 @@ def test_authors_layout_runs_on_every_cpu_backend(cache_dir, name):
             assert float((got[k] - ref[k]).abs().max()) < tol, (name, k)
 
 
-def test_warmup_of_every_length_leaves_nothing_to_build_mid_stream(model, cache_dir, tmp_path):
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_warmup_of_every_length_leaves_nothing_to_build_mid_stream(model, cache_dir, tmp_path,
+                                                                    name):
     """The node's warm-up builds the decoders of every clip length a flush can run (1..T-1),
     so a stream's short last clip loads nothing new (no build stalls the worker)."""
     from stemseg_core.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "m.pt", model.state_dict(), model.cfg)
     tr = StreamingTracker.from_checkpoint(
-        ckpt, device="cpu", overrides=["inference.backend=onnxruntime",
+        ckpt, device="cpu", overrides=[f"inference.backend={name}",
                                        f"inference.engine_cache_dir={cache_dir}"])
     t = tr.clip_length
     assert t >= 3  # lengths to build beyond T
     tr.warmup(H, W, every_length=True)
     backend = tr._runner.backend
     assert sorted(backend._decoders) == list(range(1, t + 1))
+    if name == "openvino":  # compiled per frame count
+        assert sorted(backend._encoders) == list(range(1, t + 1))
     built = sorted(p.name for p in cache_dir.glob("onnx/*"))
     assert sum(n.startswith("decoder-L") for n in built) >= t
     frames = [np.random.default_rng(i).integers(0, 256, (H, W, 3), dtype=np.uint8)
@@ -231,3 +235,6 @@ def test_warmup_of_every_length_leaves_nothing_to_build_mid_stream(model, cache_
     out = [r for i, f in enumerate(frames) for r in tr.push(f, i)] + tr.flush()
     assert [r.stamp for r in out] == list(range(t + 1))
     assert sorted(p.name for p in cache_dir.glob("onnx/*")) == built
+    assert sorted(backend._decoders) == list(range(1, t + 1))
+    if name == "openvino":
+        assert sorted(backend._encoders) == list(range(1, t + 1))
