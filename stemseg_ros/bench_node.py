@@ -42,6 +42,8 @@ examples:
 """
 #: Rate of the run that loads caches and warms the node up before the measured runs.
 WARMUP_HZ = 2.0
+#: Largest share of lost frames at which a rate counts as kept up (ros2_benchmark's peak).
+MAX_LOSS = 0.05
 
 
 @dataclass
@@ -70,21 +72,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-frames", type=int, default=20,
                    help="frames per run at least (slow rates run longer), so that one lost "
                    "frame is a fine enough step of the lost share")
-    p.add_argument("--max-loss", type=float, default=0.05,
+    p.add_argument("--max-loss", type=float, default=MAX_LOSS,
                    help="largest share of lost frames at which a rate counts as kept up")
     p.add_argument("--min-rate", type=float, default=0.5,
                    help="lower end of the peak search when no fixed rate keeps up (Hz)")
     p.add_argument("--search-steps", type=int, default=5,
                    help="bisection steps of the peak search (0: no search)")
+    p.add_argument("--no-bare", action="store_true",
+                   help="skip the bare tracker run (no node/tracker ratio)")
+    add_node_arguments(p, "for the last results")
+
+
+def add_node_arguments(p: argparse.ArgumentParser, waits_for: str) -> None:
+    """The arguments of the node process the bag tools start (`bag bench`, `bag soak`):
+    checkpoint, device, extra parameters, domain and the timeout (``waits_for``: what else it
+    bounds besides the start)."""
     p.add_argument("--checkpoint", help="checkpoint for the node (default: the node's)")
     p.add_argument("--device", help="node device: auto, cpu or cuda")
     p.add_argument("--node-arg", action="append", default=[], metavar="K=V",
                    help="extra node parameter (repeatable)")
-    p.add_argument("--no-bare", action="store_true",
-                   help="skip the bare tracker run (no node/tracker ratio)")
     p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default: a free one)")
     p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait for the node to start / for the last results")
+                   help=f"seconds to wait for the node to start / {waits_for}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,7 +235,7 @@ def _node_tracker_settings(node_args: list[str], device: str = "cpu") -> tuple[l
 # ----------------------------------------------------------------------------------------------
 # command
 
-def _load_frames(bag: str, topic: str | None):
+def load_frames(bag: str, topic: str | None):
     """(topic, msgtype, message objects, RGB frames) of the bag's image topic."""
     import numpy as np
     from rclpy.serialization import deserialize_message
@@ -250,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_ros.replay_node import ReplayError
 
     try:
-        topic, msgtype, msgs, rgb = _load_frames(args.bag, args.topic)
+        topic, msgtype, msgs, rgb = load_frames(args.bag, args.topic)
         if not msgs:
             raise BagError(f"bag {args.bag} has no images on {topic}")
         opts = ReplayOptions(topic=topic, msgtype=msgtype, checkpoint=args.checkpoint,

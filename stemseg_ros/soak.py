@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stemseg_core.commands.bag import HelpWithDefaults
+from stemseg_ros.bench_node import MAX_LOSS, add_node_arguments, find_peak, load_frames, run_at
 
 HELP = "soak the node: its peak rate for 20 min of camera time, then 50 lifecycle cycles"
 DESCRIPTION = """\
@@ -80,13 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds between /proc samples during the stream")
     p.add_argument("--max-rss-growth", type=float, default=20.0,
                    help="largest RSS growth (MiB) after the warm-up that passes")
-    p.add_argument("--checkpoint", help="checkpoint for the node (default: the node's)")
-    p.add_argument("--device", help="node device: auto, cpu or cuda")
-    p.add_argument("--node-arg", action="append", default=[], metavar="K=V",
-                   help="extra node parameter (repeatable)")
-    p.add_argument("--domain-id", type=int, help="ROS_DOMAIN_ID (default: a free one)")
-    p.add_argument("--timeout", type=float, default=120.0,
-                   help="seconds to wait for the node to start / to answer a transition")
+    add_node_arguments(p, "to answer a transition")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,12 +192,11 @@ class Feeder:
 
 def peak_rate(player, msgs: list) -> float:
     """The node's peak rate by the bench's search (short runs: 6 s, 4 bisection steps)."""
-    from stemseg_ros.bench_node import find_peak, run_at
 
     def measure(hz: float) -> bool:
         r = run_at(player, msgs, hz, 6.0, 20)
         print(f"  peak search {hz:6.2f} Hz: {100 * r.lost_share:.1f} % lost", file=sys.stderr)
-        return r.lost_share <= 0.05
+        return r.lost_share <= MAX_LOSS
 
     fixed = {hz: measure(hz) for hz in (5.0, 10.0)}
     peak = find_peak(measure, [h for h, ok in fixed.items() if ok],
@@ -303,7 +297,6 @@ def report(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stemseg_core.data.rosbag_io import BagError
-    from stemseg_ros.bench_node import _load_frames
     from stemseg_ros.replay import Player, ReplayOptions
     from stemseg_ros.replay_node import ReplayError
 
@@ -311,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     samples: list[Sample] = []
     try:
-        topic, msgtype, msgs, _ = _load_frames(args.bag, args.topic)
+        topic, msgtype, msgs, _ = load_frames(args.bag, args.topic)
         if not msgs:
             raise BagError(f"bag {args.bag} has no images on {topic}")
         opts = ReplayOptions(topic=topic, msgtype=msgtype, checkpoint=args.checkpoint,
