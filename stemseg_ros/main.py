@@ -47,9 +47,10 @@ def bridge_logging(ros_logger: Any) -> None:
 
 def run(node_class: Any, args: list[str] | None = None) -> int:
     """Run a node of `node_class` until SIGINT/SIGTERM; ends the process (exit status 0)."""
-    from stemseg_ros import dds
+    from stemseg_ros import dds, memory
     from stemseg_ros.model import share_dir
 
+    arenas = memory.limit_malloc_arenas()  # before any thread starts (DDS, executor, worker)
     os.environ.update(dds.environment(os.environ, share_dir()))  # before the DDS participant
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
@@ -57,6 +58,8 @@ def run(node_class: Any, args: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     node = node_class()
     bridge_logging(node.get_logger())
+    if arenas:
+        node.get_logger().debug(f"glibc malloc arenas capped at {arenas} (MALLOC_ARENA_MAX)")
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:

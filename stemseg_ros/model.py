@@ -6,7 +6,7 @@ from typing import Any
 
 from stemseg_core.inference.stream_policy import StreamSession
 from stemseg_ros import params
-from stemseg_ros.worker import release_memory
+from stemseg_ros.memory import release_memory
 
 
 def share_dir() -> str | None:
@@ -64,6 +64,7 @@ class ModelHolder:
         tr.set_thresholds(**self.thresholds(set_values))
         if hasattr(tr, "warmup"):  # backends build their engines here, not on the first frame
             tr.warmup(every_length=True)
+            release_memory()  # what building and warming up left behind
         tr.reset()
         return StreamSession(tr, p.gap_reset_sec)
 

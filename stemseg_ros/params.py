@@ -27,6 +27,7 @@ from rclpy.exceptions import (
 from rclpy.parameter import Parameter
 
 from stemseg_core.config import LIVE_THRESHOLDS, ThresholdSpec
+from stemseg_ros.worker import DEFAULT_IDLE_FLUSH_SEC
 
 DEVICES = ("auto", "cpu", "cuda")
 TRANSPORTS = ("raw", "compressed")
@@ -161,8 +162,9 @@ SPECS: tuple[Spec, ...] = (
          "background; only while somebody subscribes).", live=True),
     Spec("max_queue_clips", 2, "Input queue bound in clips: at most max_queue_clips * (T - Tc) "
          "frames wait; beyond that the oldest frame is dropped and counted.", range=(1, 1000)),
-    Spec("idle_flush_sec", 1.0, "Finalise a partial clip after this many seconds without "
-         "frames; 0 = never.", live=True, range=(0.0, 3600.0)),
+    Spec("idle_flush_sec", DEFAULT_IDLE_FLUSH_SEC, "Finalise a partial clip, and give the "
+         "memory of the clip buffers back, after this many seconds without frames; 0 = never.",
+         live=True, range=(0.0, 3600.0)),
     Spec("gap_reset_sec", 5.0, "A gap between the stamps of incoming images longer than this "
          "finalises the running clips and starts a new track sequence (frames the node skipped "
          "or dropped do not count); 0 = never.", live=True, range=(0.0, 86400.0)),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from stemseg_core.commands.bag import HelpWithDefaults
 from stemseg_ros.bench_node import MAX_LOSS, add_node_arguments, find_peak, load_frames, run_at
+from stemseg_ros.worker import DEFAULT_IDLE_FLUSH_SEC
 
 HELP = "soak the node: its peak rate for 20 min of camera time, then 50 lifecycle cycles"
 DESCRIPTION = """\
@@ -48,8 +49,9 @@ examples:
 """
 #: Frames sent after each lifecycle cycle (more than one clip of the demo model).
 CYCLE_FRAMES = 8
-#: Seconds after a cycle (and after the stream) before sampling, so transient threads are gone.
-SETTLE_SEC = 1.0
+#: Seconds after a cycle (and after the stream) before sampling: past the node's idle release
+#: (idle_flush_sec), so transient threads and clip buffers are gone and what stays is measured.
+SETTLE_SEC = DEFAULT_IDLE_FLUSH_SEC + 1.0
 
 
 @dataclass

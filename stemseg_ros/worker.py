@@ -17,8 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from stemseg_ros.memory import release_memory
+
 #: Seconds the worker waits for a frame before it checks the idle-flush timer.
 POLL_SEC = 0.05
+#: Default of the node's idle_flush_sec: a pause after which the partial clip is finalised and
+#: the clip buffers' memory given back.
+DEFAULT_IDLE_FLUSH_SEC = 1.0
 #: Latencies kept for the diagnostics percentiles.
 LATENCY_WINDOW = 512
 #: Frames over which the worker's time per frame is averaged (several clips).
@@ -175,22 +180,6 @@ def is_out_of_memory(error: BaseException) -> bool:
             or "out of memory" in str(error).lower())
 
 
-def release_memory() -> None:
-    """Give freed memory back: Python garbage, torch's CUDA cache, glibc's heap (RSS)."""
-    import ctypes
-    import gc
-    import sys
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 class Worker:
     """Runs `session` (a StreamSession) on the frames of `queue` in its own thread.
 
@@ -210,6 +199,7 @@ class Worker:
         self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._last_frame_time = time.monotonic()
+        self._idle = True  # no frame since the last idle flush (nothing to finalise or free)
         self.thread = threading.Thread(target=self._run, name="stemseg-worker", daemon=True)
 
     # -- control (any thread) ------------------------------------------------------------------
@@ -288,6 +278,7 @@ class Worker:
     def _process(self, frame: Frame) -> None:
         self._apply_thresholds()
         self._last_frame_time = time.monotonic()
+        self._idle = False
         t0 = time.perf_counter()
         resets = self.session.resets
         results = self.session.push(frame.model_input(), frame.stamp_ns, frame,
@@ -317,7 +308,12 @@ class Worker:
                 self.stats.clips += bool(results)
 
     def _maybe_idle_flush(self) -> None:
-        if self.idle_flush_sec <= 0 or self.session.tracker.pending == 0:
+        """After idle_flush_sec without frames (once per pause): finalise the partial clip and
+        give the clip buffers' memory back to the system."""
+        if (self.idle_flush_sec <= 0 or self._idle
+                or time.monotonic() - self._last_frame_time < self.idle_flush_sec):
             return
-        if time.monotonic() - self._last_frame_time >= self.idle_flush_sec:
+        self._idle = True
+        if self.session.tracker.pending:
             self._flush(f"no frame for {self.idle_flush_sec} s")
+        release_memory()

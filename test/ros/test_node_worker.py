@@ -102,6 +102,35 @@ def test_worker_survives_a_failing_clip(tiny_checkpoint, error, counter):
         assert "out of memory: skipped the clip (3 frame(s) dropped)" in log.text("error")
 
 
+def test_worker_pause_finalises_the_clip_and_gives_memory_back_once(tiny_checkpoint,
+                                                                      monkeypatch):
+    import stemseg_ros.worker as W
+
+    released = []
+    monkeypatch.setattr(W, "release_memory", lambda: released.append(time.monotonic()))
+    tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu")
+    tr.set_thresholds(**LOW_THRESHOLDS)
+    got: list = []
+    w = Worker(StreamSession(tr), FrameQueue(100), Stats(), got.extend, Log(),
+               idle_flush_sec=0.2)
+    w.start()
+    frames = make_frames(3)
+    assert tr.clip_length > 2  # two frames make a partial clip
+    for i in range(2):
+        w.queue.put_frame(_frame(i, frames[i]))
+    deadline = time.monotonic() + 60
+    while not released and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(got) == 2 and len(released) == 1  # partial clip finalised, memory freed
+    time.sleep(0.6)  # the pause goes on: nothing more to finalise or free
+    assert len(released) == 1
+    w.queue.put_frame(_frame(2, frames[2]))
+    while len(released) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(got) == 3 and len(released) == 2  # a new pause after a new frame
+    assert w.stop(60)
+
+
 # ----------------------------------------------------------------------------------------------
 # The node object (private rclpy context, no DDS traffic needed)
 
