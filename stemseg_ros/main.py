@@ -16,6 +16,7 @@ import threading
 from typing import Any
 
 import rclpy
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
@@ -45,6 +46,28 @@ def bridge_logging(ros_logger: Any) -> None:
     lib.addHandler(RosLogHandler(ros_logger))
 
 
+#: Seconds one executor turn waits for work before the stop flag is checked again.
+SPIN_SEC = 0.1
+
+
+def spin_until(executor: Any, stop: threading.Event, logger: Any) -> int:
+    """Spin `executor` until `stop` is set or ROS shuts down; returns the turns lost to a race.
+
+    A lifecycle transition runs on an executor thread and destroys the subscription (and its
+    QoS event handlers) while this thread may be building the next wait set from them; rclpy then
+    raises InvalidHandle here (ros2/rclpy#1206, #1284). The destroyed entity is gone from the
+    next wait set, so the turn is dropped and spinning goes on: it must not end the node."""
+    lost = 0
+    while not stop.is_set() and rclpy.ok(context=executor.context):
+        try:
+            executor.spin_once(timeout_sec=SPIN_SEC)
+        except InvalidHandle as e:
+            lost += 1
+            logger.debug(f"executor turn skipped: an entity was destroyed while the wait set "
+                         f"was built ({e}); {lost} so far")
+    return lost
+
+
 def run(node_class: Any, args: list[str] | None = None) -> int:
     """Run a node of `node_class` until SIGINT/SIGTERM; ends the process (exit status 0)."""
     from stemseg_ros import dds, memory
@@ -66,8 +89,7 @@ def run(node_class: Any, args: list[str] | None = None) -> int:
         if node.get_parameter("autostart").value and not stop.is_set():
             if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
                 node.trigger_activate()
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        spin_until(executor, stop, node.get_logger())
     finally:
         node.shutdown_now()
         executor.shutdown(timeout_sec=1.0)
