@@ -43,7 +43,7 @@ class Intake:
         discarded = 0
         for item in queue.clear():
             if isinstance(item, FlushRequest):
-                item.done.set()
+                item.finish()
             else:
                 discarded += 1
         self.stats.add(dropped=discarded)

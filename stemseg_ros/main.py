@@ -17,7 +17,7 @@ from typing import Any
 
 import rclpy
 from rclpy.exceptions import InvalidHandle
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
@@ -53,10 +53,12 @@ SPIN_SEC = 0.1
 def spin_until(executor: Any, stop: threading.Event, logger: Any) -> int:
     """Spin `executor` until `stop` is set or ROS shuts down; returns the turns lost to a race.
 
-    A lifecycle transition runs on an executor thread and destroys the subscription (and its
-    QoS event handlers) while this thread may be building the next wait set from them; rclpy then
-    raises InvalidHandle here (ros2/rclpy#1206, #1284). The destroyed entity is gone from the
-    next wait set, so the turn is dropped and spinning goes on: it must not end the node."""
+    When an entity is destroyed from another thread (with a multi-threaded executor: a lifecycle
+    transition destroying the subscription and its QoS event handlers) while this thread builds
+    the next wait set from it, rclpy raises InvalidHandle here (ros2/rclpy#1206, #1284). The
+    node's one executor thread runs its transitions itself, but a component may spin it
+    otherwise: the destroyed entity is gone from the next wait set, so the turn is dropped and
+    spinning goes on; it must not end the node."""
     lost = 0
     while not stop.is_set() and rclpy.ok(context=executor.context):
         try:
@@ -83,7 +85,10 @@ def run(node_class: Any, args: list[str] | None = None) -> int:
     bridge_logging(node.get_logger())
     if arenas:
         node.get_logger().debug(f"glibc malloc arenas capped at {arenas} (MALLOC_ARENA_MAX)")
-    executor = MultiThreadedExecutor(num_threads=2)
+    # One executor thread: a MultiThreadedExecutor's pool made the worker's clips 1.2-1.8x
+    # slower on 2 cores (docs/experiments.md); nothing in the node blocks the executor for long
+    # (~/flush is a coroutine).
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         if node.get_parameter("autostart").value and not stop.is_set():

@@ -35,6 +35,14 @@ FLUSH_TIMEOUT_SEC = STOP_TIMEOUT_SEC = 120.0
 SIGNAL_STOP_SEC = 1.5
 
 
+class NextTurn:
+    """Awaited in a service coroutine: gives the executor back for one turn (rclpy resumes a
+    pending task at each of its turns, at the latest every spin timeout)."""
+
+    def __await__(self) -> Any:
+        yield
+
+
 class PerceptionNode(LifecycleNode):
     """Lifecycle node running a stemseg StreamingTracker on one camera stream."""
 
@@ -212,14 +220,21 @@ class PerceptionNode(LifecycleNode):
             pub.publish(conversions.array_to_image(bgr, "bgr8", header))
 
     # -- services, parameters, diagnostics -----------------------------------------------------
-    def _on_flush(self, request: Trigger.Request, response: Trigger.Response
-                  ) -> Trigger.Response:
+    async def _on_flush(self, request: Trigger.Request, response: Trigger.Response
+                        ) -> Trigger.Response:
+        """Finalise the frames queued so far. A coroutine in its own callback group: while it
+        waits for the worker, the executor's one thread goes on taking images, timers and the
+        other services; the worker wakes the executor when the request is done."""
         if self._worker is None:  # (response.success is False by default)
             response.message = "not active: nothing to flush (activate the node first)"
             return response
-        req = FlushRequest()
+        executor = self.executor
+        req = FlushRequest(notify=executor.wake if executor is not None else None)
         self._worker.queue.put_control(req)
-        response.success = req.done.wait(FLUSH_TIMEOUT_SEC)
+        deadline = time.monotonic() + FLUSH_TIMEOUT_SEC
+        while not req.done.is_set() and time.monotonic() < deadline:
+            await NextTurn()
+        response.success = req.done.is_set()
         response.message = (f"finalised {req.published} frame(s)" if response.success
                             else f"flush did not finish within {FLUSH_TIMEOUT_SEC} s")
         return response

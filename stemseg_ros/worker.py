@@ -51,10 +51,19 @@ class Frame:
 
 @dataclass
 class FlushRequest:
-    """Queued behind the frames: the worker finalises the partial clip when it gets here."""
+    """Queued behind the frames: the worker finalises the partial clip when it gets here.
+
+    `notify` (any thread may call it) is called once `done` is set, e.g. to wake the executor
+    whose service callback awaits the request."""
 
     done: threading.Event = field(default_factory=threading.Event)
     published: int = 0
+    notify: Callable[[], None] | None = None
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.notify is not None:
+            self.notify()
 
 
 class FrameQueue:
@@ -243,7 +252,7 @@ class Worker:
                 self._failed(e)
             finally:
                 if isinstance(item, FlushRequest):
-                    item.done.set()
+                    item.finish()
         if self._flush_on_stop:
             try:
                 self._flush("stopping")

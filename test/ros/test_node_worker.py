@@ -248,6 +248,49 @@ def test_intake_skips_evenly_and_diagnostics(make_node, tiny_checkpoint):
     assert values["frames_in"] == "30" and values["frames_skipped"] == "25"
 
 
+def test_flush_waits_for_the_worker_without_holding_the_one_executor_thread(make_node,
+                                                                           tiny_checkpoint):
+    """~/flush is answered when the worker reaches the request; meanwhile the node's other
+    services answer on the same single-threaded executor (as the node's process spins it)."""
+    import rclpy
+    from lifecycle_msgs.srv import GetState
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from std_srvs.srv import Trigger
+
+    node = make_node(checkpoint=str(tiny_checkpoint))
+    assert node.trigger_configure() == R.SUCCESS
+    assert node.trigger_activate() == R.SUCCESS
+    node._worker.stop(10, flush=False)  # the test plays the worker
+    client = rclpy.create_node("flush_client", context=node.context, namespace="/cam1")
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.add_node(client)
+
+    def spin_until(done, timeout=10.0):
+        end = time.monotonic() + timeout
+        while not done() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
+        return done()
+
+    flush_cli = client.create_client(Trigger, "stemseg_perception/flush")
+    state_cli = client.create_client(GetState, "stemseg_perception/get_state")
+    assert spin_until(lambda: flush_cli.service_is_ready() and state_cli.service_is_ready())
+    flushed = flush_cli.call_async(Trigger.Request())
+    assert spin_until(lambda: bool(node._worker.queue._items))  # the request is queued
+    state = state_cli.call_async(GetState.Request())
+    assert spin_until(state.done)
+    assert state.result().current_state.label == "active" and not flushed.done()
+    req = node._worker.queue.get(0)
+    assert isinstance(req, FlushRequest) and req.notify is not None
+    req.published = 3
+    req.finish()
+    assert spin_until(flushed.done)
+    assert flushed.result().success and flushed.result().message == "finalised 3 frame(s)"
+    executor.shutdown()
+    client.destroy_node()
+
+
 # ----------------------------------------------------------------------------------------------
 # Diagnostics (pure)
 
