@@ -85,9 +85,9 @@ def run(node_class: Any, args: list[str] | None = None) -> int:
     bridge_logging(node.get_logger())
     if arenas:
         node.get_logger().debug(f"glibc malloc arenas capped at {arenas} (MALLOC_ARENA_MAX)")
-    # One executor thread: a MultiThreadedExecutor's pool made the worker's clips 1.2-1.8x
-    # slower on 2 cores (docs/experiments.md); nothing in the node blocks the executor for long
-    # (~/flush is a coroutine).
+    # One executor thread: a MultiThreadedExecutor's pool slowed the worker (figures in
+    # docs/experiments.md); nothing in the node blocks the executor for long (~/flush is a
+    # coroutine).
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
