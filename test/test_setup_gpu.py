@@ -1,0 +1,102 @@
+"""scripts/setup.sh on an NVIDIA machine without a route to TensorRT's wheels: setup completes
+and says the TensorRT step was skipped and why (issue 41).
+
+It runs the real script on this checkout with a stand-in ``nvidia-smi`` on PATH. With the
+checkout already set up (``make test`` runs ``make setup`` first) every stamped step is skipped
+and only the TensorRT step runs. pip is shut off from every index and wheel folder (no config
+files, ``--no-index``, an empty find-links folder), so the step fails fast and cannot install or
+remove anything; the test checks that the venv's site-packages are unchanged and puts back the
+step's stamp and log.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+STAMPS = ("deps", "lib", "colcon")
+
+pytestmark = pytest.mark.skipif(
+    not all((VENV / f".stamp-{s}").is_file() for s in STAMPS)
+    or not (ROOT / "install" / "setup.bash").is_file(),
+    reason="needs the checkout set up first (make setup: .venv stamps and install/); the test "
+           "runs only the TensorRT step of scripts/setup.sh")
+
+NVIDIA_SMI = """#!/bin/sh
+# stand-in: one GPU, as the real nvidia-smi -L prints it
+echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-00000000-0000-0000-0000-000000000000)"
+"""
+
+
+def _site_packages() -> set[str]:
+    return {p.name for p in VENV.glob("lib/python3*/site-packages/*")}
+
+
+@pytest.fixture
+def offline_gpu_env(tmp_path):
+    """Env for setup.sh: a stand-in nvidia-smi first on PATH, pip with nothing to install from.
+    Puts back the TensorRT stamp and log setup.sh writes."""
+    bindir, empty = tmp_path / "bin", tmp_path / "empty-index"
+    bindir.mkdir()
+    empty.mkdir()
+    smi = bindir / "nvidia-smi"
+    smi.write_text(NVIDIA_SMI)
+    smi.chmod(0o755)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "STEMSEG_", "VIRTUAL_ENV"))}
+    env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}",
+               PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(empty),
+               PIP_INDEX_URL=empty.as_uri(), STEMSEG_NVIDIA_INDEX=empty.as_uri())
+    kept = {}
+    for f in (VENV / ".stamp-trt", ROOT / "log" / "setup-gpu.txt"):
+        if f.is_file():
+            kept[f] = tmp_path / f"kept-{f.name}"
+            shutil.copy2(f, kept[f])
+    yield env
+    for f in (VENV / ".stamp-trt", ROOT / "log" / "setup-gpu.txt"):
+        if f in kept:
+            shutil.copy2(kept[f], f)
+        else:
+            f.unlink(missing_ok=True)
+
+
+def _setup(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_setup_completes_and_says_tensorrt_was_skipped_and_why(offline_gpu_env):
+    before = _site_packages()
+    r = _setup(offline_gpu_env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "NVIDIA GPU found" in out, out
+    assert "TensorRT step skipped: pip could not install torch-tensorrt==2.14.0" in out, out
+    # the reason is pip's own last error line, and the way to retry is named
+    assert "No matching distribution found for torch-tensorrt" in out, out
+    assert "STEMSEG_RETRY_TRT=1" in out and "STEMSEG_NVIDIA_INDEX" in out, out
+    assert "done. Activate with" in out.splitlines()[-1], out
+    assert _site_packages() == before
+
+    # A second run does not retry the same failure (make test runs make setup every time) ...
+    again = _setup(offline_gpu_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "failed before with the same inputs" in again.stdout, again.stdout
+    assert "NVIDIA GPU found" not in again.stdout
+    # ... and STEMSEG_SKIP_TRT=1 skips the step, saying so.
+    skipped = _setup({**offline_gpu_env, "STEMSEG_SKIP_TRT": "1"})
+    assert skipped.returncode == 0
+    assert "TensorRT step skipped: STEMSEG_SKIP_TRT=1" in skipped.stdout, skipped.stdout
+
+
+def test_setup_says_nothing_of_tensorrt_without_a_gpu(offline_gpu_env, tmp_path):
+    smi = tmp_path / "bin" / "nvidia-smi"  # an nvidia-smi that finds no GPU (driver missing)
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    r = _setup(offline_gpu_env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "TensorRT" not in r.stdout and "NVIDIA GPU found" not in r.stdout
