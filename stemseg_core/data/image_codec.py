@@ -18,12 +18,20 @@ conventions. Where they differ, on purpose:
 - ``8UC3`` / ``8UC4`` carry no colour order; like cv_bridge and rosbags-image the channels are
   taken as they are (R, G, B[, A]).
 
-Compressed images: :func:`decode_compressed` decodes jpeg / png (OpenCV) by content;
+Compressed images: :func:`decode_compressed` decodes jpeg / png (OpenCV) by content (other
+formats OpenCV knows, e.g. BMP or TIFF, are refused: only jpeg and png headers are checked);
 :func:`encode_compressed` writes them. :func:`encode_image` turns RGB into any encoding of
 :data:`ENCODINGS` (little endian, no row padding), for the bag writer and for tests.
 
-Every failure raises :class:`ImageDecodeError` naming the encoding, the size, the step and what
-to do.
+Size limits (the node's ``max_image_pixels``): both decoders take ``max_pixels`` and raise
+:class:`ImageTooLarge` before anything is allocated: raw images by ``height * width``,
+compressed ones by the width and height in their header (JPEG frame header / PNG IHDR, read by
+:func:`compressed_size` without decoding). ``decode_compressed(..., min_size=(h, w))`` decodes
+a JPEG at the smallest of 1/2, 1/4, 1/8 scale that still covers ``h x w`` (libjpeg's DCT
+scaling: faster and smaller than decoding in full and resizing).
+
+Every failure raises :class:`ImageDecodeError` (no OpenCV exception, no None) naming the
+encoding, the size, the step and what to do.
 """
 from __future__ import annotations
 
@@ -33,14 +41,23 @@ import cv2
 import numpy as np
 
 __all__ = [
-    "COMPRESSED_FORMATS", "ENCODINGS", "ImageDecodeError", "Layout", "compress_array",
-    "compressed_format_string", "decode_compressed", "decode_image", "encode_compressed",
-    "encode_image", "layout_of", "pack_image", "to_rgb8", "unpack_image",
+    "COMPRESSED_FORMATS", "ENCODINGS", "ImageDecodeError", "ImageTooLarge", "Layout",
+    "compress_array", "compressed_format_string", "compressed_size", "decode_compressed",
+    "decode_image", "encode_compressed", "encode_image", "layout_of", "pack_image", "to_rgb8",
+    "unpack_image",
 ]
 
 COMPRESSED_FORMATS = ("jpeg", "png")
 _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: JPEG frame-header (SOFn) markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+#: Marker segments read before giving up on finding the frame header (real files have < 30).
+_JPEG_MAX_SEGMENTS = 1024
+#: Reduced-scale JPEG decoding: denominator -> OpenCV flag (largest reduction first).
+_JPEG_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                 (2, cv2.IMREAD_REDUCED_COLOR_2))
 #: Bytes at the end of a jpeg in which its end-of-image marker must appear (encoders may pad).
 _JPEG_TAIL = 64
 _DEFAULT_JPEG_QUALITY = 95
@@ -48,6 +65,25 @@ _DEFAULT_JPEG_QUALITY = 95
 
 class ImageDecodeError(ValueError):
     """An image cannot be decoded or encoded; the message names encoding, size, step and fix."""
+
+
+class ImageTooLarge(ImageDecodeError):
+    """An image has more pixels than the caller's limit (``max_pixels``, the node's
+    ``max_image_pixels``); raised before the image is decoded or any pixel buffer allocated.
+    ``height``, ``width`` and ``limit`` say by how much."""
+
+    def __init__(self, what: str, height: int, width: int, limit: int):
+        self.height, self.width, self.limit = int(height), int(width), int(limit)
+        super().__init__(
+            f"{what} image {self.width}x{self.height} ({self.width * self.height} pixels) is "
+            f"over the limit of {self.limit} pixels (max_image_pixels); refused before "
+            f"decoding. Send smaller images or raise max_image_pixels")
+
+
+def _check_pixels(what: str, height: int, width: int, max_pixels: int | None) -> None:
+    """:class:`ImageTooLarge` when ``height * width`` is over ``max_pixels`` (None = no limit)."""
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageTooLarge(what, height, width, max_pixels)
 
 
 @dataclass(frozen=True)
@@ -146,16 +182,18 @@ def _as_bytes(data) -> np.ndarray:
 
 
 def unpack_image(encoding: str, height: int, width: int, step: int, is_bigendian: bool,
-                 data) -> np.ndarray:
+                 data, *, max_pixels: int | None = None) -> np.ndarray:
     """Message fields -> array in the encoding's own layout, host byte order, rows unpadded.
 
     Shape (H, W, C), or (H, W) for one channel; (H * 3 / 2, W) for nv12 / nv21. ``data`` is
     anything with the buffer protocol (bytes, array.array, a uint8 numpy array). Rows are
-    ``step`` bytes apart; the last row may lack its padding.
+    ``step`` bytes apart; the last row may lack its padding. ``max_pixels``: refuse an image
+    with more than that many pixels (:class:`ImageTooLarge`) before anything is allocated.
     """
     layout = layout_of(encoding)
     height, width, step = int(height), int(width), int(step)
     _check_size(encoding, layout, height, width)
+    _check_pixels(encoding, height, width, max_pixels)
     row = layout.row_bytes(width)
     if step < row:
         raise ImageDecodeError(
@@ -210,9 +248,22 @@ def to_rgb8(native: np.ndarray, encoding: str) -> np.ndarray:
 
 
 def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian: bool,
-                 data) -> np.ndarray:
-    """``sensor_msgs/Image`` fields -> (H, W, 3) uint8 RGB (see the module doc)."""
-    return to_rgb8(unpack_image(encoding, height, width, step, is_bigendian, data), encoding)
+                 data, *, max_pixels: int | None = None) -> np.ndarray:
+    """``sensor_msgs/Image`` fields -> (H, W, 3) uint8 RGB (see the module doc). ``max_pixels``:
+    refuse a larger image (:class:`ImageTooLarge`) before anything is allocated."""
+    native = unpack_image(encoding, height, width, step, is_bigendian, data,
+                          max_pixels=max_pixels)
+    try:
+        return to_rgb8(native, encoding)
+    except cv2.error as e:  # e.g. a demosaic or colour conversion refusing a tiny image
+        raise ImageDecodeError(f"{encoding} image {int(width)}x{int(height)} cannot be "
+                               f"converted to RGB: {_cv_reason(e)}") from None
+
+
+def _cv_reason(e: Exception) -> str:
+    """The last line of an OpenCV error (its message without the source location), short."""
+    text = str(e).strip().splitlines()
+    return (text[-1] if text else type(e).__name__)[:200]
 
 
 # --------------------------------------------------------------------------------------------
@@ -315,32 +366,140 @@ def encode_image(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[str, int, byt
 # Compressed images
 
 
-def decode_compressed(fmt: str, data) -> np.ndarray:
+def _jpeg_size(raw: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's frame header (SOFn), walking the marker segments before
+    it; None when there is none before the scan data, or the data ends first."""
+    i, n = 2, len(raw)
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if i + 2 > n or raw[i] != 0xFF:
+            return None
+        marker = raw[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        i += 2
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
+            continue
+        if marker in (0xD8, 0xD9, 0xDA) or i + 2 > n:  # SOI again, EOI, scan before a frame
+            return None
+        length = int.from_bytes(raw[i:i + 2], "big")
+        if length < 2:
+            return None
+        if marker in _JPEG_SOF:
+            if length < 8 or i + 7 > n:
+                return None
+            height = int.from_bytes(raw[i + 3:i + 5], "big")
+            width = int.from_bytes(raw[i + 5:i + 7], "big")
+            return (height, width) if height and width else None
+        i += length
+    return None
+
+
+def _png_size(raw: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG's IHDR chunk (which must come first); None if absent."""
+    if len(raw) < 24 or raw[12:16] != b"IHDR":
+        return None
+    width, height = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+    return (height, width) if height and width else None
+
+
+def _compressed_kind(raw: bytes) -> str | None:
+    if raw[:3] == _JPEG_SOI + b"\xff":
+        return "jpeg"
+    if raw[:8] == _PNG_SIGNATURE:
+        return "png"
+    return None
+
+
+def compressed_size(fmt: str, data) -> tuple[int, int] | None:
+    """(height, width) of a jpeg / png from its header, without decoding anything; None when
+    the data is neither or its header is unreadable. The data's content decides the format;
+    ``fmt`` (the message's format string) is not needed and only kept for symmetry with
+    :func:`decode_compressed`."""
+    raw = data if isinstance(data, bytes) else bytes(data)
+    kind = _compressed_kind(raw)
+    if kind == "jpeg":
+        return _jpeg_size(raw)
+    if kind == "png":
+        return _png_size(raw)
+    return None
+
+
+def _jpeg_reduction(height: int, width: int, min_size: tuple[int, int]) -> int:
+    """Denominator of the smallest JPEG scale whose output (ceil(side / k)) still covers
+    ``min_size`` (h, w); 1 = full size."""
+    min_h, min_w = min_size
+    for k, _ in _JPEG_REDUCED:
+        if -(-height // k) >= min_h and -(-width // k) >= min_w:
+            return k
+    return 1
+
+
+def decode_compressed(fmt: str, data, *, max_pixels: int | None = None,
+                      min_size: tuple[int, int] | None = None) -> np.ndarray:
     """``sensor_msgs/CompressedImage`` (jpeg or png; colour, grey or 16-bit) -> (H, W, 3) uint8
-    RGB. ``fmt`` is the message's format string; the data is decoded by its content."""
+    RGB. ``fmt`` is the message's format string; the data is decoded by its content.
+
+    ``max_pixels``: the width x height in the header must not exceed it, else
+    :class:`ImageTooLarge` is raised before decoding (None = no limit of ours; OpenCV's own
+    CV_IO_MAX_IMAGE_PIXELS still applies). ``min_size`` (h, w): a JPEG is decoded at the
+    smallest of 1/2, 1/4, 1/8 scale whose result is still at least ``h`` x ``w`` (each side
+    ceil(side / k)); the result then equals a full decode resized (INTER_AREA) to that size
+    within JPEG's rounding. PNG, and JPEG that cannot be reduced, decode at full size.
+    """
     fmt = fmt or "?"
+    if min_size is not None:
+        if len(min_size) != 2 or any(int(v) < 0 for v in min_size):
+            raise ValueError(f"min_size must be (height, width) >= 0, got {min_size!r}")
+        min_size = (int(min_size[0]), int(min_size[1]))
     if "compresseddepth" in fmt.lower():
-        raise ImageDecodeError(f"compressed format {fmt!r} (depth images) is not supported; "
-                               f"send jpeg or png colour images")
-    raw = bytes(data)
+        raise ImageDecodeError(f"compressed format {fmt[:60]!r} (depth images) is not "
+                               f"supported; send jpeg or png colour images")
+    raw = data if isinstance(data, bytes) else bytes(data)
     if not raw:
-        raise ImageDecodeError(f"empty CompressedImage (format {fmt!r}, 0 bytes)")
-    if raw[:2] == _JPEG_SOI and _JPEG_EOI not in raw[-_JPEG_TAIL:]:
-        raise ImageDecodeError(f"corrupted jpeg ({len(raw)} bytes, format {fmt!r}): no "
-                               f"end-of-image marker, the data is truncated")
-    img = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
+        raise ImageDecodeError(f"empty CompressedImage (format {fmt[:60]!r}, 0 bytes)")
+    kind = _compressed_kind(raw)
+    if kind is None:
         raise ImageDecodeError(f"cannot decode CompressedImage ({len(raw)} bytes, format "
-                               f"{fmt!r}, starts with {raw[:4].hex()}): corrupted data or not "
-                               f"jpeg/png")
+                               f"{fmt[:60]!r}, starts with {raw[:4].hex()}): not jpeg/png "
+                               f"(or corrupted data)")
+    size = _jpeg_size(raw) if kind == "jpeg" else _png_size(raw)
+    if size is None:
+        raise ImageDecodeError(f"corrupted {kind} ({len(raw)} bytes, format {fmt[:60]!r}): no "
+                               f"readable width/height in its header; the data is truncated "
+                               f"or damaged")
+    height, width = size
+    _check_pixels(kind, height, width, max_pixels)
+    if kind == "jpeg" and _JPEG_EOI not in raw[-_JPEG_TAIL:]:
+        raise ImageDecodeError(f"corrupted jpeg ({len(raw)} bytes, format {fmt[:60]!r}): no "
+                               f"end-of-image marker, the data is truncated")
+    flags = cv2.IMREAD_UNCHANGED  # (ignores EXIF orientation, as the reduced decode below)
+    if kind == "jpeg" and min_size is not None:
+        k = _jpeg_reduction(height, width, min_size)
+        if k > 1:
+            flags = dict(_JPEG_REDUCED)[k] | cv2.IMREAD_IGNORE_ORIENTATION
+    try:
+        img = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), flags)
+    except cv2.error as e:
+        raise ImageDecodeError(f"cannot decode {kind} {width}x{height} ({len(raw)} bytes, "
+                               f"format {fmt[:60]!r}): {_cv_reason(e)}") from None
+    if img is None or img.size == 0:
+        raise ImageDecodeError(f"cannot decode {kind} {width}x{height} ({len(raw)} bytes, "
+                               f"format {fmt[:60]!r}): corrupted data")
+    if img.shape[0] > height or img.shape[1] > width:  # the decoder disagrees with the header
+        raise ImageDecodeError(f"corrupted {kind}: decoded {img.shape[1]}x{img.shape[0]}, its "
+                               f"header says {width}x{height}")
     if img.dtype not in (np.uint8, np.uint16):
-        raise ImageDecodeError(f"decoded {fmt!r} image has unsupported depth {img.dtype}; "
+        raise ImageDecodeError(f"decoded {fmt[:60]!r} image has unsupported depth {img.dtype}; "
                                f"send 8- or 16-bit jpeg/png")
     img = _top8(img)
     if img.ndim == 2:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    if img.shape[2] != 3:
+        raise ImageDecodeError(f"decoded {kind} image has {img.shape[2]} channels; send grey, "
+                               f"colour or colour + alpha jpeg/png")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 

@@ -203,3 +203,168 @@ def test_encode_rejects_non_rgb():
         ic.encode_image(NOISE[..., 0], "rgb8")
     with pytest.raises(ic.ImageDecodeError, match=r"mono16 needs an \(H, W\) uint16"):
         ic.pack_image(NOISE, "mono16")
+
+
+# --------------------------------------------------------------------------------------------
+# Size limits before allocation; header sizes; reduced-scale JPEG
+
+
+def _png_zeros(width: int, height: int) -> bytes:
+    """A valid 1-bit grey PNG of ``width x height`` zeros, built without OpenCV (a
+    decompression bomb: a few kB on the wire, ``width * height`` pixels decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    row = bytes(1 + (width + 7) // 8)  # filter byte + packed bits
+    z = zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+            + chunk(b"IEND", b""))
+
+
+def _smooth(h: int, w: int) -> np.ndarray:
+    """A camera-like image: smooth gradients plus some edges (JPEG-friendly, not noise)."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([128 + 100 * np.sin(x / 37.0), 128 + 100 * np.cos(y / 23.0),
+                    (x + y) * 255.0 / (h + w)], axis=2)
+    img[h // 3:h // 2, w // 4:w // 3] = (250, 20, 20)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+@pytest.mark.parametrize("size", [(1, 1), (6, 8), (37, 3), (720, 1280)])
+def test_compressed_size_reads_the_header(fmt, size):
+    img = np.zeros((*size, 3), np.uint8)
+    data = ic.encode_compressed(img, fmt)
+    assert ic.compressed_size(fmt, data) == size
+    assert ic.compressed_size("whatever", bytearray(data)) == size  # content decides
+
+
+def test_compressed_size_of_progressive_grey_and_exif_jpeg():
+    grey = cv2.imencode(".jpg", np.zeros((33, 65), np.uint8),
+                        [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert ic.compressed_size("jpeg", grey) == (33, 65)
+    # an APP1 (Exif) segment and fill bytes before the frame header are walked over
+    jpeg = ic.encode_compressed(NOISE, "jpeg")
+    app1 = b"\xff\xe1" + (2 + 40).to_bytes(2, "big") + b"Exif\x00\x00" + bytes(34)
+    padded = jpeg[:2] + app1 + b"\xff" + jpeg[2:]
+    assert ic.compressed_size("jpeg", padded) == (H, W)
+    assert ic.decode_compressed("jpeg", padded).shape == (H, W, 3)
+
+
+@pytest.mark.parametrize("data", [b"", b"\xff\xd8", b"\xff\xd8\xff\xe0\x00", b"BM" + bytes(60),
+                                  b"\x89PNG\r\n\x1a\n" + bytes(8),
+                                  b"\xff\xd8\xff\xda\x00\x08" + bytes(20)])
+def test_compressed_size_none_without_a_header(data):
+    assert ic.compressed_size("jpeg", data) is None
+
+
+def test_png_bomb_refused_before_decoding(monkeypatch):
+    """The issue's attack: a valid 12000x12000 PNG of a few kB. Refused from its header,
+    OpenCV is never called."""
+    bomb = _png_zeros(12000, 12000)
+    assert len(bomb) < 200_000 and ic.compressed_size("png", bomb) == (12000, 12000)
+    monkeypatch.setattr(ic.cv2, "imdecode", lambda *a: pytest.fail("decoded a refused image"))
+    with pytest.raises(ic.ImageTooLarge) as e:
+        ic.decode_compressed("png", bomb, max_pixels=3840 * 2160)
+    msg = str(e.value)
+    assert "12000x12000 (144000000 pixels)" in msg and "8294400" in msg
+    assert "max_image_pixels" in msg
+    assert (e.value.height, e.value.width, e.value.limit) == (12000, 12000, 3840 * 2160)
+    assert isinstance(e.value, ic.ImageDecodeError)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_limit_is_inclusive(fmt):
+    data = ic.encode_compressed(NOISE, fmt)
+    assert ic.decode_compressed(fmt, data, max_pixels=H * W).shape == (H, W, 3)
+    with pytest.raises(ic.ImageTooLarge, match=rf"{fmt} image 8x6 \(48 pixels\).*limit of 47"):
+        ic.decode_compressed(fmt, data, max_pixels=H * W - 1)
+
+
+def test_raw_limit_checked_before_the_data():
+    """height x width over the limit is refused before the data size is even looked at (a
+    peer can claim any size in 20 bytes) and before anything is allocated."""
+    with pytest.raises(ic.ImageTooLarge, match=r"rgb8 image 100000x100000 .*limit of 8294400"):
+        ic.decode_image("rgb8", 100_000, 100_000, 300_000, False, bytes(20),
+                        max_pixels=3840 * 2160)
+    with pytest.raises(ic.ImageTooLarge):
+        ic.unpack_image("mono8", 3, 3, 3, False, bytes(9), max_pixels=8)
+    _, step, data = ic.encode_image(NOISE, "bgr8")
+    np.testing.assert_array_equal(ic.decode_image("bgr8", H, W, step, False, data,
+                                                  max_pixels=H * W), NOISE)
+    # without a limit the size claim is still checked against the data (no allocation)
+    with pytest.raises(ic.ImageDecodeError, match="needs 30000000000 bytes"):
+        ic.decode_image("rgb8", 100_000, 100_000, 300_000, False, bytes(20))
+
+
+def test_other_formats_opencv_knows_are_refused():
+    bmp = cv2.imencode(".bmp", NOISE)[1].tobytes()
+    with pytest.raises(ic.ImageDecodeError, match=r"starts with 424d.*not jpeg/png"):
+        ic.decode_compressed("bmp", bmp)
+
+
+def test_truncated_header_is_a_decode_error():
+    jpeg = ic.encode_compressed(NOISE, "jpeg")
+    with pytest.raises(ic.ImageDecodeError, match=r"corrupted jpeg \(20 bytes.*no readable"):
+        ic.decode_compressed("jpeg", jpeg[:20])
+    png = ic.encode_compressed(NOISE, "png")
+    with pytest.raises(ic.ImageDecodeError, match=r"corrupted png \(20 bytes.*no readable"):
+        ic.decode_compressed("png", png[:20])
+    with pytest.raises(ic.ImageDecodeError, match=r"cannot decode png 8x6"):
+        ic.decode_compressed("png", png[:40])
+
+
+#: Mean absolute difference (grey levels, 0-255) allowed between a reduced-scale JPEG decode
+#: and a full decode resized with INTER_AREA: libjpeg's scaled IDCT (and its chroma
+#: upsampling) is not an area average of the decoded pixels, so values differ by rounding
+#: (measured 0.39 / 0.46 / 0.42 at 1/2, 1/4, 1/8 on this image).
+REDUCED_MEAN_TOL = 1.0
+#: Share of values allowed to differ by more than 10 levels: only at sharp colour edges, where
+#: the chroma is upsampled differently (measured 0.10 % at 1/2, 0.02 % at 1/4, 0 at 1/8; the
+#: worst value 44 levels at 1/2 on the red block's edge).
+REDUCED_OUTLIER_SHARE = 0.005
+
+
+@pytest.mark.parametrize(("min_size", "scale"), [((360, 640), 2), ((180, 320), 4),
+                                                 ((90, 160), 8), ((1, 1), 8), ((0, 0), 8),
+                                                 ((361, 640), 1), ((100, 700), 1),
+                                                 ((720, 1280), 1), ((2000, 2000), 1)])
+def test_reduced_jpeg_equals_full_decode_resized(min_size, scale):
+    img = _smooth(720, 1280)
+    jpeg = ic.encode_compressed(img, "jpeg", quality=90)
+    full = ic.decode_compressed("jpeg", jpeg)
+    got = ic.decode_compressed("jpeg", jpeg, min_size=min_size)
+    assert got.shape == (720 // scale, 1280 // scale, 3) and got.dtype == np.uint8
+    assert got.shape[0] >= min(min_size[0], 720) and got.shape[1] >= min(min_size[1], 1280)
+    if scale == 1:
+        np.testing.assert_array_equal(got, full)
+        return
+    want = cv2.resize(full, (got.shape[1], got.shape[0]), interpolation=cv2.INTER_AREA)
+    diff = np.abs(got.astype(np.int16) - want)
+    assert diff.mean() <= REDUCED_MEAN_TOL
+    assert (diff > 10).mean() <= REDUCED_OUTLIER_SHARE
+    assert got[..., 0].mean() == pytest.approx(want[..., 0].mean(), abs=0.5)  # R stays R
+
+
+def test_reduced_jpeg_rounds_odd_sizes_up_and_png_stays_full():
+    img = _smooth(721, 1281)
+    got = ic.decode_compressed("jpeg", ic.encode_compressed(img, "jpeg"), min_size=(181, 321))
+    assert got.shape == (181, 321, 3)  # ceil(721 / 4), ceil(1281 / 4)
+    png = ic.decode_compressed("png", ic.encode_compressed(img, "png"), min_size=(100, 100))
+    np.testing.assert_array_equal(png, img)
+    grey = cv2.imencode(".jpg", img[..., 1])[1].tobytes()
+    assert ic.decode_compressed("jpeg", grey, min_size=(360, 640)).shape == (361, 641, 3)
+    with pytest.raises(ValueError, match="min_size must be"):
+        ic.decode_compressed("jpeg", grey, min_size=(-1, 3))
+
+
+def test_limit_applies_to_the_sent_size_even_when_decoded_reduced():
+    jpeg = ic.encode_compressed(_smooth(720, 1280), "jpeg")
+    with pytest.raises(ic.ImageTooLarge, match="1280x720"):
+        ic.decode_compressed("jpeg", jpeg, max_pixels=1280 * 720 - 1, min_size=(90, 160))
