@@ -303,6 +303,11 @@ class ThresholdSpec:
                 else f"{number} {what}")
 
 
+#: Most instances per clip max_instances may ask for: every instance holds T masks and a row of
+#: the stitcher's O(n^3) assignment, so an unbounded value lets one parameter set exhaust memory
+#: (issue 35); the authors use 20.
+MAX_INSTANCES = 1000
+
 #: The inference settings that may change between frames (StreamingTracker.set_thresholds, the
 #: ROS node's live parameters); their ranges are checked by config validation too.
 LIVE_THRESHOLDS: tuple[ThresholdSpec, ...] = (
@@ -315,9 +320,11 @@ LIVE_THRESHOLDS: tuple[ThresholdSpec, ...] = (
                   "seediness_threshold. Needs the semantic head.", per_class=True),
     ThresholdSpec("foreground_threshold", float, 0.0, 1.0,
                   "Pixels are clustered only where the foreground probability exceeds this."),
-    ThresholdSpec("mask_threshold", float, 0.0, 1.0,
-                  "A pixel joins an instance when its probability p_ij exceeds this."),
-    ThresholdSpec("max_instances", int, 1, None, "At most this many instances per clip."),
+    ThresholdSpec("mask_threshold", float, 0.001, 0.999,
+                  "A pixel joins an instance when its probability p_ij exceeds this (below 1: "
+                  "at 1 a mask is its seed pixel alone, one instance per pixel)."),
+    ThresholdSpec("max_instances", int, 1, MAX_INSTANCES,
+                  "At most this many instances per clip."),
     ThresholdSpec("min_mask_area", int, 0, None,
                   "Instances smaller than this many pixels (per frame, at input resolution) "
                   "are left out of that frame; after linking, so they keep their track ID."),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from stemseg_core.config.coerce import coerce
+from stemseg_core.config.coerce import coerce, short_repr
 from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.schema import (
     BACKENDS,
@@ -67,7 +67,8 @@ def check_live_threshold(name: str, value: Any, class_names: Sequence[str], *,
                f"the semantic head); use seediness_threshold instead")
         return by_class
     v = coerce(value, spec.kind, key)
-    _check(_in_range(v, spec.low, spec.high), f"{key} must be {spec.allowed()}, got {value!r}")
+    _check(_in_range(v, spec.low, spec.high),
+           f"{key} must be {spec.allowed()}, got {short_repr(value)}")
     return v
 
 

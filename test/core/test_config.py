@@ -41,7 +41,7 @@ def test_yaml_file_round_trip(tmp_path):
     ("model.backbone.name=vgg", "'vgg' is not a registered backbone; allowed: "),
     ("model.clip_lenght=4", "Did you mean 'clip_length'"),
     ("inference.clip_overlap=8", "0..7"),
-    ("inference.mask_threshold=1.5", "in [0, 1]"),
+    ("inference.mask_threshold=1.5", "in [0.001, 0.999]"),
     ("inference.classes=[truck]", "unknown class"),
     ("inference.center_refinement_steps=-1", "center_refinement_steps must be >= 0"),
     ("inference.min_track_length=-2", "min_track_length must be >= 0"),
@@ -55,7 +55,8 @@ def test_yaml_file_round_trip(tmp_path):
      "seediness_threshold_per_class: unknown class"),
     ("inference.seediness_threshold_per_class={pedestrian: 1.5}",
      "values must be {class name: a number in [0, 1]}"),
-    ("inference.max_instances=0", "inference.max_instances must be an integer >= 1, got 0"),
+    ("inference.max_instances=0", "inference.max_instances must be an integer in [1, 1000], "
+                                  "got 0"),
     ("inference.stitch_min_iou=-0.1", "inference.stitch_min_iou must be a number in [0, 1]"),
     ("inference.mask_threshold=true", "inference.mask_threshold: expected a number"),
     ("loss.seediness_small_instance_area=-5", "seediness_small_instance_area must be >= 0"),
@@ -109,8 +110,8 @@ def test_every_live_threshold_is_an_inference_field_of_its_kind():
 
 
 def test_live_threshold_conversion_and_errors():
-    assert check_live_threshold("mask_threshold", 1, NAMES) == 1.0
-    assert isinstance(check_live_threshold("mask_threshold", 0, NAMES), float)
+    assert check_live_threshold("stitch_min_iou", 1, NAMES) == 1.0
+    assert isinstance(check_live_threshold("foreground_threshold", 0, NAMES), float)
     assert check_live_threshold("min_mask_area", 80.0, NAMES) == 80
     assert check_live_threshold("min_mask_area", np.int64(80), NAMES) == 80
     assert check_live_threshold("mask_threshold", np.float32(0.25), NAMES) == 0.25
@@ -124,7 +125,8 @@ def test_live_threshold_conversion_and_errors():
     assert check_live_threshold("seediness_threshold_per_class", "{car: 1}", NAMES) == {
         "car": 1.0}
     assert check_live_threshold("seediness_threshold_per_class", "", NAMES) == {}
-    with pytest.raises(ConfigError, match=r"mask_threshold must be a number in \[0, 1\], got 2"):
+    with pytest.raises(ConfigError, match=r"mask_threshold must be a number in \[0.001, 0.999\], "
+                                          r"got 2"):
         check_live_threshold("mask_threshold", 2, NAMES)
     with pytest.raises(ConfigError, match="unknown threshold 'clip_overlap'; allowed: "
                                           "seediness_threshold, "):
@@ -138,5 +140,5 @@ def test_live_threshold_conversion_and_errors():
     with pytest.raises(ConfigError, match="needs model.semantic_head"):
         check_live_threshold("seediness_threshold_per_class", {"car": 0.3}, NAMES,
                              semantic_head=False)
-    with pytest.raises(ConfigError, match="max_instances must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"max_instances must be an integer in \[1, 1000\]"):
         check_live_threshold("max_instances", 0, NAMES)
