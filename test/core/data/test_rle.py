@@ -66,3 +66,35 @@ def test_counts_with_wrong_total_raise():
 def test_non_2d_mask_raises():
     with pytest.raises(ValueError, match="2-D"):
         mask_to_counts(np.zeros((2, 2, 2), bool))
+
+
+def test_counts_to_mask_checks_sizes_before_allocating():
+    """From a message: 8 bytes of counts must not claim a 4 GiB mask (issue 35)."""
+    from stemseg_core.data.rle import MAX_MASK_PIXELS
+
+    with pytest.raises(ValueError, match=r"65535x65535 = 4294836225 pixels is over the limit"):
+        counts_to_mask(np.array([0, 65535 * 65535], np.uint32), 65535, 65535)
+    with pytest.raises(ValueError, match="negative"):
+        counts_to_mask([2], -1, -2)
+    with pytest.raises(ValueError, match=r"run 1 is negative \(-3\)"):
+        counts_to_mask([5, -3, 4], 2, 3)
+    with pytest.raises(ValueError, match=r"sum to 7 pixels but the image has 2x3=6"):
+        counts_to_mask([5, 2], 2, 3)
+    with pytest.raises(ValueError, match="longer than the 2x3 mask"):  # would wrap int64 sums
+        counts_to_mask(np.array([2**63 - 1, 2**63 - 1, 8], np.uint64), 2, 3)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        counts_to_mask([1.5, 4.5], 2, 3)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        counts_to_mask([10**30], 2, 3)
+    with pytest.raises(ValueError, match=r"8 runs, more than a 2x3 mask can have \(7\)"):
+        counts_to_mask([0] * 7 + [6], 2, 3)
+    with pytest.raises(ValueError, match="over the limit"):
+        counts_to_kitti_string([0, 100], 10, 10, max_pixels=99)
+    with pytest.raises(ValueError, match="over the limit"):
+        kitti_string_to_mask("0", 100_000, 100_000)
+    # at the limit and with the limit lifted, valid masks decode
+    m = counts_to_mask([2, 3, 1], 2, 3, max_pixels=6)
+    assert m.tolist() == [[False, True, True], [False, True, False]]
+    assert counts_to_mask([0, 1], 1, 1, max_pixels=None).tolist() == [[True]]
+    assert counts_to_mask([0], 0, 5).shape == (0, 5)
+    assert MAX_MASK_PIXELS >= 7680 * 4320  # 8K cameras still decode
