@@ -13,24 +13,134 @@ checks, in this order:
 A new sequence keeps counting track IDs (``StreamingTracker.reset(keep_ids=True)``), so an ID is
 never reused within one session.
 
+The model input shapes of a session are bounded (:class:`ShapeBudget`): the training geometry
+(what warm-up built) plus at most ``MAX_EXTRA_SHAPES`` more, taken by the first image sizes that
+need them. Every new padded shape is a backend build (seconds, an engine in the cache), so a
+stream whose size changes every frame (a faulty or hostile publisher) would otherwise stall the
+tracker and fill the disk; a frame whose shape is not in the set is resized into the closest one
+instead (logged for the first sizes, counted in ``ShapeBudget.resized``). Results always come
+back at the frame's own size (``push(..., size=)``: the camera's size when the caller decoded the
+image smaller).
+
 :class:`FrameSkipper` keeps frames evenly spaced at most ``max_rate`` per second of stamp time,
 for a model slower than the camera: skipping evenly keeps clips short in time, where a full queue
 dropping its oldest frames leaves bursts and holes.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
+from stemseg_core.inference.preprocess import Geometry, geometry
 from stemseg_core.inference.types import FrameResult
 
 log = logging.getLogger(__name__)
 
 #: Share of the skipping period by which a frame may come early and still be kept (camera jitter).
 SKIP_TOLERANCE = 0.1
+#: Model input shapes a session may add to the training geometry (each is a backend build).
+MAX_EXTRA_SHAPES = 2
+#: Image sizes whose resizing into another shape is logged (the rest are only counted).
+LOGGED_SIZES = 8
+
+
+class ShapeBudget:
+    """The bounded set of padded model input shapes (Hp, Wp) a stream session may use.
+
+    Starts with the training geometry ``cfg.data.height x width`` (what ``warmup`` builds) as the
+    tracker resizes it (``cfg.input.min_side``/``max_side``); the first ``max_extra`` other shapes
+    that frames need are added; after that a frame is resized to the closest shape's model size
+    (aspect ratio first, then area) before the tracker sees it. Each shape is stored with the
+    resized size (nh, nw) that produces it; an image of exactly that size is not resized again by
+    the tracker (its shorter or longer side is the limit already), so it lands on that shape.
+    """
+
+    def __init__(self, cfg: Any, max_extra: int = MAX_EXTRA_SHAPES) -> None:
+        inp = getattr(cfg, "input", None)
+        self.min_side = int(getattr(inp, "min_side", 0) or 0)
+        self.max_side = int(getattr(inp, "max_side", 0) or 0)
+        self.shapes: dict[tuple[int, int], tuple[int, int]] = {}  # (Hp, Wp) -> (nh, nw)
+        data = getattr(cfg, "data", None)
+        th, tw = int(getattr(data, "height", 0) or 0), int(getattr(data, "width", 0) or 0)
+        if th > 0 and tw > 0:
+            g = self.geometry(th, tw)
+            self.shapes[g.padded_size] = g.resized_size
+        self.limit = len(self.shapes) + max(0, int(max_extra))
+        self.resized = 0  # frames resized into another shape
+        self._logged: set[tuple[int, int]] = set()
+
+    def geometry(self, h: int, w: int) -> Geometry:
+        return geometry(h, w, self.min_side, self.max_side)
+
+    def fit(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """`image` as the tracker should get it, for a frame whose camera size is `size` (H, W)
+        (`image` may be smaller: decoded at reduced scale). Unchanged when its shape is in the
+        set (or can still join it); else resized to a shape of the set."""
+        natural = self.geometry(*size)
+        if natural.padded_size not in self.shapes:
+            if len(self.shapes) < self.limit:
+                self.shapes[natural.padded_size] = natural.resized_size
+            else:
+                target = self._closest(natural)
+                self.resized += 1
+                self._log(size, natural, target)
+                return _resize(image, self.shapes[target])
+        h, w = image.shape[:2]
+        if (h, w) != tuple(size) and self.geometry(h, w).padded_size != natural.padded_size:
+            return _resize(image, natural.resized_size)  # a reduced decode rounding elsewhere
+        return image
+
+    def _closest(self, g: Geometry) -> tuple[int, int]:
+        nh, nw = g.resized_size
+
+        def distance(padded: tuple[int, int]) -> tuple[float, float]:
+            sh, sw = self.shapes[padded]
+            return (abs(math.log((nw / nh) / (sw / sh))), abs(math.log(nh * nw / (sh * sw))))
+
+        return min(self.shapes, key=distance)
+
+    def _log(self, size: tuple[int, int], natural: Geometry, target: tuple[int, int]) -> None:
+        if tuple(size) in self._logged or len(self._logged) >= LOGGED_SIZES:
+            return
+        self._logged.add(tuple(size))
+        (h, w), (hp, wp), (th, tw) = size, natural.padded_size, self.shapes[target]
+        have = ", ".join(f"{b}x{a}" for a, b in self.shapes)
+        more = "; further sizes are only counted" if len(self._logged) == LOGGED_SIZES else ""
+        log.warning(f"{w}x{h} images would need a new model input shape {wp}x{hp}, but this "
+                    f"stream has used its {self.limit} ({have}): resizing them to {tw}x{th} "
+                    f"instead of building another backend (results are mapped back to "
+                    f"{w}x{h}){more}")
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> size (h, w): area averaging when shrinking, bilinear when growing."""
+    h, w = size
+    shrink = h * w < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def results_at(results: list[FrameResult], size: tuple[int, int] | None) -> list[FrameResult]:
+    """`results` with masks of `size` (H, W) (bilinear, p > 0.5); those already of that size
+    are returned as they are."""
+    if size is None:
+        return results
+    h, w = size
+    out = []
+    for r in results:
+        if tuple(r.image_size) == (h, w):
+            out.append(r)
+            continue
+        insts = [dataclasses.replace(i, mask=cv2.resize(
+            np.asarray(i.mask, np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) > 127)
+            for i in r.instances]
+        out.append(dataclasses.replace(r, image_size=(h, w), instances=insts))
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,6 +163,7 @@ class StreamSession:
         self.resets = 0  # new track sequences started by the policy or restart()
         self._last_size: tuple[int, int] | None = None
         self._last_stamp: int | None = None
+        self.shapes = ShapeBudget(getattr(tracker, "cfg", None))
 
     def check(self, size: tuple[int, int], stamp_ns: int,
               prev_stamp_ns: int | None = None) -> StreamBreak | None:
@@ -75,26 +186,30 @@ class StreamSession:
         return None
 
     def push(self, image: np.ndarray, stamp_ns: int, meta: Any = None,
-             prev_stamp_ns: int | None = None) -> list[FrameResult]:
+             prev_stamp_ns: int | None = None, size: tuple[int, int] | None = None
+             ) -> list[FrameResult]:
         """Push one (H, W, 3) uint8 RGB frame stamped `stamp_ns` (FrameResult.stamp = `meta`).
 
         `prev_stamp_ns`: stamp of the frame that arrived before this one, pushed or not (None:
-        the last pushed frame). Returns the frames that became final, in order: those of the
-        old sequence first when this frame starts a new one.
+        the last pushed frame). `size`: the frame's own (H, W) when `image` is a smaller decode
+        of it (None: the image's size); results come at that size. Returns the frames that
+        became final, in order: those of the old sequence first when this frame starts a new
+        one.
         """
         out: list[FrameResult] = []
-        size = (int(image.shape[0]), int(image.shape[1]))
+        size = (int(size[0]), int(size[1])) if size else (int(image.shape[0]),
+                                                          int(image.shape[1]))
         brk = self.check(size, stamp_ns, prev_stamp_ns)
         if brk is not None:
             (log.info if brk.kind == "gap" else log.warning)(brk.message)
             out += self.restart()
-        out += self.tracker.push(image, meta)
+        out += results_at(self.tracker.push(self.shapes.fit(image, size), meta), size)
         self._last_size, self._last_stamp = size, int(stamp_ns)
         return out
 
     def flush(self) -> list[FrameResult]:
         """Finalise the frames buffered so far; the sequence goes on."""
-        return self.tracker.flush() if self.tracker.pending else []
+        return results_at(self.tracker.flush(), self._last_size) if self.tracker.pending else []
 
     def restart(self) -> list[FrameResult]:
         """Finalise the buffered frames, then start a new track sequence (IDs go on)."""

@@ -5,6 +5,8 @@ import logging
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stemseg_core.inference.stream_policy import FrameSkipper, StreamSession
 from stemseg_core.inference.tracker import StreamingTracker
@@ -128,3 +130,74 @@ def test_training_geometry_warning(tiny_config):
     msg = training_geometry_warning(cfg, 720, 1280)
     assert "trained on 640x192 crops" in msg and "aspect 1.78" in msg
     assert "input_roi, e.g. [0, 168, 1280, 384]" in msg
+
+
+# --------------------------------------------------------------------------------------------
+# Bounded model input shapes (issue 35)
+
+
+def test_shape_budget_adds_two_shapes_then_resizes_into_the_closest(tiny_config, caplog):
+    from stemseg_core.inference.stream_policy import MAX_EXTRA_SHAPES, ShapeBudget
+
+    b = ShapeBudget(tiny_config)  # trained on 64x128, input.min_side/max_side 0 (native size)
+    assert b.shapes == {(64, 128): (64, 128)} and b.limit == 1 + MAX_EXTRA_SHAPES == 3
+    img = np.zeros((40, 72, 3), np.uint8)
+    assert b.fit(img, (40, 72)) is img  # padded 64x96: the first extra shape
+    assert b.fit(np.zeros((48, 80, 3), np.uint8), (48, 80)).shape == (48, 80, 3)  # same 64x96
+    assert b.fit(np.zeros((100, 200, 3), np.uint8), (100, 200)).shape == (100, 200, 3)
+    assert set(b.shapes) == {(64, 128), (64, 96), (128, 224)} and b.resized == 0
+    caplog.set_level(logging.WARNING, "stemseg_core.inference.stream_policy")
+    wide = b.fit(np.zeros((30, 300, 3), np.uint8), (30, 300))  # aspect 10: closest is 2:1
+    assert wide.shape == (64, 128, 3) and b.resized == 1
+    assert "300x30 images would need a new model input shape 320x32" in caplog.text
+    tall = b.fit(np.zeros((300, 90, 3), np.uint8), (300, 90))  # aspect 0.3: 72/40 is closest
+    assert tall.shape == (40, 72, 3) and b.resized == 2 and len(b.shapes) == 3
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(min_side=st.integers(0, 800), max_side=st.integers(0, 2000),
+       h=st.integers(1, 4000), w=st.integers(1, 4000))
+def test_a_shapes_model_size_is_a_fixed_point_of_the_resize(min_side, max_side, h, w):
+    """An image resized to a shape's stored (nh, nw) is not resized again by the tracker, so it
+    lands on that very shape (no build)."""
+    from stemseg_core.inference.preprocess import geometry
+
+    g = geometry(h, w, min_side, max_side)
+    again = geometry(*g.resized_size, min_side, max_side)
+    assert again.resized_size == g.resized_size and again.padded_size == g.padded_size
+
+
+def test_sizes_changing_every_frame_use_a_bounded_set_of_shapes(tracker):
+    """A publisher changing the image size every frame: the tracker sees at most the training
+    shape + MAX_EXTRA_SHAPES padded shapes, and every result comes back at its frame's size."""
+    from stemseg_core.inference.stream_policy import MAX_EXTRA_SHAPES
+
+    s = StreamSession(tracker)
+    sizes = [(40, 72), (100, 200), (64, 128), (33, 97), (70, 50), (90, 300), (41, 73), (64, 64)]
+    shapes, out = set(), []
+    for i, (h, w) in enumerate(sizes * 2):
+        img = np.full((h, w, 3), 60, np.uint8)
+        img[h // 4:h // 2, w // 4:w // 2] = (220, 30, 30)
+        out += s.push(img, (10 + i) * SEC, meta=(h, w))
+        shapes.add(tracker.input_geometry.padded_size)
+    out += s.flush()
+    assert len(shapes) <= 1 + MAX_EXTRA_SHAPES, shapes
+    # padded: 64x96 (extra 1), 128x224 (extra 2), 64x128 (trained), 64x128, then 96x64,
+    # 96x320 and 64x64 have no room: resized, twice each
+    assert s.shapes.resized == 6
+    assert len(out) == 16 and all(r.image_size == r.stamp for r in out)
+    assert all(i.mask.shape == r.stamp for r in out for i in r.instances)
+    assert any(r.instances for r in out), "no instance: the mask sizes prove nothing"
+
+
+def test_results_come_back_at_the_frames_own_size(tracker):
+    """A frame decoded at half size (a reduced JPEG decode) with size= its camera size."""
+    full = moving_boxes(5, 80, 144)
+    s, out = StreamSession(tracker), []
+    for i, f in enumerate(full):
+        half = f[::2, ::2].copy()
+        out += s.push(half, (10 + i) * SEC, meta=i, size=(80, 144))
+    out += s.flush()
+    assert [r.image_size for r in out] == [(80, 144)] * 5
+    assert all(i.mask.shape == (80, 144) for r in out for i in r.instances)
+    assert any(r.instances for r in out)
