@@ -9,6 +9,7 @@ from pathlib import Path
 from stemseg_core.commands.backend_options import add_backend_options, backend_overrides
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
 from stemseg_core.data.kitti_layout import frame_number, sequence_frames
+from stemseg_core.data.safe_names import check_plain_name, child_path
 
 HELP = "track instances in image sequences; writes KITTI MOTS results (+ overlays, video)"
 DESCRIPTION = """\
@@ -69,8 +70,8 @@ class _OverlaySink:
 
     def __init__(self, out: Path, seq: str, numbers: list[int], pngs: bool, video: bool,
                  fps: float):
-        self.dir = out / "overlays" / seq
-        self.video_path = out / "overlays" / f"{seq}.mp4"
+        self.dir = child_path(out / "overlays", seq, "sequence name")
+        self.video_path = child_path(out / "overlays", seq, "sequence name", ".mp4")
         self.numbers, self.pngs, self.video, self.fps = numbers, pngs, video, fps
         self.enabled = pngs or video
         self.images: dict[int, object] = {}
@@ -146,7 +147,8 @@ def run_sequence(tracker, frames: list[Path], out: Path, seq: str, overlays: boo
     finally:
         sink.close()
     results.sort(key=lambda r: r.index)
-    txt = write_kitti_mots(out / f"{seq}.txt", results, frame_numbers=numbers,
+    txt = write_kitti_mots(child_path(out, seq, "sequence name", ".txt"), results,
+                           frame_numbers=numbers,
                            min_area=min_area, min_track_length=min_track_length)
     return txt, results, track_time
 
@@ -160,6 +162,13 @@ def run(args: argparse.Namespace) -> int:
     min_len = _parse_threshold(args.min_track_length, AUTHORS_MIN_TRACK_LENGTH,
                                "--min-track-length")
     seqs = list(args.seqs) if args.seqs else list(read_seqmap(find_seqmap(args.data, args.split)))
+    origin = "--seq" if args.seqs else f"the {args.split} seqmap of {args.data}"
+    try:  # names become <out>/<seq>.txt: nothing may land outside --out
+        for s in seqs:
+            check_plain_name(s, "sequence name", source=origin)
+    except ValueError as e:
+        print(f"stemseg infer: error: {e}", file=sys.stderr)
+        return 2
     frames_of = {s: sequence_frames(args.data, s) for s in seqs}  # fail early on a missing seq
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stemseg_core.data.safe_names import check_plain_name, child_path
 from stemseg_core.evaluation.trackeval_runner import EvaluationError, run_trackeval
 from stemseg_core.inference.types import FrameResult
 
@@ -65,7 +66,7 @@ def write_davis_masks(out_dir: str | Path, frames: Iterable[FrameResult],
         name = names[fr.index] if names is not None else f"{fr.index:05d}"
         pil = Image.fromarray(img, mode="P")
         pil.putpalette(pal)
-        pil.save(out_dir / f"{name}.png")
+        pil.save(child_path(out_dir, name, "frame name", ".png"))
     return out_dir
 
 
@@ -87,6 +88,7 @@ def evaluate_davis(gt_dir: str | Path, results_dir: str | Path,
     if not seqs:
         raise EvaluationError(f"no sequence folders in DAVIS ground truth {gt}")
     for s in seqs:
+        check_plain_name(s, "sequence name")
         if not (gt / s).is_dir():
             raise EvaluationError(f"ground-truth sequence folder not found: {gt / s}")
         rdir = results_dir / s

@@ -132,15 +132,20 @@ def score_replay(out: str | Path, setup: ReplaySetup, outcome: ReplayOutcome,
                  gt: str | Path | None = None) -> BagEvalResult:
     """Write ``<out>/<seq>.txt`` (KITTI MOTS, every published instance) and, with ``gt``,
     score it with TrackEval into ``metrics.json``. Raises EvaluationError / ValueError from the
-    scorer (the message names the file)."""
+    scorer (the message names the file); ValueError, before anything is written, when the
+    sequence name is not a plain file name (``../../x``)."""
+    from stemseg_core.data.safe_names import child_path
     from stemseg_core.evaluation.kitti_results import write_kitti_mots
     from stemseg_core.evaluation.report import write_metrics_json
     from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
 
+    # the name comes from --seq or the bag's frames.csv: nothing may land outside ``out``
+    txt = child_path(out, setup.seq, "sequence name", ".txt",
+                     source="--seq, the bag's frames.csv or the bag's name")
     out = Path(out)
     numbers = frame_numbers(outcome.stamps_ns, stamp_to_frame)
     received = [r for r in outcome.results if r is not None]
-    result = BagEvalResult(write_kitti_mots(out / f"{setup.seq}.txt", received, numbers),
+    result = BagEvalResult(write_kitti_mots(txt, received, numbers),
                            replay_stats(setup, outcome, numbers))
     if gt is not None:
         result.metrics = evaluate_kitti_mots(gt, out, sequences=[setup.seq])

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from stemseg_core.data.safe_names import child_path
 from stemseg_core.evaluation.kitti_results import kitti_mots_lines
 
 #: Area bin edges in pixels; the last bin has no upper edge.
@@ -52,8 +53,8 @@ def size_breakdown(gt_txt_dir: str | Path, results_dir: str | Path, sequences: I
     pr_n = {c: np.zeros(nb, np.int64) for c in classes}
     pr_fp = {c: np.zeros(nb, np.int64) for c in classes}
     for seq in sequences:
-        gt = _read_rles(Path(gt_txt_dir) / f"{seq}.txt")
-        res = _read_rles(Path(results_dir) / f"{seq}.txt")
+        gt = _read_rles(child_path(gt_txt_dir, seq, "sequence name", ".txt"))
+        res = _read_rles(child_path(results_dir, seq, "sequence name", ".txt"))
         for frame in sorted(set(gt) | set(res)):
             g_all, r_all = gt.get(frame, []), res.get(frame, [])
             ignore = [r for c, r in g_all if c == KITTI_IGNORE_CLASS]

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from stemseg_core.data import kitti_layout
+from stemseg_core.data.safe_names import check_plain_name
 from stemseg_core.evaluation.trackeval_runner import EvaluationError, run_trackeval
 
 KITTI_CLASSES = ("car", "pedestrian")
@@ -151,6 +152,8 @@ def evaluate_kitti_mots(gt_dir: str | Path, results_dir: str | Path, split: str 
         seq_lengths: dict[str, int | None] = {str(s): None for s in sequences}
     else:
         seq_lengths = read_seqmap(seqmap if seqmap is not None else find_seqmap(gt_dir, split))
+    for s in seq_lengths:  # <gt>/<seq>.txt and <results>/<seq>.txt stay inside their folders
+        check_plain_name(s, "sequence name")
     missing_gt = [str(gt_txt / f"{s}.txt") for s in seq_lengths if not (gt_txt / f"{s}.txt")
                   .is_file()]
     if missing_gt:
