@@ -100,3 +100,30 @@ def test_setup_says_nothing_of_tensorrt_without_a_gpu(offline_gpu_env, tmp_path)
     r = _setup(offline_gpu_env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "TensorRT" not in r.stdout and "NVIDIA GPU found" not in r.stdout
+
+
+def test_gpu_check_dry_run_lists_steps_limits_and_files(tmp_path):
+    """scripts/gpu_check.sh for the lent GPU machine (600 s a command, 8 files back): its dry
+    run lists each step with its limit and the files it writes, runs nothing, exits 0."""
+    import re
+
+    out = tmp_path / "out"
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh")], cwd=tmp_path,
+                       env={**os.environ, "GPU_CHECK_DRY": "1", "OUT": str(out)},
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = dict(re.findall(r"^  step (\S+)\s+(\d+) s ", r.stdout, re.M))
+    assert list(steps)[:2] == ["probe", "pytest_gpu"], r.stdout  # CUDA first, then the tests
+    assert {"bench_torch", "bench_inductor_bf16", "bench_inductor_fp16", "bench_tensorrt",
+            "summary"} <= set(steps), r.stdout
+    total = sum(int(v) for v in steps.values())
+    assert total <= 480, steps
+    assert f"time limits {total} s in all" in r.stdout
+    files = re.search(r"^files under \$OUT \((\d+), at most 8\): (.*)$", r.stdout, re.M)
+    names = files.group(2).split()
+    assert len(names) == int(files.group(1)) <= 8
+    assert "summary.json" in names and "gpu_check.log" in names
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", n) for n in names)
+    assert "--config config/model/official_kitti_mots.yaml --height 375 --width 1242 " \
+           "--clip-length 8 --device cuda" in r.stdout
+    assert not out.exists()  # a dry run writes nothing
