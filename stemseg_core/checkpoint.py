@@ -289,8 +289,29 @@ def load_checkpoint(path: str | Path, overrides: list[str] | None = None, *,
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint is missing '{key}'")
     payload[FILE_SHA256_KEY] = actual
-    cfg = config_from_dict(payload["config"], overrides)
+    cfg = config_from_dict(_without_machine_paths(payload["config"], path), overrides)
     return cfg, payload
+
+
+#: Settings of the machine a checkpoint was trained on, not of the model: the value stored in a
+#: checkpoint is ignored (a checkpoint from elsewhere must not choose where this machine loads
+#: built engines from, issue 35); only the caller's overrides set them.
+MACHINE_PATHS = (("inference", "engine_cache_dir"),)
+
+
+def _without_machine_paths(config: Any, origin: str | Path) -> Any:
+    """``config`` (the checkpoint's dict) with :data:`MACHINE_PATHS` cleared (a copy; the
+    payload and its digest stay as read)."""
+    if not isinstance(config, dict):
+        return config
+    out = dict(config)
+    for section, key in MACHINE_PATHS:
+        sub = out.get(section)
+        if isinstance(sub, dict) and sub.get(key):
+            log.info("%s: ignoring the checkpoint's %s.%s=%r (set it with an override, e.g. "
+                     "the node's %s parameter)", origin, section, key, str(sub[key])[:200], key)
+            out[section] = {**sub, key: ""}
+    return out
 
 
 def migrate(payload: dict[str, Any], origin: str | Path) -> dict[str, Any]:
