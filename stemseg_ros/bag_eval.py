@@ -81,12 +81,19 @@ def _error(msg: str, code: int = 2) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from stemseg_core.data.rosbag_io import BagError, BagImageReader, read_frame_index
+    from stemseg_core.data.safe_names import check_plain_name
     from stemseg_core.evaluation.replay_scoring import ReplaySetup
     from stemseg_ros.replay import ReplayOptions, replay
     from stemseg_ros.replay_node import ReplayError
 
     index = read_frame_index(args.bag)
     seq = args.seq or (index.seq if index else None) or Path(args.bag).name.split(".")[0]
+    source = ("--seq" if args.seq else "the bag's frames.csv" if index and index.seq
+              else "the bag's name")
+    try:  # <out>/<seq>.txt: a name from data never becomes a path outside --out
+        check_plain_name(seq, "sequence name", source=source)
+    except ValueError as e:
+        return _error(f"{e}; pass --seq with a plain name")
     if args.gt and not (args.seq or (index and index.seq)):
         return _error("--gt needs --seq (this bag has no frames.csv naming its KITTI sequence)")
     rate = 1.0 if args.rate is None else float(args.rate)

@@ -179,3 +179,32 @@ def test_rate_mode_counts_sent_received_and_lost(tmp_path, tiny_checkpoint, doma
     # 10 Hz bag at 4x: 25 ms apart (sleep granularity aside)
     assert send[-1] - send[0] >= (N - 1) * 0.025 - 0.005
     assert "Lost frames" in (out / "report.md").read_text() or not replay["lost_frames"]
+
+
+@pytest.mark.parametrize("seq", ["../../x", "..", "a/b"])
+def test_sequence_name_from_the_bag_must_be_a_plain_name(tmp_path, capsys, tiny_checkpoint,
+                                                         domain_id, seq):
+    """frames.csv names the sequence, and <out>/<seq>.txt is written: '../../x' is refused
+    naming the value, before the node starts, and nothing is written (issue 35)."""
+    import csv
+
+    data = tmp_path / "kitti"
+    _write_kitti(data, make_frames(2))
+    bag = tmp_path / "work" / "bags" / "bag"
+    rio.write_kitti_bag(data, SEQ, bag, progress=False)
+    index = bag / "frames.csv"
+    rows = list(csv.DictReader(index.open(newline="")))
+    assert rows and all(r["seq"] == SEQ for r in rows)
+    with index.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "seq": seq} for r in rows)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    out = tmp_path / "work" / "bags" / "out"
+    assert main(_eval_args(bag, out, tiny_checkpoint, domain_id)) == 2
+    err = capsys.readouterr().err
+    assert f"sequence name {seq!r} from the bag's frames.csv" in err and "--seq" in err
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, not even --out
+    # --seq with a plain name overrides the bag's (checked the same way)
+    assert main(_eval_args(bag, out, tiny_checkpoint, domain_id, ["--seq", "../y"])) == 2
+    assert "sequence name '../y' from --seq" in capsys.readouterr().err
