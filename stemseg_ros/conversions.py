@@ -76,15 +76,20 @@ def array_to_image(arr: np.ndarray, encoding: str, header: Header | None = None)
     return msg
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image in any encoding the codec knows -> (H, W, 3) uint8 RGB."""
+def image_to_rgb(msg: Image, max_pixels: int | None = None) -> np.ndarray:
+    """sensor_msgs/Image in any encoding the codec knows -> (H, W, 3) uint8 RGB; more than
+    `max_pixels` raises codec.ImageTooLarge before anything is allocated."""
     return codec.decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.is_bigendian,
-                              msg.data)
+                              msg.data, max_pixels=max_pixels)
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg or png; colour, grey or 16-bit) -> (H, W, 3) uint8 RGB."""
-    return codec.decode_compressed(msg.format, msg.data)
+def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = None,
+                      min_size: tuple[int, int] | None = None) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg or png; colour, grey or 16-bit) -> (H, W, 3) uint8 RGB.
+    Over `max_pixels` (by the header): codec.ImageTooLarge before decoding; `min_size` (h, w):
+    a JPEG is decoded at the smallest reduced scale still covering it."""
+    return codec.decode_compressed(msg.format, msg.data, max_pixels=max_pixels,
+                                   min_size=min_size)
 
 
 def rgb_to_compressed(rgb: np.ndarray, fmt: str = "png", header: Header | None = None,

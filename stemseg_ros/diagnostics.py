@@ -146,6 +146,9 @@ class StatusBuilder:
             st.level = max(st.level, DiagnosticStatus.WARN)
             problems.append(f"{recent['dropped']} frame(s) dropped, {recent['convert_errors']} "
                             f"not convertible")
+        if recent["frames_too_large"]:
+            st.level = max(st.level, DiagnosticStatus.WARN)
+            problems.append(f"{recent['frames_too_large']} frame(s) over max_image_pixels")
         if active and input_warning:
             st.level = max(st.level, DiagnosticStatus.WARN)
             problems.append(input_warning)
@@ -164,3 +167,24 @@ def error_status(name: str, message: str, hardware_id: str) -> DiagnosticArray:
     arr.status = [DiagnosticStatus(level=DiagnosticStatus.ERROR, name=name, message=message,
                                    hardware_id=hardware_id)]
     return arr
+
+
+class ConfigureErrorReporter:
+    """While configure has failed: an ERROR /diagnostics status every second (the node has no
+    pipeline status then), published on a publisher created on first use."""
+
+    def __init__(self, node: Any, topic: str) -> None:
+        self._node, self._topic = node, topic
+        self._pub = self._timer = None
+
+    def report(self, name: str, message: str | None, hardware_id: str) -> None:
+        """Start (or replace) the repeated status; None stops it."""
+        if self._timer is not None:
+            self._node.destroy_timer(self._timer)
+            self._timer = None
+        if message is None:
+            return
+        self._pub = self._pub or self._node.create_publisher(DiagnosticArray, self._topic, 10)
+        arr = error_status(name, message, hardware_id)
+        self._pub.publish(arr)
+        self._timer = self._node.create_timer(1.0, lambda: self._pub.publish(arr))

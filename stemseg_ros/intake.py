@@ -1,5 +1,11 @@
 """The image callback's work: convert, skip evenly to ``max_input_rate``, check the region of
-interest and the training geometry, enqueue for the worker. Nothing else runs in the callback."""
+interest and the training geometry, enqueue for the worker. Nothing else runs in the callback.
+
+Images larger than ``max_image_pixels`` are refused by the codec before anything is allocated
+(compressed ones by their header), counted (``frames_too_large``) and logged. Where the model
+input is smaller than the camera image (``input.min_side``/``max_side``) and no ``input_roi`` is
+set, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still covers the model
+input; the frame remembers the camera's size and the results are mapped back to it."""
 from __future__ import annotations
 
 import time
@@ -7,8 +13,11 @@ from typing import Any
 
 from sensor_msgs.msg import CompressedImage
 
+from stemseg_core.data import image_codec as codec
+from stemseg_core.inference.preprocess import resized_size
 from stemseg_core.inference.stream_policy import FrameSkipper, training_geometry_warning
 from stemseg_ros import conversions
+from stemseg_ros.guard import log_limited, reason
 from stemseg_ros.worker import FlushRequest, Frame, FrameQueue, Stats
 
 #: Seconds between repeats of the same warning (drops, conversion errors).
@@ -66,14 +75,46 @@ class Intake:
         return {"max_input_rate_hz": f"{self.rate():.2f}" if self.rate() else "all frames"}
 
     def on_image(self, msg: Any) -> None:
+        """The subscription's callback: nothing a publisher sends makes it raise."""
+        try:
+            self._take(msg)
+        except Exception as e:  # noqa: BLE001 - a peer's message never ends the node
+            log_limited(self.log, "error", "image callback", f"image callback failed, frame "
+                        f"dropped: {reason(e)}")
+
+    def _decode(self, msg: Any) -> tuple[Any, tuple[int, int] | None]:
+        """(H, W, 3) RGB of `msg` and the camera image's (H, W) where it was decoded smaller
+        (None: full size). Raises ImageTooLarge over max_image_pixels, ImageDecodeError."""
+        limit = self.params.max_image_pixels if self.params is not None else None
+        if not isinstance(msg, CompressedImage):
+            return conversions.image_to_rgb(msg, max_pixels=limit), None
+        size = self._reduce_from(msg)
+        rgb = conversions.compressed_to_rgb(msg, max_pixels=limit, min_size=size and size[1])
+        return rgb, (size[0] if size and rgb.shape[:2] != size[0] else None)
+
+    def _reduce_from(self, msg: Any) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(camera size, model input size) when the model input is smaller than the camera
+        image and a reduced decode applies (no input_roi); else None."""
+        inp = getattr(self._cfg, "input", None)
+        if inp is None or not (inp.min_side or inp.max_side) or self.params.input_roi:
+            return None
+        full = codec.compressed_size(msg.format, msg.data)
+        if full is None:
+            return None
+        model = resized_size(full[0], full[1], inp.min_side, inp.max_side)
+        return (full, model) if model[0] < full[0] and model[1] < full[1] else None
+
+    def _take(self, msg: Any) -> None:
         t0 = time.perf_counter()
         self.stats.add(frames_in=1)
         try:
-            if isinstance(msg, CompressedImage):
-                rgb = conversions.compressed_to_rgb(msg)
-            else:
-                rgb = conversions.image_to_rgb(msg)
+            rgb, full_size = self._decode(msg)
             roi = self._roi(rgb.shape[0], rgb.shape[1])
+        except codec.ImageTooLarge as e:
+            self.stats.add(frames_too_large=1)
+            log_limited(self.log, "warning", "too large", f"dropped a frame over max_image_pixels "
+                        f"({self.stats.frames_too_large} so far): {e}")
+            return
         except Exception as e:  # noqa: BLE001 - a bad frame must never stop the node
             self.stats.add(convert_errors=1)
             self.log.warning(f"dropped a frame that cannot be used "
@@ -90,11 +131,12 @@ class Intake:
             return
         if not self._geometry_checked:
             self._geometry_checked = True
-            h, w = (roi[3], roi[2]) if roi else rgb.shape[:2]
+            h, w = (roi[3], roi[2]) if roi else (full_size or rgb.shape[:2])
             warning = training_geometry_warning(self._cfg, h, w)
             if warning:
                 self.log.warning(warning)
-        dropped = queue.put_frame(Frame(rgb, msg.header, stamp, prev, time.monotonic(), roi))
+        dropped = queue.put_frame(Frame(rgb, msg.header, stamp, prev, time.monotonic(), roi,
+                                        full_size))
         self.stats.add(convert_sec=time.perf_counter() - t0, dropped=dropped)
         if dropped:
             self.log.warning(

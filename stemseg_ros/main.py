@@ -21,6 +21,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
+from stemseg_ros.guard import log_limited, reason
+
 
 class RosLogHandler(logging.Handler):
     """Forwards the library's `logging` records (stemseg_core) to the node's ROS logger."""
@@ -58,7 +60,12 @@ def spin_until(executor: Any, stop: threading.Event, logger: Any) -> int:
     the next wait set from it, rclpy raises InvalidHandle here (ros2/rclpy#1206, #1284). The
     node's one executor thread runs its transitions itself, but a component may spin it
     otherwise: the destroyed entity is gone from the next wait set, so the turn is dropped and
-    spinning goes on; it must not end the node."""
+    spinning goes on; it must not end the node.
+
+    Any other exception out of a turn is a callback that raised, and the node's own callbacks
+    catch theirs (guard.py): what is left is rclpy's, e.g. its parameter service raising
+    ValueError on a ParameterValue type it does not know, which any peer can send. It is logged
+    (rate-limited, a short prefix) and spinning goes on: a peer's request never ends the node."""
     lost = 0
     while not stop.is_set() and rclpy.ok(context=executor.context):
         try:
@@ -67,6 +74,10 @@ def spin_until(executor: Any, stop: threading.Event, logger: Any) -> int:
             lost += 1
             logger.debug(f"executor turn skipped: an entity was destroyed while the wait set "
                          f"was built ({e}); {lost} so far")
+        except Exception as e:  # noqa: BLE001 - see above
+            lost += 1
+            log_limited(logger, "error", "executor", f"a callback raised, the request is dropped "
+                        f"and the node goes on: {reason(e)}")
     return lost
 
 

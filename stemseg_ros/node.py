@@ -5,10 +5,11 @@ Lifecycle node ``stemseg_perception``: configure reads the parameters and loads 
 deactivate/cleanup stop them and free the model. The image callback (intake.py) converts, skips
 to ``max_input_rate`` and enqueues; the worker (worker.py) runs the core's StreamSession and this
 node publishes. Data flow: docs/architecture.md; topics and parameters: docs/node.md.
+Every callback is `guarded` (guard.py): what a peer's request makes it raise is refused, never
+the end of the process.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any
@@ -16,23 +17,30 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from stemseg_ros import conversions, dds, names, params
+from stemseg_ros import dds, names, params
 from stemseg_ros import qos as Q
-from stemseg_ros.diagnostics import InputMonitor, StatusBuilder, device_model, error_status
+from stemseg_ros.diagnostics import (
+    ConfigureErrorReporter,
+    InputMonitor,
+    StatusBuilder,
+    device_model,
+)
+from stemseg_ros.guard import cut, guarded, log_limited
 from stemseg_ros.intake import Intake
 from stemseg_ros.model import ModelHolder, share_dir
-from stemseg_ros.msg import TrackedInstanceArray
-from stemseg_ros.overlay import OverlayDrawer
+from stemseg_ros.outputs import Outputs
 from stemseg_ros.worker import FlushRequest, FrameQueue, Stats, Worker
 
 #: Seconds ~/flush and deactivate wait for the worker; on SIGINT/SIGTERM much less.
 FLUSH_TIMEOUT_SEC = STOP_TIMEOUT_SEC = 120.0
 SIGNAL_STOP_SEC = 1.5
+_FAILURE = lambda _: TransitionCallbackReturn.FAILURE  # noqa: E731 - refusals of `guarded`
+_ERROR = lambda _: TransitionCallbackReturn.ERROR  # noqa: E731
 
 
 class NextTurn:
@@ -49,6 +57,7 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, node_name: str = names.NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         self._declare_errors = params.declare(self)
+        self._remote_model_change = bool(self.get_parameter("allow_remote_model_change").value)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._p: Any = None
         self._model = ModelHolder(self.get_logger())
@@ -58,15 +67,14 @@ class PerceptionNode(LifecycleNode):
                                      or dds.profile_path(share_dir()) or dds.PROFILE)
         self._status = StatusBuilder(names.status_name(self.get_fully_qualified_name()))
         self._worker: Worker | None = None
-        self._overlay: OverlayDrawer | None = None
+        self._out: Outputs | None = None
         self._sub = self._diag_timer = self._flush_srv = self._pub_diag = None
-        self._pubs: dict[str, Any] = {}
         self._sub_reliability = ""
-        self._closing = False
-        self._error_timer = self._error_pub = None
+        self._configure_error = ConfigureErrorReporter(self, names.DIAGNOSTICS)
         self._cb_flush = MutuallyExclusiveCallbackGroup()
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @guarded("configure", _FAILURE, undo="_undo_configure")
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         log = self.get_logger()
         try:
@@ -80,14 +88,7 @@ class PerceptionNode(LifecycleNode):
             self._report_configure_error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
         self._report_configure_error(None)
-        events = PublisherEventCallbacks(
-            incompatible_qos=lambda i: log.warning(Q.output_incompatible_message(i)))
-        out_qos = Q.qos_for("reliable", p.qos_depth)
-        self._pubs = {key: self.create_lifecycle_publisher(
-            TrackedInstanceArray if key == "instances" else Image, topic, out_qos,
-            event_callbacks=events) for key, topic in (
-            ("instances", names.INSTANCES), ("overlay", names.OVERLAY),
-            ("track_ids", names.TRACK_IDS))}
+        self._out = Outputs(self, self._stats, p.qos_depth)
         self._pub_diag = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, 10)
         self._flush_srv = self.create_service(Trigger, names.FLUSH, self._on_flush,
                                               callback_group=self._cb_flush)
@@ -96,6 +97,11 @@ class PerceptionNode(LifecycleNode):
                  f"({p.input_transport}, qos {p.qos_reliability})")
         return TransitionCallbackReturn.SUCCESS
 
+    def _undo_configure(self) -> None:
+        self._model.free()
+        self._destroy_entities()
+
+    @guarded("activate", _FAILURE, undo="_undo_activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:  # parameters may have changed while inactive
             self._p = p = params.read(self)
@@ -105,8 +111,8 @@ class PerceptionNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         tr = session.tracker
         queue = FrameQueue(p.max_queue_clips * (tr.clip_length - tr.clip_overlap))
-        self._overlay = OverlayDrawer(self._publish_overlay, self.get_logger())
-        self._worker = Worker(session, queue, self._stats, self._publish, self.get_logger(),
+        self._out.start(p)
+        self._worker = Worker(session, queue, self._stats, self._out.publish, self.get_logger(),
                               p.idle_flush_sec)
         self._intake.start(p, queue, tr.cfg)
         ret = super().on_activate(state)
@@ -115,10 +121,16 @@ class PerceptionNode(LifecycleNode):
         self.get_logger().info(f"active: {self._model.summary()}, queue {queue.capacity} frames")
         return ret
 
+    def _undo_activate(self) -> None:
+        self._stop(STOP_TIMEOUT_SEC)
+        super().on_deactivate(None)
+
+    @guarded("deactivate", _ERROR)
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop(STOP_TIMEOUT_SEC)
         return super().on_deactivate(state)
 
+    @guarded("cleanup", _ERROR)
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop(STOP_TIMEOUT_SEC)
         self._destroy_entities()
@@ -138,17 +150,16 @@ class PerceptionNode(LifecycleNode):
                 self.get_logger().warning(f"the worker is still in a clip after {timeout:.1f} "
                                           f"s; its results will not be published")
             self._worker = None
-        if self._overlay is not None:
-            self._overlay.close()
-            self._overlay = None
+        if self._out is not None:
+            self._out.stop()
         if discarded:
             self.get_logger().warning(f"stopping: {discarded} queued frame(s) dropped")
         self._model.free(release)
 
     def _destroy_entities(self) -> None:
-        for pub in self._pubs.values():
-            self.destroy_lifecycle_publisher(pub)
-        self._pubs = {}
+        if self._out is not None:
+            self._out.destroy()
+            self._out = None
         for ent, destroy in ((self._pub_diag, self.destroy_publisher),
                              (self._flush_srv, self.destroy_service),
                              (self._diag_timer, self.destroy_timer)):
@@ -159,7 +170,8 @@ class PerceptionNode(LifecycleNode):
     def shutdown_now(self) -> None:
         """On SIGINT/SIGTERM: stop within ~SIGNAL_STOP_SEC, publishing while the context lives."""
         self._stop(SIGNAL_STOP_SEC, release=False)  # the process ends: no need to trim
-        self._closing = True
+        if self._out is not None:
+            self._out.closing = True
 
     # -- input -------------------------------------------------------------------------------
     def _input_topic(self) -> str:
@@ -191,35 +203,8 @@ class PerceptionNode(LifecycleNode):
         return Q.matching_reliability([i.qos_profile.reliability for i in infos]) if infos \
             else None
 
-    # -- output (worker thread) ----------------------------------------------------------------
-    def _publish(self, results: list[Any]) -> None:
-        p = self._p
-        for res in results:
-            t0 = time.perf_counter()
-            frame = res.stamp
-            if frame.roi is not None:
-                res = dataclasses.replace(res, image_size=frame.image.shape[:2], instances=(
-                    conversions.place_in_image(res.instances, frame.roi, frame.image.shape[:2])))
-            if self._closing:
-                return
-            self._pubs["instances"].publish(
-                conversions.frame_result_to_msg(res, frame.header))
-            h, w = res.image_size
-            if p.publish_track_ids and self._pubs["track_ids"].get_subscription_count() > 0:
-                self._pubs["track_ids"].publish(
-                    conversions.track_ids_image(res.instances, h, w, frame.header))
-            if p.publish_overlay and self._pubs["overlay"].get_subscription_count() > 0:
-                self._overlay.submit(frame.image, res.instances, frame.header)
-            self._stats.add(frames_out=1)
-            self._stats.record_latency(self.get_clock().now().nanoseconds - frame.stamp_ns,
-                                       frame.received, time.perf_counter() - t0)
-
-    def _publish_overlay(self, bgr: Any, header: Any) -> None:
-        pub = self._pubs.get("overlay")
-        if pub is not None and not self._closing:
-            pub.publish(conversions.array_to_image(bgr, "bgr8", header))
-
     # -- services, parameters, diagnostics -----------------------------------------------------
+    @guarded("flush", lambda r: Trigger.Response(success=False, message=r))
     async def _on_flush(self, request: Trigger.Request, response: Trigger.Response
                         ) -> Trigger.Response:
         """Finalise the frames queued so far. A coroutine in its own callback group: while it
@@ -239,47 +224,33 @@ class PerceptionNode(LifecycleNode):
                             else f"flush did not finish within {FLUSH_TIMEOUT_SEC} s")
         return response
 
+    @guarded("parameter set", lambda r: SetParametersResult(successful=False, reason=r))
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
         active = self._worker is not None
-        values = {}
-        for prm in changes:
-            spec = params.SPEC_BY_NAME.get(prm.name)
-            if spec is None:
-                continue
-            try:
-                values[prm.name] = params.check_value(prm.name, prm.value)
-                if active and prm.name in params.THRESHOLDS:
-                    self._model.check_threshold(prm.name, values[prm.name])
-            except ValueError as e:
-                return SetParametersResult(successful=False, reason=str(e))
-            if active and not spec.live:
-                return SetParametersResult(
-                    successful=False, reason=f"parameter '{prm.name}' cannot change while the "
-                    f"node is active (it needs a reload): deactivate, set it, activate again")
+        try:
+            values = params.check_changes(changes, active=active,
+                                          remote_model_change=self._remote_model_change)
+            for name in (set(values) & set(params.THRESHOLDS)) if active else ():
+                self._model.check_threshold(name, values[name])
+        except ValueError as e:
+            log_limited(self.get_logger(), "warning", "parameter set refused",
+                        f"parameter set refused: {cut(str(e))}")
+            return SetParametersResult(successful=False, reason=cut(str(e)))
         for name in values:
             self._declare_errors.pop(name, None)
         if active and values:
             self._p = self._p.replace(**values)
             self._worker.idle_flush_sec = self._p.idle_flush_sec
             self._worker.session.gap_reset_sec = self._p.gap_reset_sec
-            self._intake.params = self._p
+            self._intake.params = self._out.params = self._p
             if thr := self._model.thresholds(values):
                 self._worker.set_thresholds(thr)
         return SetParametersResult(successful=True)
 
     def _report_configure_error(self, message: str | None) -> None:
-        """While configure has failed: an ERROR /diagnostics status every second (None: stop)."""
-        if self._error_timer is not None:
-            self.destroy_timer(self._error_timer)
-            self._error_timer = None
-        if message is not None:
-            self._error_pub = self._error_pub or self.create_publisher(
-                DiagnosticArray, names.DIAGNOSTICS, 10)
-            arr = error_status(self._status.name, message, device_model(self._model.device))
-            publish = lambda: self._error_pub.publish(arr)  # noqa: E731
-            publish()
-            self._error_timer = self.create_timer(1.0, publish)
+        self._configure_error.report(self._status.name, message, device_model(self._model.device))
 
+    @guarded("diagnostics", lambda _: None)
     def _on_timer(self) -> None:
         p, active = self._p, self._worker is not None
         if p is None or self._pub_diag is None:

@@ -9,6 +9,13 @@ Values come from a params file, ``-p name:=value`` or a parameter service call. 
 not fit does *not* abort the process: it is recorded, the default is declared instead, and
 ``on_configure`` fails with the recorded message, so the node stays up to be fixed. Integers are
 accepted for float parameters (``seediness_threshold:=1``).
+
+Any process on the DDS domain can call the parameter services, so (issue 35): trust switches and
+limits are ``read_only`` (set at start only, from the launch or params file); what chooses the
+model (:data:`MODEL_CHOICE`) changes at run time only with ``allow_remote_model_change: true``
+given at start; :func:`check_changes` refuses everything else that does not fit, and messages
+quote at most a short prefix of a value (:func:`short`). String parameters reach the core's
+config overrides quoted, never re-read as YAML (:func:`tracker_overrides`).
 """
 from __future__ import annotations
 
@@ -26,7 +33,8 @@ from rclpy.exceptions import (
 )
 from rclpy.parameter import Parameter
 
-from stemseg_core.config import LIVE_THRESHOLDS, ThresholdSpec
+from stemseg_core.config import LIVE_THRESHOLDS, ThresholdSpec, parse_flat_mapping
+from stemseg_core.config import short_repr as short
 from stemseg_ros.worker import DEFAULT_IDLE_FLUSH_SEC
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -36,6 +44,11 @@ RELIABILITIES = ("best_effort", "reliable", "auto")
 FROM_CHECKPOINT = -1
 DEFAULT_CHECKPOINT = "checkpoints/stemseg_demo.pt"
 _NO_UPPER = 100_000_000  # integer ranges need an upper bound
+#: Default of max_image_pixels: DCI 4K (4096x2160), which also covers UHD (3840x2160) and every
+#: smaller camera; an RGB copy of it is 27 MB, the model's float copy 106 MB.
+DEFAULT_MAX_IMAGE_PIXELS = 4096 * 2160
+#: Most max_image_pixels may be set to: 8K UHD (7680x4320; RGB 100 MB, float copy 400 MB).
+MAX_IMAGE_PIXELS_LIMIT = 7680 * 4320
 
 
 class ParamError(ValueError):
@@ -48,6 +61,8 @@ class Spec:
 
     live: True when the running node applies a change at once (thresholds, output switches);
     False when it needs a reload (deactivate, set, activate): refused while active.
+    read_only: set at start only (launch or params file); every later set is refused (trust
+    switches and limits, which any process on the DDS domain could otherwise change).
     """
 
     name: str
@@ -57,6 +72,7 @@ class Spec:
     range: tuple[float, float] | None = None
     choices: tuple[str, ...] | None = None
     item: type | None = None  # element type of a list parameter
+    read_only: bool = False
 
     @property
     def kind(self) -> type:
@@ -77,12 +93,19 @@ class Spec:
             return f"list of {self.item.__name__}"
         return self.kind.__name__
 
+    def changes(self) -> str:
+        """When a new value takes effect, in words."""
+        if self.read_only:
+            return "set at start only (launch or params file)"
+        return "changes at once" if self.live else "needs a reload: refused while active"
+
     def descriptor(self) -> ParameterDescriptor:
-        d = ParameterDescriptor(name=self.name, description=self.description)
+        d = ParameterDescriptor(name=self.name, description=self.description,
+                                read_only=self.read_only)
         extra = []
         if self.choices:
             extra.append("one of: " + ", ".join(self.choices))
-        extra.append("changes at once" if self.live else "needs a reload: refused while active")
+        extra.append(self.changes())
         d.additional_constraints = "; ".join(extra)
         if self.kind is float:
             d.dynamic_typing = True  # integers accepted, converted (see coerce)
@@ -117,8 +140,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("checkpoint", DEFAULT_CHECKPOINT, "Path of the stemseg checkpoint (.pt). A relative "
          "path is looked up in the working directory, then in the package share directory."),
     Spec("allow_pickle", False, "Load checkpoints that need Python pickle (only for files you "
-         "trust: unpickling runs code)."),
-    Spec("checkpoint_sha256", "", "Expected SHA-256 of the checkpoint file; \"\" = any."),
+         "trust: unpickling runs code).", read_only=True),
+    Spec("checkpoint_sha256", "", "Expected SHA-256 of the checkpoint file, checked at every "
+         "load; \"\" = any.", read_only=True),
+    Spec("allow_remote_model_change", False, "Let parameter calls change checkpoint, backend "
+         "and engine_cache_dir after start (any process on the DDS domain can make them); "
+         "false: those are set at start only.", read_only=True),
     Spec("device", "auto", "Inference device: auto (cuda when available), cuda or cpu.",
          choices=DEVICES),
     Spec("backend", "", "Inference backend (auto, torch, onnxruntime, openvino, tensorrt); "
@@ -143,6 +170,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("flip_test", False, "Also run every clip mirrored left-right and average the two "
          "outputs (more accurate, twice the network time). The node follows this parameter, "
          "not the checkpoint's inference.flip_test (which `stemseg infer` uses)."),
+    Spec("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Largest input image (width x height) "
+         "accepted; a larger frame is dropped before it is decoded (compressed: by its header), "
+         "counted (frames_too_large in /diagnostics) and logged. Default 4096x2160 (DCI 4K, "
+         "covers UHD).", range=(1, MAX_IMAGE_PIXELS_LIMIT), read_only=True),
     Spec("input_transport", "raw", "raw: subscribe `image` (sensor_msgs/Image); compressed: "
          "subscribe `<image>/compressed` (sensor_msgs/CompressedImage, jpeg/png), following "
          "the remap of `image`.", choices=TRANSPORTS),
@@ -172,6 +203,8 @@ SPECS: tuple[Spec, ...] = (
          range=(0.1, 60.0)),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
+#: Parameters that choose which model runs: set at start only unless allow_remote_model_change.
+MODEL_CHOICE = ("checkpoint", "backend", "engine_cache_dir")
 #: Parameters that decide how the model is loaded (refused while active, like every non-live).
 LOADING = ("checkpoint", "allow_pickle", "checkpoint_sha256", "device", "backend", "precision",
            "engine_cache_dir", "num_threads", "clip_length", "clip_overlap", "input_width",
@@ -272,8 +305,33 @@ def normalise(name: str, value: Any) -> Any:
 
 
 def bad_value_message(spec: Spec, value: Any) -> str:
-    return (f"parameter '{spec.name}': invalid value {value!r} ({type(value).__name__}); "
+    return (f"parameter '{spec.name}': invalid value {short(value)} ({type(value).__name__}); "
             f"expected {spec.allowed()}")
+
+
+def check_changes(changes: list[Any], *, active: bool, remote_model_change: bool
+                  ) -> dict[str, Any]:
+    """A parameter set request (rclpy Parameters) checked against the node's state: returns
+    {name: normalised value} of our parameters; raises ParamError with the reason to refuse
+    (read-only, the model choice without allow_remote_model_change, a bad value, or a reload
+    parameter while active)."""
+    values = {}
+    for prm in changes:
+        spec = SPEC_BY_NAME.get(prm.name)
+        if spec is None:
+            continue
+        if spec.read_only:  # rclpy refuses these by their descriptor first; kept as a fence
+            raise ParamError(f"parameter '{spec.name}' is set at start only (launch or params "
+                             f"file): restart the node to change it")
+        if spec.name in MODEL_CHOICE and not remote_model_change:
+            raise ParamError(f"parameter '{spec.name}' chooses the model and is set at start "
+                             f"only (launch or params file); start the node with "
+                             f"allow_remote_model_change: true to change it at run time")
+        values[spec.name] = check_value(spec.name, prm.value)
+        if active and not spec.live:
+            raise ParamError(f"parameter '{spec.name}' cannot change while the node is active "
+                             f"(it needs a reload): deactivate, set it, activate again")
+    return values
 
 
 # ----------------------------------------------------------------------------------------------
@@ -297,8 +355,8 @@ def check_value(name: str, value: Any) -> Any:
         _check_threshold(name, value)
     if name == "input_roi" and value and (len(value) != 4 or min(value) < 0
                                           or value[2] == 0 or value[3] == 0):
-        raise ParamError(f"parameter 'input_roi': invalid value {list(value)}; expected [] or "
-                         f"[x, y, width, height] with x, y >= 0 and width, height >= 1")
+        raise ParamError(f"parameter 'input_roi': invalid value {short(list(value))}; expected "
+                         f"[] or [x, y, width, height] with x, y >= 0 and width, height >= 1")
     return value
 
 
@@ -309,14 +367,11 @@ def _check_threshold(name: str, value: Any) -> None:
 
     if name == "classes":
         return
-    try:
-        parsed = yaml.safe_load(value) if isinstance(value, str) else None
-    except yaml.YAMLError as e:
-        raise ParamError(f"parameter '{name}': {value!r} is not a map like "
-                         f'"{{car: 0.8, pedestrian: 0.85}}" ({e})') from None
-    names = list(parsed) if isinstance(parsed, dict) else []
-    try:
-        check_live_threshold(name, value, ["background", *names], key=f"parameter '{name}'")
+    try:  # bounded: flat {name: number} only, never a YAML parser on a peer's string
+        parsed = parse_flat_mapping(value, f"parameter '{name}'") if isinstance(
+            value, str) else value
+        names = list(parsed) if isinstance(parsed, dict) else []
+        check_live_threshold(name, parsed, ["background", *names], key=f"parameter '{name}'")
     except ConfigError as e:
         raise ParamError(f"{e} (-1 or \"\" = the checkpoint's value)") from None
 
@@ -355,10 +410,19 @@ def tracker_overrides(p: Any, device: str = "cpu") -> list[str]:
     for key, value in (("backend", backend), ("precision", precision),
                        ("engine_cache_dir", p.engine_cache_dir)):
         if value:
-            out.append(f"inference.{key}={value}")
+            out.append(f"inference.{key}={quoted(value)}")
     if p.num_threads:
         out.append(f"inference.num_threads={p.num_threads}")
     return out
+
+
+def quoted(value: str) -> str:
+    """`value` as the core's override parser (YAML) reads back exactly: a plain string stays a
+    string (``yes`` is not True, ``/tmp/x # c`` keeps its ``# c``), quoted when it has to be."""
+    text = yaml.safe_dump(value, default_style=None, width=float("inf"), allow_unicode=False)
+    text = text.removesuffix("\n").removesuffix("\n...")
+    return text if yaml.safe_load(text) == value else yaml.safe_dump(
+        value, default_style='"', width=float("inf")).rstrip("\n")
 
 
 def thresholds(values: dict[str, Any], checkpoint: dict[str, Any]) -> dict[str, Any]:
@@ -373,7 +437,7 @@ def thresholds(values: dict[str, Any], checkpoint: dict[str, Any]) -> dict[str, 
         elif isinstance(v, tuple):
             v = list(v)
         elif isinstance(v, str):
-            v = yaml.safe_load(v) or {}
+            v = parse_flat_mapping(v, f"parameter '{name}'")
         out[name] = v
     return out
 
@@ -402,8 +466,9 @@ def markdown_table() -> str:
     rows = ["| parameter | default | allowed | changes | meaning |", "|---|---|---|---|---|"]
     for s in SPECS:
         default = "[]" if s.default == [] else ('""' if s.default == "" else str(s.default))
+        changes = "start" if s.read_only else "live" if s.live else "reload"
         rows.append(f"| `{s.name}` | `{default}` | {s.allowed()} | "
-                    f"{'live' if s.live else 'reload'} | {s.description.replace('|', '/')} |")
+                    f"{changes} | {s.description.replace('|', '/')} |")
     return "\n".join(rows) + "\n"
 
 

@@ -40,6 +40,9 @@ class Frame:
     prev_stamp_ns: int | None  # stamp of the frame received before this one (kept or not)
     received: float  # time.monotonic() when the callback got it
     roi: tuple[int, int, int, int] | None = None  # (x, y, w, h) given to the model; None = all
+    #: (H, W) of the camera image when `image` was decoded smaller (JPEG at a reduced scale):
+    #: results are mapped back to it. None: `image` is the camera image's full size.
+    full_size: tuple[int, int] | None = None
 
     def model_input(self) -> np.ndarray:
         """(h, w, 3) uint8 RGB: the region of interest, or the whole image."""
@@ -129,7 +132,7 @@ class FrameQueue:
 
 
 COUNTERS = ("frames_in", "frames_skipped", "frames_out", "dropped", "convert_errors",
-            "worker_errors", "out_of_memory", "resets")
+            "frames_too_large", "frames_resized", "worker_errors", "out_of_memory", "resets")
 
 
 @dataclass
@@ -142,6 +145,8 @@ class Stats:
     frames_out: int = 0
     dropped: int = 0  # queue full, or lost with a failed clip, or left at deactivate
     convert_errors: int = 0
+    frames_too_large: int = 0  # over max_image_pixels, dropped before decoding
+    frames_resized: int = 0  # resized into a model input shape the stream has (no new build)
     worker_errors: int = 0
     out_of_memory: int = 0
     resets: int = 0
@@ -249,7 +254,7 @@ class Worker:
                 else:
                     self._process(item)
             except Exception as e:  # noqa: BLE001 - the worker must survive any one clip
-                self._failed(e)
+                self._failed_guarded(e)
             finally:
                 if isinstance(item, FlushRequest):
                     item.finish()
@@ -257,7 +262,14 @@ class Worker:
             try:
                 self._flush("stopping")
             except Exception as e:  # noqa: BLE001
-                self._failed(e)
+                self._failed_guarded(e)
+
+    def _failed_guarded(self, e: Exception) -> None:
+        try:
+            self._failed(e)
+        except Exception as again:  # noqa: BLE001 - the thread must not end
+            self.log.error(f"recovering from a failed clip failed too: {type(again).__name__}: "
+                           f"{str(again)[:300]}")
 
     def _failed(self, e: Exception) -> None:
         lost = self.session.tracker.pending
@@ -281,19 +293,20 @@ class Worker:
             try:
                 self.session.tracker.set_thresholds(**pending)
                 self.log.info(f"thresholds updated: {pending}")
-            except ValueError as e:
-                self.log.error(f"thresholds not applied: {e}")
+            except Exception as e:  # noqa: BLE001 - checked on set; the stream goes on
+                self.log.error(f"thresholds not applied: {type(e).__name__}: {str(e)[:300]}")
 
     def _process(self, frame: Frame) -> None:
         self._apply_thresholds()
         self._last_frame_time = time.monotonic()
         self._idle = False
         t0 = time.perf_counter()
-        resets = self.session.resets
+        resets, resized = self.session.resets, self.session.shapes.resized
         results = self.session.push(frame.model_input(), frame.stamp_ns, frame,
-                                    frame.prev_stamp_ns)
+                                    frame.prev_stamp_ns, size=frame.full_size)
         dt = time.perf_counter() - t0
-        self.stats.add(tracker_sec=dt, resets=self.session.resets - resets)
+        self.stats.add(tracker_sec=dt, resets=self.session.resets - resets,
+                       frames_resized=self.session.shapes.resized - resized)
         self._publish(results, dt)
 
     def _flush(self, why: str) -> int:

@@ -55,3 +55,25 @@ def test_spin_ends_when_ros_shuts_down(context):
     ex = RacingExecutor(context, stop, set())
     rclpy.shutdown(context=context)
     assert spin_until(ex, stop, Log()) == 0 and ex.turns == 0
+
+
+class RaisingExecutor(RacingExecutor):
+    """Turn 2 raises what rclpy's parameter service raises for a ParameterValue whose type it
+    does not know (any peer can send one: type=10)."""
+
+    def spin_once(self, timeout_sec: float) -> None:
+        self.turns += 1
+        if self.turns == 4:
+            self.stop.set()
+        if self.turns == 2:
+            raise ValueError("10 is not a valid Parameter.Type")
+
+
+def test_spin_goes_on_after_a_callback_raised(context):
+    stop, errors = threading.Event(), []
+    log = Log()
+    log.error = errors.append
+    ex = RaisingExecutor(context, stop, set())
+    assert spin_until(ex, stop, log) == 1
+    assert ex.turns == 4 and len(errors) == 1
+    assert "ValueError: 10 is not a valid Parameter.Type" in errors[0]

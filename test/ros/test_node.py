@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from ros_helpers import LOW_THRESHOLDS, make_frames, offline_results
 
+from stemseg_core.config import LIVE_THRESHOLD_BY_NAME
 from stemseg_ros import conversions as cv
 from stemseg_ros import names
 from stemseg_ros.qos import matching_reliability
@@ -253,7 +254,8 @@ def test_bad_param_file_fails_configure_and_node_stays_up(tiny_checkpoint, ros_c
     assert node.wait_for_log("configure failed", 10)
     log = node.log()
     assert "parameter 'mask_threshold'" in log and "value (1.5)" in log, log
-    assert "expected float in [-1.0, 1.0]" in log, log
+    high = LIVE_THRESHOLD_BY_NAME["mask_threshold"].high
+    assert f"expected float in [-1.0, {high}]" in log, log
     assert node.alive()
     assert _state(ros_client, namespace) == "unconfigured"
     # The range is enforced on set too, with the reason.

@@ -167,7 +167,7 @@ def test_bad_checkpoints_fail_configure_and_the_node_stays_configurable(make_nod
 
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(tiny_checkpoint.read_bytes()[:5000])
-    node = make_node(checkpoint=str(tmp_path / "missing.pt"))
+    node = make_node(checkpoint=str(tmp_path / "missing.pt"), allow_remote_model_change=True)
     assert node.trigger_configure() == R.FAILURE
     assert node._state_machine.current_state[1] == "unconfigured"
     for bad in (str(damaged), str(tmp_path)):
@@ -196,17 +196,18 @@ def test_parameters_live_and_loading(make_node, tiny_checkpoint):
     from rclpy.lifecycle import TransitionCallbackReturn as R
     from rclpy.parameter import Parameter
 
-    node = make_node(checkpoint=str(tiny_checkpoint), seediness_threshold=1)  # int for a float
+    node = make_node(checkpoint=str(tiny_checkpoint), seediness_threshold=1,  # int for a float
+                     allow_remote_model_change=True)
     assert node.get_parameter("seediness_threshold").value == 1.0
     assert node.get_parameter("classes").value == []  # shows its value without being set
     assert node.trigger_configure() == R.SUCCESS
     assert node.set_parameters([Parameter("backend", value="torch")])[0].successful  # inactive
     assert node.trigger_activate() == R.SUCCESS
-    ok = node.set_parameters([Parameter("mask_threshold", value=1)])[0]
-    assert ok.successful and node.get_parameter("mask_threshold").value == 1.0
+    ok = node.set_parameters([Parameter("seediness_threshold", value=1)])[0]
+    assert ok.successful and node.get_parameter("seediness_threshold").value == 1.0
     for name, value, reason in [
         ("checkpoint", "other.pt", "deactivate, set it, activate again"),
-        ("allow_pickle", True, "cannot change while the node is active"),
+        ("allow_pickle", True, "read-only"),
         ("classes", ["truck"], "truck"),
         ("mask_threshold", 1.5, "mask_threshold"),
         ("min_mask_area_per_class", "{car: -3}", "min_mask_area_per_class"),
@@ -217,7 +218,7 @@ def test_parameters_live_and_loading(make_node, tiny_checkpoint):
     assert res[0].successful
     node._worker._apply_thresholds()
     tr = node._worker.session.tracker
-    assert tr.mask_threshold == 1.0 and tr.min_mask_area_per_class == {"pedestrian": 60}
+    assert tr.seediness_threshold == 1.0 and tr.min_mask_area_per_class == {"pedestrian": 60}
     assert node.set_parameters([Parameter("gap_reset_sec", value=2)])[0].successful
     assert node._worker.session.gap_reset_sec == 2.0
 
@@ -389,3 +390,67 @@ def test_overlay_is_drawn_on_its_own_thread_and_keeps_the_newest():
     assert [h for _, h, _ in drawn] == [0, *range(3, QUEUE + 3)]
     assert d.skipped == 2 and {t for t, _, _ in drawn} == {"stemseg-overlay"}
     assert drawn[0][2] == (4, 6, 3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Hostile input in-process (issue 35; over DDS from another process: test_node_hostile.py)
+
+
+def test_intake_refuses_images_over_max_image_pixels_and_decodes_jpeg_reduced(
+        make_node, tiny_checkpoint):
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from std_msgs.msg import Header
+
+    # model input scaled to fit 64x32: a 512x256 JPEG decodes at 1/8 (64x32), no larger
+    node = make_node(checkpoint=str(tiny_checkpoint), max_image_pixels=200_000,
+                     input_width=64, input_height=32, max_input_rate=-1.0)
+    assert node.trigger_configure() == R.SUCCESS
+    assert node.trigger_activate() == R.SUCCESS
+    node._worker.stop(10, flush=False)  # keep what the intake enqueues
+    log = Log()
+    node._intake.log = log
+    h = Header()
+    big = np.zeros((500, 500, 3), np.uint8)  # 250 000 px
+    node._intake.on_image(cv.array_to_image(big, "rgb8", h))
+    node._intake.on_image(cv.rgb_to_compressed(np.zeros((400, 600, 3), np.uint8), "png", h))
+    assert node._stats.frames_too_large == 2 and len(node._worker.queue) == 0
+    assert "over max_image_pixels" in log.text("warning") and "500x500" in log.text("warning")
+    cam = np.zeros((256, 512, 3), np.uint8)
+    cam[64:192, 128:384] = (200, 40, 40)
+    node._intake.on_image(cv.rgb_to_compressed(cam, "jpeg", h))
+    frame = node._worker.queue.get(0)
+    assert frame.image.shape == (32, 64, 3) and frame.full_size == (256, 512)
+    assert abs(int(frame.image[16, 32, 0]) - 200) < 20  # the picture, at 1/8
+    assert node._stats.convert_errors == 0
+    # a raising callback body is logged and dropped, never raised
+    node._intake._take = lambda msg: 1 / 0
+    node._intake.on_image(None)
+    assert "ZeroDivisionError" in log.text("error")
+
+
+def test_every_callback_refuses_instead_of_raising(make_node, tiny_checkpoint, monkeypatch):
+    from rclpy.lifecycle import TransitionCallbackReturn as R
+    from rclpy.parameter import Parameter
+
+    from stemseg_ros import params
+
+    node = make_node(checkpoint=str(tiny_checkpoint))
+    errors = []
+    node.get_logger().error = lambda msg, **kw: errors.append(msg)
+    res = node.set_parameters([Parameter("seediness_threshold_per_class", value="[" * 3000)])[0]
+    assert not res.successful and len(res.reason) < 400 and "nested" in res.reason
+    with monkeypatch.context() as m:  # anything else a check raises is a refusal too
+        m.setattr(params, "check_changes", lambda *a, **k: (_ for _ in ()).throw(
+            RecursionError("maximum recursion depth exceeded")))
+        res = node.set_parameters([Parameter("mask_threshold", value=0.5)])[0]
+    assert not res.successful and "RecursionError" in res.reason
+    with monkeypatch.context() as m:  # configure failing past the model load
+        m.setattr(node, "create_timer", lambda *a, **k: 1 / 0)
+        assert node.trigger_configure() == R.FAILURE
+        assert any("configure failed: ZeroDivisionError" in e for e in errors)
+    assert node.trigger_configure() == R.SUCCESS  # nothing half-made left behind
+    assert node.trigger_activate() == R.SUCCESS
+    with monkeypatch.context() as m:
+        m.setattr(node._intake, "info", lambda: 1 / 0)
+        assert node._on_timer() is None
+    assert node.trigger_deactivate() == R.SUCCESS

@@ -1,14 +1,17 @@
 """Parameter table, validation messages and the shipped config/perception.yaml."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("rclpy", reason="needs rclpy (ROS 2)")
 
-from stemseg_core.config import LIVE_THRESHOLDS  # noqa: E402
+from stemseg_core.config import LIVE_THRESHOLD_BY_NAME, LIVE_THRESHOLDS  # noqa: E402
 from stemseg_ros import params as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,10 +56,11 @@ def test_shipped_params_file_equals_the_declared_defaults():
 @pytest.mark.parametrize("changes,match", [
     ({"checkpoint": ""}, "parameter 'checkpoint': no checkpoint given"),
     ({"clip_length": 4, "clip_overlap": 4}, "parameter 'clip_overlap': 4 must be smaller"),
-    ({"mask_threshold": -0.5}, r"parameter 'mask_threshold'.*\[0, 1\]"),
+    ({"mask_threshold": -0.5}, "parameter 'mask_threshold'.*" + re.escape(
+        LIVE_THRESHOLD_BY_NAME["mask_threshold"].allowed())),
     ({"max_instances": 0}, "parameter 'max_instances'"),
     ({"seediness_threshold_per_class": "{car: 2}"}, "seediness_threshold_per_class"),
-    ({"seediness_threshold_per_class": "{car: [1"}, "is not a map like"),
+    ({"seediness_threshold_per_class": "{car: [1"}, "expected a flat value like"),
     ({"device": "tpu"}, "parameter 'device'.*one of auto, cpu, cuda"),
     ({"qos_reliability": "sometimes"}, "parameter 'qos_reliability'.*best_effort, reliable, auto"),
     ({"max_queue_clips": 0}, r"parameter 'max_queue_clips'.*in \[1, 1000\]"),
@@ -136,7 +140,9 @@ def test_bad_overrides_are_recorded_not_raised():
             Parameter("autostart", value="yes")])
         errors = P.declare(node)
         assert set(errors) == {"mask_threshold", "qos_depth", "autostart"}
-        assert "1.5" in errors["mask_threshold"] and "in [-1.0, 1.0]" in errors["mask_threshold"]
+        high = LIVE_THRESHOLD_BY_NAME["mask_threshold"].high
+        assert "1.5" in errors["mask_threshold"]
+        assert f"in [-1.0, {high}]" in errors["mask_threshold"]
         assert "value (0)" in errors["qos_depth"] and "in [1, 1000]" in errors["qos_depth"]
         assert "yes" in errors["autostart"]
         # Bad ones fall back to their defaults, good overrides are kept; 2 became 2.0.
@@ -156,3 +162,114 @@ def test_docs_parameter_table_is_generated_from_the_specs():
     assert table in page, "docs/node.md is stale: regenerate with `python -m stemseg_ros.params`"
     for spec in P.SPECS:
         assert f"| `{spec.name}` |" in table
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameters any DDS peer may set (issue 35)
+
+
+def test_trust_switches_and_limits_are_read_only():
+    read_only = {s.name for s in P.SPECS if s.read_only}
+    assert read_only == {"allow_pickle", "checkpoint_sha256", "allow_remote_model_change",
+                         "max_image_pixels"}
+    for name in read_only:
+        d = P.SPEC_BY_NAME[name].descriptor()
+        assert d.read_only and "set at start only" in d.additional_constraints, name
+    assert not P.SPEC_BY_NAME["checkpoint"].descriptor().read_only
+    assert P.defaults()["max_image_pixels"] == 4096 * 2160  # DCI 4K: covers UHD 3840x2160
+    assert "| `allow_pickle` | `False` | bool | start |" in P.markdown_table()
+
+
+class _Prm:
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+
+def _changes(active=False, remote=False, **values):
+    return P.check_changes([_Prm(k, v) for k, v in values.items()], active=active,
+                           remote_model_change=remote)
+
+
+def test_model_choice_changes_only_when_allowed_at_start():
+    for name, value in (("checkpoint", "/tmp/other.pt"), ("backend", "torch"),
+                        ("engine_cache_dir", "/tmp/planted")):
+        with pytest.raises(P.ParamError, match="allow_remote_model_change: true"):
+            _changes(**{name: value})
+        assert _changes(remote=True, **{name: value}) == {name: value}
+        with pytest.raises(P.ParamError, match="deactivate, set it, activate again"):
+            _changes(active=True, remote=True, **{name: value})
+    for name in ("allow_pickle", "checkpoint_sha256", "max_image_pixels"):
+        with pytest.raises(P.ParamError, match="set at start only"):
+            _changes(remote=True, **{name: P.defaults()[name]})
+    # not the model: still changeable while inactive, thresholds live
+    assert _changes(precision="fp32", mask_threshold=0.4, active=False) == {
+        "precision": "fp32", "mask_threshold": 0.4}
+    assert _changes(active=True, mask_threshold=0.4) == {"mask_threshold": 0.4}
+
+
+@pytest.mark.parametrize("name,value,match", [
+    ("seediness_threshold_per_class", "[" * 3000, "nested"),
+    ("min_mask_area_per_class", "{a: " * 3000, "characters long|nested|not a"),
+    ("min_mask_area_per_class", "x" * 100_000, "characters long"),
+    ("seediness_threshold_per_class", "a: &a [1]\nb: *a", "flat"),
+    ("max_instances", 100_000_000, "max_instances"),
+    ("mask_threshold", 1.0, "mask_threshold"),
+    ("mask_threshold", None, "invalid value None"),  # a NOT_SET value would undeclare it
+    ("checkpoint", None, "invalid value None"),
+    ("input_roi", list(range(10_000)), "input_roi"),
+])
+def test_hostile_values_are_refused_with_a_short_reason(name, value, match):
+    with pytest.raises(P.ParamError, match=match) as e:
+        _changes(remote=True, **{name: value})
+    assert len(str(e.value)) < 400, str(e.value)
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "/tmp/x # c", "null", "~", "", "'q'", '"q"',
+                                   "a: b", "[1]", "{a: 1}", "-1", " lead", "ü😀", "a=b", "1e3"])
+def test_string_parameters_reach_the_core_config_unchanged(value):
+    """engine_cache_dir / backend / precision go to the core as key=value overrides, which the
+    core reads as YAML: they are quoted so that `yes` stays "yes" and `# c` is kept."""
+    from stemseg_core.config.loading import _apply_override
+
+    p = _defaults(engine_cache_dir=value, backend="torch", precision="fp32")
+    data: dict = {}
+    for o in P.tracker_overrides(p):
+        _apply_override(data, o)
+    assert data["inference"].get("engine_cache_dir", "") == value
+    assert data["inference"]["backend"] == "torch"
+
+_FUZZ = settings(max_examples=150, deadline=None, database=None,
+                 suppress_health_check=[HealthCheck.too_slow])
+_VALUES = (st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
+           | st.floats(allow_nan=True) | st.text(max_size=200)
+           | st.text(alphabet="{}[],:&*!'\"# \n-0.5abc", max_size=300)
+           | st.lists(st.integers(-2**63, 2**63 - 1), max_size=20)
+           | st.lists(st.text(max_size=20), max_size=20))
+
+
+@_FUZZ
+@given(name=st.sampled_from(sorted(P.SPEC_BY_NAME) + ["not_ours"]), value=_VALUES,
+       active=st.booleans(), remote=st.booleans())
+def test_fuzz_parameter_changes_only_refuse(name, value, active, remote):
+    """Whatever a peer sends in a set request, the node's check returns values of the declared
+    kind or refuses with a short ParamError; nothing else escapes (the node's callback also
+    catches everything, this is what it relies on)."""
+    try:
+        out = _changes(active=active, remote=remote, **{name: value})
+    except P.ParamError as e:
+        assert len(str(e)) < 600
+        return
+    if name == "not_ours":
+        assert out == {}
+        return
+    spec = P.SPEC_BY_NAME[name]
+    assert not spec.read_only
+    assert isinstance(out[name], tuple if spec.item else spec.kind)
+    if isinstance(out[name], str) and name in P.THRESHOLDS and out[name]:
+        assert isinstance(P.thresholds(out, {})[name], dict)
+
+
+@_FUZZ
+@given(value=st.text(max_size=100))
+def test_fuzz_quoted_strings_read_back_exactly(value):
+    assert yaml.safe_load(P.quoted(value)) == value

@@ -1,0 +1,85 @@
+"""The node's result topics, fed by the worker thread: ``~/instances`` for every answered frame,
+``~/track_ids`` and ``~/overlay`` while switched on and subscribed; latencies go to Stats."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+from rclpy.event_handler import PublisherEventCallbacks
+from sensor_msgs.msg import Image
+
+from stemseg_ros import conversions, names
+from stemseg_ros import qos as Q
+from stemseg_ros.msg import TrackedInstanceArray
+from stemseg_ros.overlay import OverlayDrawer
+from stemseg_ros.worker import Stats
+
+
+class Outputs:
+    """Lifecycle publishers of one configured node; `publish` is the worker's callable."""
+
+    def __init__(self, node: Any, stats: Stats, qos_depth: int) -> None:
+        self.node, self.stats = node, stats
+        log = node.get_logger()
+        events = PublisherEventCallbacks(
+            incompatible_qos=lambda i: log.warning(Q.output_incompatible_message(i)))
+        qos = Q.qos_for("reliable", qos_depth)
+        self.pubs = {key: node.create_lifecycle_publisher(
+            TrackedInstanceArray if key == "instances" else Image, topic, qos,
+            event_callbacks=events) for key, topic in (
+            ("instances", names.INSTANCES), ("overlay", names.OVERLAY),
+            ("track_ids", names.TRACK_IDS))}
+        self.params: Any = None  # the node's parameters (live ones may change)
+        self.closing = False  # the process ends: publish nothing more
+        self._overlay: OverlayDrawer | None = None
+        self._now_ns: Callable[[], int] = lambda: node.get_clock().now().nanoseconds
+
+    def start(self, params: Any) -> None:
+        self.params = params
+        self._overlay = OverlayDrawer(self.publish_overlay, self.node.get_logger())
+
+    def stop(self) -> None:
+        if self._overlay is not None:
+            self._overlay.close()
+            self._overlay = None
+
+    def destroy(self) -> None:
+        self.stop()
+        for pub in self.pubs.values():
+            self.node.destroy_lifecycle_publisher(pub)
+        self.pubs = {}
+
+    def publish(self, results: list[Any]) -> None:
+        """FrameResults whose `stamp` is the worker's Frame -> messages (worker thread)."""
+        p = self.params
+        for res in results:
+            t0 = time.perf_counter()
+            frame = res.stamp
+            if frame.roi is not None:
+                res = dataclasses.replace(res, image_size=frame.image.shape[:2], instances=(
+                    conversions.place_in_image(res.instances, frame.roi, frame.image.shape[:2])))
+            if self.closing:
+                return
+            self.pubs["instances"].publish(conversions.frame_result_to_msg(res, frame.header))
+            h, w = res.image_size
+            if p.publish_track_ids and self.pubs["track_ids"].get_subscription_count() > 0:
+                self.pubs["track_ids"].publish(
+                    conversions.track_ids_image(res.instances, h, w, frame.header))
+            overlay = self._overlay
+            if (p.publish_overlay and overlay is not None
+                    and self.pubs["overlay"].get_subscription_count() > 0):
+                rgb = frame.image
+                if rgb.shape[:2] != (h, w):  # decoded at reduced scale: draw at full size
+                    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+                overlay.submit(rgb, res.instances, frame.header)
+            self.stats.add(frames_out=1)
+            self.stats.record_latency(self._now_ns() - frame.stamp_ns, frame.received,
+                                      time.perf_counter() - t0)
+
+    def publish_overlay(self, bgr: Any, header: Any) -> None:
+        pub = self.pubs.get("overlay")
+        if pub is not None and not self.closing:
+            pub.publish(conversions.array_to_image(bgr, "bgr8", header))
