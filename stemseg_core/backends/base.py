@@ -31,7 +31,8 @@ Features = tuple[torch.Tensor, ...]
 
 #: ``auto``: the first of these that is installed and runs on the device (fastest first, as
 #: measured by `stemseg bench --backend ...`).
-AUTO_ORDER = {"cuda": ("tensorrt", "torch"), "cpu": ("openvino", "onnxruntime", "torch")}
+AUTO_ORDER = {"cuda": ("tensorrt", "inductor", "torch"),
+              "cpu": ("openvino", "onnxruntime", "torch")}
 #: (backend, precision) a deployment (the node) runs on each device type unless told otherwise:
 #: the fastest setting whose HOTA was within 0.5 of eager fp32 on the demo model (README,
 #: Deployment; int8 is faster still but needs the user's calibration data). CUDA stays eager
@@ -183,6 +184,7 @@ def create_backend(name: str, model: nn.Module, device: torch.device, precision:
 def _load_all() -> None:
     """Import the backend modules (each registers itself)."""
     from stemseg_core.backends import (  # noqa: F401
+        inductor_backend,
         onnxruntime_backend,
         openvino_backend,
         tensorrt_backend,

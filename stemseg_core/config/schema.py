@@ -21,7 +21,7 @@ DATA_FORMATS = ("auto", "kitti_mots", "davis", "youtube_vis")
 DEVICES = ("auto", "cpu", "cuda")
 #: inference.backend: what runs the network (stemseg_core/backends/); auto = the fastest
 #: one installed for the device.
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt", "inductor")
 #: inference.precision: the network's arithmetic (which backend allows which: backends/).
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: model.output_stride: 4 = the paper's decoder output, 2 = with the stride-2 refinement.
