@@ -1,7 +1,8 @@
 """CUDA paths: eager (fp32, AMP) and TensorRT against eager on the same clip, TensorRT engine
-cache hit on the second start, same tracks as eager in fp32. Marked gpu: skipped without CUDA
-(test/conftest.py); on a CUDA machine without torch-tensorrt the TensorRT tests fail, naming
-`make setup` (the gpu extra), rather than skip."""
+cache hit on the second start, same tracks as eager in fp32, `auto` on CUDA. Marked gpu: skipped
+without CUDA (test/conftest.py); on a CUDA machine without torch-tensorrt the TensorRT tests
+fail, naming `make setup` (the gpu extra), rather than skip (scripts/gpu_check.sh deselects
+them there with -k "not tensorrt"). The inductor backend's CUDA tests: test_inductor_backend.py."""
 from __future__ import annotations
 
 import logging
@@ -108,11 +109,90 @@ def test_tensorrt_fp32_tracks_equal_eager(model, tmp_path):
     assert run("tensorrt") == ref
 
 
-def test_warmup_builds_and_runs_a_clip(tmp_path, tiny_checkpoint):
+def test_warmup_builds_and_runs_a_clip(tmp_path, tiny_checkpoint, monkeypatch):
+    from stemseg_core.backends.tensorrt_backend import TensorRTBackend
     from stemseg_core.inference.tracker import StreamingTracker
 
+    monkeypatch.setenv("STEMSEG_INDUCTOR_MODE", "default")  # compiles in seconds
     tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cuda", overrides=[
         "inference.backend=auto", f"inference.engine_cache_dir={tmp_path}"])
     assert tr.warmup(64, 96) > 0
-    assert tr._runner.backend.name == "tensorrt"  # auto on CUDA with torch-tensorrt installed
+    # auto on CUDA: TensorRT where torch-tensorrt imports, else inductor (torch.compile)
+    has_trt = TensorRTBackend.unavailable_reason(torch.device("cuda")) is None
+    assert tr._runner.backend.name == ("tensorrt" if has_trt else "inductor")
     assert tr.pending == 0 and tr.frames_pushed == 0
+
+
+def test_tensorrt_binds_engine_io_by_name(model, tmp_path):
+    """The engines' I/O names are written next to them (bindings.json) and are exactly the
+    engine's own; the decoder's outputs come back under the right names (embeddings and
+    precisions share a shape: compared with eager, a swap would show)."""
+    import json
+
+    backend = create_backend("tensorrt", model, torch.device("cuda"), "fp32",
+                             cache=ArtifactCache(tmp_path))
+    backend.prepare((3, H, W), 4)
+    files = sorted(tmp_path.glob("tensorrt/*/bindings.json"))
+    assert len(files) == 2  # encoder, decoder-L4
+    enc = backend._encoder
+    assert enc.inputs == json.loads(next(f for f in files if "encoder" in str(f))
+                                    .read_text())["inputs"]
+    assert len(enc.outputs) == len(backend.encoder.names)
+    dec = backend._decoders[4]
+    assert len(dec.inputs) == len(backend.encoder.names)
+    assert len(dec.outputs) == len(backend.decoder.names)
+    clip = _clip(4)
+    got = NetworkRunner(backend, capacity=8)(clip)
+    with torch.inference_mode():
+        ref = model(clip)
+    for k in ref:  # a swapped binding would differ by far more than rounding
+        assert float((got[k] - ref[k]).abs().max()) < 5e-2 * max(1.0, float(ref[k].abs().max())), k
+
+
+def test_tensorrt_short_clip_built_mid_stream_inside_inference_mode(model, tmp_path):
+    """A flush's shorter clip builds its decoder engine mid-stream, inside the tracker's
+    torch.inference_mode(): the build leaves inference mode (torch.export) and matches eager."""
+    backend = create_backend("tensorrt", model, torch.device("cuda"), "fp32",
+                             cache=ArtifactCache(tmp_path))
+    backend.prepare((3, H, W), 4)
+    runner = NetworkRunner(backend, capacity=8)
+    clip = _clip(6)
+    with torch.inference_mode():
+        runner(clip[:, 0:4])
+        got = runner(clip[:, 4:6])  # 2 frames: decoder-L2 built now
+        ref = model(clip[:, 4:6])
+    assert 2 in backend._decoders
+    diff = _max_diff(got, ref)
+    assert all(diff[k] < {"embeddings": 1e-3, "precisions": 5e-2, "seediness": 1e-3,
+                          "semantic": 1e-2}[k] for k in ref), diff
+
+
+def test_tensorrt_every_length_warmup_leaves_nothing_to_build(tmp_path, tiny_checkpoint):
+    from stemseg_core.inference.tracker import StreamingTracker
+
+    tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cuda", overrides=[
+        "inference.backend=tensorrt", "inference.precision=fp16",
+        f"inference.engine_cache_dir={tmp_path}"])
+    tr.warmup(64, 96, every_length=True)
+    cache = tr._runner.backend.cache
+    built = cache.built
+    assert sorted(tr._runner.backend._decoders) == [1, 2, 3, 4]
+    rng = np.random.default_rng(1)
+    for i in range(7):
+        tr.push(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), i)
+    tr.flush()
+    assert cache.built == built
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs a second GPU (cuda:1)")
+def test_tensorrt_on_the_second_gpu(model, tmp_path):
+    model = model.to("cuda:1")
+    backend = create_backend("tensorrt", model, torch.device("cuda:1"), "fp32",
+                             cache=ArtifactCache(tmp_path))
+    backend.prepare((3, H, W), 4)
+    clip = _clip(4).to("cuda:1")
+    got = NetworkRunner(backend, capacity=8)(clip)
+    assert all(v.device == torch.device("cuda:1") for v in got.values())
+    with torch.inference_mode():
+        ref = model(clip)
+    assert _max_diff(got, ref)["embeddings"] < 1e-3
