@@ -326,8 +326,9 @@ LIVE_THRESHOLDS: tuple[ThresholdSpec, ...] = (
     ThresholdSpec("max_instances", int, 1, MAX_INSTANCES,
                   "At most this many instances per clip."),
     ThresholdSpec("min_mask_area", int, 0, None,
-                  "Instances smaller than this many pixels (per frame, at input resolution) "
-                  "are left out of that frame; after linking, so they keep their track ID."),
+                  "Instances smaller than this many pixels (per frame, at input resolution, "
+                  "judged before mask refinement) are left out of that frame; after linking, "
+                  "so they keep their track ID."),
     ThresholdSpec("min_mask_area_per_class", int, 0, None,
                   "Per-class minimum areas by class name, e.g. {pedestrian: 80}; classes not "
                   "listed use min_mask_area.", per_class=True),
