@@ -210,6 +210,17 @@ class InferenceConfig:
 
 
 @dataclass
+class CameraEffectConfig:
+    """One camera-pipeline effect of training augmentation (data/camera_effects.py)."""
+
+    #: Probability that a training clip gets this effect (0 = never).
+    prob: float = 0.0
+    #: Severity range [low, high] within [0, 3], drawn uniformly per clip (1, 2, 3 = the
+    #: robustness benchmark's levels; camera_effects.LEVELS gives their physical values).
+    severity: list[float] = field(default_factory=lambda: [0.0, 3.0])
+
+
+@dataclass
 class DataConfig:
     #: Layout of the training data: auto (recognised from the folder), kitti_mots, davis or
     #: youtube_vis (see stemseg_core/data/sources.py).
@@ -233,6 +244,10 @@ class DataConfig:
     oversample_weight: float = 0.0
     oversample_class: str = "pedestrian"
     oversample_max_area: int = 100
+    #: Not in the paper ({} = off): camera-pipeline effects on training clips, {effect name:
+    #: {prob, severity}} (names: data/camera_effects.py; e.g. {jpeg: {prob: 0.5, severity:
+    #: [0, 3]}}); white balance, exposure, JPEG quality, ... drawn per clip, noise per frame.
+    camera_effects: dict[str, CameraEffectConfig] = field(default_factory=dict)
     num_workers: int = 2
 
 

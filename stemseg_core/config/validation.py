@@ -194,6 +194,9 @@ def validate(cfg: Config) -> None:
                                        f"{d.oversample_max_area}")
     if d.oversample_weight > 0:
         _check_class_names("data.oversample_class", [d.oversample_class], m.class_names)
+    if d.camera_effects:  # names live in the data package's registry
+        from stemseg_core.data.camera_effects import check_settings
+        check_settings(d.camera_effects)
     t = cfg.train
     _check(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps >= 1")
     _check(t.lr > 0, f"train.lr must be > 0, got {t.lr}")

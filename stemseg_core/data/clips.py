@@ -24,7 +24,10 @@ clip-level horizontal flip with probability 0.5 when ``cfg.data.horizontal_flip`
 probability ``cfg.data.image_augmented_fraction`` the clip is instead made from ONE frame by
 :func:`stemseg_core.data.augment.make_augmented_clip`; when ``cfg.data.scale_range`` is not
 [1, 1], a zoom factor and window (see :func:`zoom_clip`), drawn last so that runs without it
-see the same draws as before.
+see the same draws as before; when ``cfg.data.camera_effects`` enables an effect, a seed for
+the camera effects (data/camera_effects.py: JPEG, chroma subsampling, noise, blur, exposure,
+...), drawn after everything else. They are applied to the resized frames before zoom and flip;
+masks, classes and ignore stay as they are.
 Evaluation (``train=False``): every clip with stride 1 starting at multiples of ``clip_step``
 (default T), no augmentation.
 
@@ -42,6 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from stemseg_core.data.augment import make_augmented_clip
+from stemseg_core.data.camera_effects import apply_plan, draw_clip_plan
 from stemseg_core.data.sequence import Sequence
 
 
@@ -176,7 +180,7 @@ class ClipDataset(Dataset):
             n = len(self.sequences[si])
             frames = [min(st + k, n - 1) for k in range(self.T)]
             return {"seq": si, "frames": frames, "flip": False, "augmented": False, "rng": None,
-                    "zoom": None}
+                    "zoom": None, "camera_seed": None}
         extra_epochs, index = divmod(int(index), len(self))
         rng = np.random.default_rng([self.seed, self.epoch + extra_epochs, index])
         p_seq = self.counts / self.counts.sum() if self.start_weights is None else self.sequence_p
@@ -201,22 +205,28 @@ class ClipDataset(Dataset):
         zoom = None
         if (lo, hi) != (1.0, 1.0):
             zoom = (float(rng.uniform(lo, hi)), float(rng.random()), float(rng.random()))
+        camera_seed = None
+        if any(e.prob > 0 for e in d.camera_effects.values()):
+            camera_seed = int(rng.integers(2 ** 63))
         return {"seq": si, "frames": frames, "flip": flip, "augmented": augmented, "rng": rng,
-                "zoom": zoom}
+                "zoom": zoom, "camera_seed": camera_seed}
 
     def __getitem__(self, index: int) -> dict:
         if index < 0 or (index >= len(self) and not self.train):
             raise IndexError(index)
         s = self.sample(index)
         return self.load_clip(s["seq"], s["frames"], flip=s["flip"],
-                              augment_rng=s["rng"] if s["augmented"] else None, zoom=s["zoom"])
+                              augment_rng=s["rng"] if s["augmented"] else None, zoom=s["zoom"],
+                              camera_seed=s["camera_seed"])
 
     # ------------------------------------------------------------------------------- loading
     def load_clip(self, seq_index: int, frames: list[int], flip: bool = False,
                   augment_rng: np.random.Generator | None = None,
-                  zoom: tuple[float, float, float] | None = None) -> dict:
+                  zoom: tuple[float, float, float] | None = None,
+                  camera_seed: int | None = None) -> dict:
         """Build the item of the given frames (deterministic; used by ``__getitem__``).
-        zoom: (scale, u, v) for :func:`zoom_clip`, or None."""
+        zoom: (scale, u, v) for :func:`zoom_clip`, or None. camera_seed: seed of the clip's
+        camera effects (``cfg.data.camera_effects``), or None for none."""
         seq = self.sequences[seq_index]
         cache: dict[int, tuple] = {}
 
@@ -261,6 +271,12 @@ class ClipDataset(Dataset):
                 for tid, _cls, m in inst:
                     src[col[tid]] |= m
                 images[k], masks[:, k], ignore[k] = fit_frame(img, src, ign, H, W)
+        camera = []
+        if camera_seed is not None:
+            crng = np.random.default_rng(camera_seed)
+            plan = draw_clip_plan(self.cfg.data.camera_effects, crng)
+            images = apply_plan(images, plan, crng)
+            camera = [name for name, _p in plan]
         if zoom is not None and zoom[0] != 1.0:
             images, masks, ignore = zoom_clip(images, masks, ignore, *zoom)
         if flip:
@@ -277,7 +293,7 @@ class ClipDataset(Dataset):
             "ignore": torch.from_numpy(np.ascontiguousarray(ignore)),
             "meta": {"sequence": seq.name, "frames": list(frames), "flipped": bool(flip),
                      "augmented": augment_rng is not None,
-                     "zoom": None if zoom is None else zoom[0],
+                     "zoom": None if zoom is None else zoom[0], "camera_effects": camera,
                      "track_ids": [t for t, k in zip(track_ids, keep) if k]},
         }
 
