@@ -1,0 +1,145 @@
+"""`stemseg robustness`: HOTA per class under camera effects at three severities (issue 38)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stemseg_core.commands.backend_options import add_backend_options, backend_overrides
+
+HELP = "HOTA per class under JPEG, chroma subsampling, noise, blur, exposure, ... (3 severities)"
+DESCRIPTION = """\
+Run a checkpoint's StreamingTracker over a KITTI MOTS tree's sequences, first lossless, then
+with every camera effect (stemseg_core/data/camera_effects.py, the same effects as the training
+augmentation) at each severity, applied once with a fixed seed; score each run with TrackEval
+and show HOTA per class in an ImageNet-C style table: HOTA per severity, its mean, and the
+change from lossless averaged over drives and classes with the worst drive x class change in
+brackets. Severity 1 of jpeg is quality 95 (image_transport's default), of chroma 4:2:2 (UYVY,
+as V4L2 cameras send it); camera_effects.LEVELS lists every value.
+
+Runs as the node does by default: the device's deployment backend (CPU: OpenVINO BF16), no
+flip test, no minimum track length (--set / --backend / --precision change it).
+Writes OUT/robustness.json, OUT/robustness.md and OUT/robustness.png.
+
+Examples:
+  stemseg synth --out /tmp/rob --sequences 4 --frames 40 --seed 99991 --val-fraction 0.5
+  stemseg robustness --checkpoint checkpoints/stemseg_demo.pt --data /tmp/rob --split val \\
+      --out out/robustness
+  stemseg robustness ... --effects jpeg chroma --severities 1 --frames 20
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stemseg_core.data.camera_effects import effect_names
+
+    parser.add_argument("--checkpoint", default="checkpoints/stemseg_demo.pt",
+                        help="model checkpoint (default: %(default)s)")
+    parser.add_argument("--data", required=True, help="KITTI MOTS style dataset folder")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--seq", action="append", dest="seqs", metavar="SEQ",
+                       help="sequence to run (repeatable)")
+    group.add_argument("--split", help="run every sequence of <data>/<split>.seqmap")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--effects", nargs="+", default=None, choices=effect_names(),
+                        metavar="EFFECT", help=f"effects to apply (default: all: "
+                                               f"{', '.join(effect_names())})")
+    parser.add_argument("--severities", nargs="+", type=float, default=[1.0, 2.0, 3.0],
+                        help="severities in [0, 3] (default: 1 2 3)")
+    parser.add_argument("--frames", type=int, default=0,
+                        help="only the first N frames of each sequence (0 = all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the effects (0)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    add_backend_options(parser)
+    parser.add_argument("--set", nargs="+", action="extend", dest="overrides", default=[],
+                        metavar="KEY=VALUE", help="config override after the node's defaults")
+    parser.add_argument("--min-track-length", type=int, default=0,
+                        help="drop tracks shorter than N frames (0 = keep all, as the node)")
+    parser.add_argument("--keep-frames", action="store_true",
+                        help="keep the corrupted frames in OUT/frames")
+
+
+def node_overrides(device: str) -> list[str]:
+    """The node's defaults on ``device``: its deployment backend and precision, no flip test."""
+    from stemseg_core.backends.base import DEPLOYMENT_DEFAULTS
+
+    backend, precision = DEPLOYMENT_DEFAULTS.get(device.split(":")[0], ("torch", "fp32"))
+    return [f"inference.backend={backend}", f"inference.precision={precision}",
+            "inference.flip_test=false"]
+
+
+def _print_table(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from stemseg_core.evaluation.robustness import LOSSLESS, summary_rows
+
+    classes, sevs = result["classes"], [f"{s:g}" for s in result["severities"]]
+    table = Table(title="HOTA under camera effects (Δ: mean change from lossless over drives "
+                        "and classes, worst drive x class in brackets)")
+    table.add_column("effect")
+    for s in sevs:
+        for c in classes:
+            table.add_column(f"s{s} {c[:3]}", justify="right")
+    for s in sevs:
+        table.add_column(f"Δ s{s}", justify="right")
+    for row in summary_rows(result):
+        if row["effect"] == LOSSLESS:
+            h = row["hota"]["0"]
+            table.add_row(LOSSLESS, *[f"{h[c]:.1f}" for _s in sevs for c in classes],
+                          *["" for _s in sevs])
+            continue
+        table.add_row(row["effect"],
+                      *[f"{row['hota'][s][c]:.1f}" for s in sevs for c in classes],
+                      *[f"{row['mean_delta'][s]:+.1f} ({row['worst_delta'][s]:+.1f})"
+                        if s in row["mean_delta"] else "" for s in sevs])
+    Console().print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stemseg_core.backends.cache import file_sha256
+    from stemseg_core.data.camera_effects import effect_names
+    from stemseg_core.data.safe_names import check_plain_name
+    from stemseg_core.evaluation.robustness import markdown_table, measure_robustness, plot
+    from stemseg_core.evaluation.trackeval_kitti import find_seqmap, read_seqmap
+    from stemseg_core.inference.tracker import StreamingTracker
+
+    bad = [s for s in args.severities if not 0 <= s <= 3]
+    if bad or args.frames < 0:
+        print(f"stemseg robustness: error: severities must be in [0, 3] and --frames >= 0, got "
+              f"{bad or args.frames}", file=sys.stderr)
+        return 2
+    seqs = list(args.seqs) if args.seqs else list(read_seqmap(find_seqmap(args.data, args.split)))
+    try:
+        for s in seqs:
+            check_plain_name(s, "sequence name")
+    except ValueError as e:
+        print(f"stemseg robustness: error: {e}", file=sys.stderr)
+        return 2
+    effects = list(args.effects) if args.effects else effect_names()
+    overrides = node_overrides(args.device) + list(args.overrides) + backend_overrides(args)
+    tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
+                                               overrides=overrides)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{len(seqs)} sequences, lossless + {len(effects)} effects x {len(args.severities)} "
+          f"severities, overrides: {' '.join(overrides)}")
+
+    def progress(item: dict) -> None:
+        hota = ", ".join(f"{c} {m['HOTA']:.2f}" for c, m in item["metrics"].items())
+        print(f"{item['effect']} {item['severity']:g}: HOTA {hota}", flush=True)
+
+    result = measure_robustness(tracker, Path(args.data), seqs, out, effects, args.severities,
+                                frames=args.frames, seed=args.seed,
+                                min_track_length=args.min_track_length or None,
+                                keep_frames=args.keep_frames, on_variant=progress)
+    result.update({"checkpoint": str(args.checkpoint),
+                   "checkpoint_sha256": (file_sha256(Path(args.checkpoint))
+                                         if Path(args.checkpoint).is_file() else None),
+                   "data": str(args.data), "overrides": overrides})
+    (out / "robustness.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "robustness.md").write_text(markdown_table(result))
+    plot(result, out / "robustness.png")
+    _print_table(result)
+    print(f"wrote {out / 'robustness.json'}, {out / 'robustness.md'}, {out / 'robustness.png'}")
+    return 0

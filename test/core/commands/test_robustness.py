@@ -1,0 +1,116 @@
+"""`stemseg robustness` on the tiny KITTI MOTS fixture: a GT-echoing tracker and a tiny model."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
+import kitti_mots_fixture as fx  # noqa: E402
+
+import stemseg_core.inference.tracker  # noqa: E402
+from stemseg_core.cli import main  # noqa: E402
+from stemseg_core.inference.types import FrameResult, TrackedInstance  # noqa: E402
+
+
+class EchoTracker:
+    """Returns the fixture's ground truth for each pushed frame (a perfect tracker) and keeps
+    the mean of every pushed image, per sequence run."""
+
+    made: list[EchoTracker] = []
+
+    def __init__(self, overrides):
+        self.overrides = overrides
+        self.runs: list[list[float]] = []
+        self.seq = None
+        EchoTracker.made.append(self)
+
+    @classmethod
+    def from_checkpoint(cls, path, device="auto", overrides=None, **_kw):
+        return cls(list(overrides or []))
+
+    def reset(self, keep_ids=False):
+        self.runs.append([])
+        self.pending = []
+
+    def push(self, image, stamp):
+        self.runs[-1].append(float(image.mean()))
+        seq = fx.SEQS[(len(self.runs) - 1) % len(fx.SEQS)]
+        names = {1: "car", 2: "pedestrian"}
+        insts = [TrackedInstance(oid, cid, names[cid], 0.9, m)
+                 for oid, cid, m in fx.gt_objects(seq)[stamp] if cid != 10]
+        self.pending.append(FrameResult(stamp, stamp, (fx.H, fx.W), insts))
+        out, self.pending = self.pending[:-1], self.pending[-1:]
+        return out
+
+    def flush(self):
+        out, self.pending = self.pending, []
+        return out
+
+
+@pytest.fixture
+def echo(monkeypatch):
+    EchoTracker.made = []
+    monkeypatch.setattr(stemseg_core.inference.tracker, "StreamingTracker", EchoTracker)
+    return EchoTracker
+
+
+def test_lossless_first_every_effect_and_severity_then_files(tmp_path, echo, capsys):
+    data = fx.build(tmp_path / "kitti")
+    out = tmp_path / "rob"
+    rc = main(["robustness", "--checkpoint", "x.pt", "--data", str(data), "--split", "val",
+               "--out", str(out), "--effects", "exposure", "jpeg", "--severities", "1", "3",
+               "--frames", "4", "--backend", "torch"])
+    assert rc == 0
+    res = json.loads((out / "robustness.json").read_text())
+    assert [(v["effect"], v["severity"]) for v in res["variants"]] == [
+        ("lossless", 0.0), ("exposure", 1.0), ("exposure", 3.0), ("jpeg", 1.0), ("jpeg", 3.0)]
+    # a perfect tracker scores 100 only if the ground truth was cut to the 4 tracked frames
+    for v in res["variants"]:
+        assert v["metrics"]["car"]["HOTA"] == pytest.approx(100.0)
+        assert v["metrics"]["pedestrian"]["HOTA"] == pytest.approx(100.0)
+    # per drive: 100, or None where a drive has no ground truth of the class (never 0)
+    for per in res["variants"][0]["per_sequence"].values():
+        assert all(h is None or h == pytest.approx(100.0) for h in per.values())
+    (tracker,) = echo.made
+    # the node's CPU defaults first, the user's --backend last
+    assert tracker.overrides[:3] == ["inference.backend=openvino", "inference.precision=bf16",
+                                     "inference.flip_test=false"]
+    assert tracker.overrides[-1] == "inference.backend=torch"
+    # 5 variants x sequences, 4 frames each; exposure severity 3 changes what the tracker sees
+    n_seq = len(res["sequences"])
+    assert len(tracker.runs) == 5 * n_seq and all(len(r) == 4 for r in tracker.runs)
+    lossless, exp3 = tracker.runs[0], tracker.runs[2 * n_seq]
+    assert not np.allclose(lossless, exp3, atol=1.0)
+    table = (out / "robustness.md").read_text()
+    assert table.splitlines()[2].startswith("| lossless | 100.0")
+    assert "| jpeg |" in table and "+0.0 (+0.0)" in table
+    assert (out / "robustness.png").stat().st_size > 1000
+    assert not (out / "frames").exists()  # corrupted frames are removed unless --keep-frames
+    assert "lossless" in capsys.readouterr().out
+
+
+def test_rejects_bad_severity_and_unknown_effect(tmp_path, echo, capsys):
+    data = fx.build(tmp_path / "kitti")
+    assert main(["robustness", "--data", str(data), "--split", "val", "--out",
+                 str(tmp_path / "o"), "--severities", "4"]) == 2
+    assert "severities" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["robustness", "--data", str(data), "--split", "val", "--out",
+              str(tmp_path / "o"), "--effects", "fog"])
+
+
+def test_tiny_model_end_to_end(tmp_path, tiny_checkpoint):
+    data = fx.build(tmp_path / "kitti")
+    out = tmp_path / "rob"
+    rc = main(["robustness", "--checkpoint", str(tiny_checkpoint), "--data", str(data),
+               "--seq", "0000", "--out", str(out), "--effects", "noise", "chroma",
+               "--severities", "2", "--frames", "5", "--backend", "torch", "--precision",
+               "fp32", "--set", "inference.max_instances=4"])
+    assert rc == 0
+    res = json.loads((out / "robustness.json").read_text())
+    assert len(res["variants"]) == 3 and res["frames"] == 5
+    assert set(res["variants"][1]["metrics"]) == {"car", "pedestrian"}
