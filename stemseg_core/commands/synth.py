@@ -10,9 +10,14 @@ Generate synthetic driving sequences in the exact KITTI MOTS layout (training/im
 instances_txt, instances, seqmaps), directly usable by TrackEval's KittiMOTS (GT_FOLDER=OUT).
 The last round(N * val_fraction) sequences form the val split. Same seed -> identical files.
 Existing training/, instances/, instances_txt/ and label_02/ folders in OUT are replaced.
+The true camera is always written (training/calib/<seq>.txt, KITTI tracking calib, P2);
+--depth adds training/depth_02/<seq>/<frame>.png (uint16 millimetres, 0 = no return) and
+--lidar training/velodyne/<seq>/<frame>.bin (KITTI float32 x y z reflectance, 64 beams) plus
+Tr_velo_cam in the calib file; images and masks do not change with them.
 
 Example:
   stemseg synth --out data/synth --sequences 12 --frames 60 --seed 0
+  stemseg synth --out data/synth3d --sequences 2 --depth --lidar
 """
 
 
@@ -27,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of sequences in the val split")
     parser.add_argument("--preview", default=None,
                         help="also save a contact sheet PNG of the first val sequence here")
+    parser.add_argument("--depth", action="store_true",
+                        help="also write depth images (training/depth_02, uint16 mm)")
+    parser.add_argument("--lidar", action="store_true",
+                        help="also write 64-beam LiDAR scans (training/velodyne, KITTI .bin)")
     parser.add_argument("--quiet", action="store_true", help="no per-sequence progress")
 
 
@@ -44,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     info = generate_dataset(args.out, args.sequences, args.frames, args.seed, args.height,
                             args.width, args.val_fraction,
-                            progress=None if args.quiet else print)
+                            progress=None if args.quiet else print, depth=args.depth,
+                            lidar=args.lidar)
     dt = time.perf_counter() - t0
     n = args.sequences * args.frames
     print(f"wrote {args.sequences} sequences x {args.frames} frames ({args.height}x{args.width}) "

@@ -1,7 +1,8 @@
 """What a KITTI sequence says about its camera: the projection (calibration) and frame times.
 
-Calibration: KITTI tracking ``<split>/calib/<seq>.txt`` (``P2:``) or raw
-``calib_cam_to_cam.txt`` (``P_rect_02:``); without one, :func:`plausible_projection` gives a
+Calibration: KITTI tracking ``<split>/calib/<seq>.txt`` (``P2:``, ``Tr_velo_cam``) or raw
+``calib_cam_to_cam.txt`` (``P_rect_02:``); :func:`read_calib` reads every matrix,
+:func:`format_calib` writes the tracking format; without one, :func:`plausible_projection` gives a
 pinhole with KITTI's field of view. Times: a per-frame timestamps file when the data set has one
 (:func:`find_timestamps_file`), else a fixed rate (:func:`frame_stamps`).
 """
@@ -57,6 +58,55 @@ def read_projection(calib_file: Path) -> np.ndarray | None:
             if len(vals) == 12:
                 return np.asarray(vals, dtype=np.float64).reshape(3, 4)
     return None
+
+
+def read_calib(calib_file: Path) -> dict[str, np.ndarray]:
+    """All matrices of a KITTI calib file: ``{"P2": (3, 4), "R_rect": (3, 3),
+    "Tr_velo_cam": (3, 4), ...}``; keys as written, with or without a colon (tracking writes
+    ``R_rect`` and ``Tr_*`` without). Raw files' non-numeric lines (``calib_time``) are skipped."""
+    out: dict[str, np.ndarray] = {}
+    for n, line in enumerate(Path(calib_file).read_text().splitlines(), start=1):
+        key, _, rest = line.partition(":") if ":" in line.split(" ", 1)[0] else \
+            line.partition(" ")
+        key = key.strip()
+        if not key or key == "calib_time":
+            continue
+        try:
+            vals = np.asarray([float(v) for v in rest.split()], dtype=np.float64)
+        except ValueError:
+            raise DataFormatError(f"{key} must be numbers: {line[:80]!r}", calib_file,
+                                  n) from None
+        shape = {12: (3, 4), 9: (3, 3)}.get(len(vals))
+        out[key] = vals.reshape(shape) if shape else vals
+    return out
+
+
+def velo_to_cam_of(calib: dict[str, np.ndarray]) -> np.ndarray | None:
+    """(3, 4) LiDAR -> camera 0 transform of a :func:`read_calib` dict (tracking
+    ``Tr_velo_cam``, raw ``Tr_velo_to_cam`` / ``R`` + ``T``), or None."""
+    for key in ("Tr_velo_cam", "Tr_velo_to_cam"):
+        if calib.get(key) is not None and calib[key].shape == (3, 4):
+            return calib[key]
+    if "R" in calib and "T" in calib and calib["R"].size == 9 and calib["T"].size == 3:
+        return np.concatenate([calib["R"].reshape(3, 3), calib["T"].reshape(3, 1)], 1)
+    return None
+
+
+def format_calib(P2: np.ndarray, velo_to_cam: np.ndarray | None = None) -> str:
+    """A KITTI tracking calib file's text for a single rectified camera: P0..P3 all = ``P2``
+    (only camera 2 exists), ``R_rect`` = identity, ``Tr_velo_cam`` when given, ``Tr_imu_velo``
+    = identity (no IMU)."""
+    def row(key: str, m: np.ndarray, colon: bool) -> str:
+        return f"{key}{':' if colon else ''} " + " ".join(f"{v:.12e}" for v in
+                                                          np.ravel(m)) + "\n"
+
+    P2 = np.asarray(P2, dtype=np.float64)
+    if P2.shape != (3, 4):
+        raise ValueError(f"P2 must be 3x4, got shape {P2.shape}")
+    text = "".join(row(f"P{i}", P2, True) for i in range(4)) + row("R_rect", np.eye(3), False)
+    if velo_to_cam is not None:
+        text += row("Tr_velo_cam", np.asarray(velo_to_cam, dtype=np.float64), False)
+    return text + row("Tr_imu_velo", np.eye(3, 4), False)
 
 
 def plausible_projection(height: int, width: int) -> np.ndarray:
@@ -131,5 +181,5 @@ def frame_stamps(frame_numbers: list[int], *, rate: float = DEFAULT_RATE,
 
 
 __all__ = ["DEFAULT_HFOV_DEG", "DEFAULT_RATE", "DEFAULT_START_NS", "find_calibration",
-           "find_timestamps_file", "frame_stamps", "parse_time", "plausible_projection",
-           "read_projection"]
+           "find_timestamps_file", "format_calib", "frame_stamps", "parse_time",
+           "plausible_projection", "read_calib", "read_projection", "velo_to_cam_of"]

@@ -26,6 +26,12 @@ Output layout (that of KITTI MOTS, plus what TrackEval's ``KittiMOTS`` reads dir
     DIR/evaluate_mots.seqmap.{train,val,training}     the same seqmaps under TrackEval's names
                                                       (a comment line first when 1 sequence)
     DIR/synth_info.json                               generator parameters and the split
+    DIR/training/calib/<seq:04d>.txt                  the camera (KITTI tracking calib, P2)
+    DIR/training/depth_02/<seq:04d>/<frame:06d>.png   with depth: uint16 mm, 0 = no return
+    DIR/training/velodyne/<seq:04d>/<frame:06d>.bin   with lidar: float32 x y z reflectance
+
+Depth and LiDAR (:mod:`.sensors`) are rendered from the same world and draw nothing from the
+random stream: images and masks are byte-identical with or without them.
 
 TrackEval: ``trackeval.datasets.KittiMOTS({"GT_FOLDER": DIR, "SPLIT_TO_EVAL": "val", ...})`` works
 as is: its default ``GT_LOC_FORMAT`` is ``{gt_folder}/label_02/{seq}.txt`` and it reads the seqmap
@@ -38,8 +44,9 @@ different seed space than train scenes. Same arguments give byte-identical files
 
 Modules: :mod:`.types` (constants, parameters, frame and agent types), :mod:`.world` (street
 layout, agents spawning and moving), :mod:`.render` (projection, drawing, photometrics),
-:mod:`.annotate` (instance ids, ignore regions, track ids), :mod:`.generator` (one sequence on
-one random stream) and :mod:`.writer` (the files above).
+:mod:`.annotate` (instance ids, ignore regions, track ids), :mod:`.sensors` / :mod:`.raycast`
+(depth camera, LiDAR), :mod:`.generator` (one sequence on one random stream) and
+:mod:`.writer` (the files above).
 """
 from __future__ import annotations
 

@@ -11,11 +11,12 @@ import numpy as np
 
 from stemseg_core.data.synth.annotate import Annotator
 from stemseg_core.data.synth.render import Renderer
+from stemseg_core.data.synth.sensors import SensorSimulation
 from stemseg_core.data.synth.types import CAR, PEDESTRIAN, Agent, Frame, SynthParams
 from stemseg_core.data.synth.world import WorldSimulation
 
 
-class SequenceGenerator(WorldSimulation, Renderer, Annotator):
+class SequenceGenerator(WorldSimulation, Renderer, SensorSimulation, Annotator):
     """Simulates and renders one sequence. ``frames()`` yields :class:`Frame` objects."""
 
     def __init__(self, rng: np.random.Generator, params: SynthParams | None = None) -> None:
@@ -56,15 +57,23 @@ class SequenceGenerator(WorldSimulation, Renderer, Annotator):
         for _ in range(self.target):
             self._spawn(initial=True)
 
-    def render(self, t: int, full_masks: bool = False) -> Frame:
-        """Frame ``t`` (image, instance map, objects) of the current world state."""
-        return self.annotate(*self.draw(t, full_masks))
+    def render(self, t: int, full_masks: bool = False, depth: bool = False,
+               lidar: bool = False) -> Frame:
+        """Frame ``t`` (image, instance map, objects; depth image and LiDAR scan when asked,
+        see :mod:`.sensors`) of the current world state."""
+        image, idm, drawn, fulls = self.draw(t, full_masks)
+        depth_m = self.depth_image(idm, drawn) if depth else None
+        frame = self.annotate(image, idm, drawn, fulls)
+        frame.depth = depth_m
+        frame.points = self.lidar_scan() if lidar else None
+        return frame
 
-    def frames(self, full_masks: bool = False) -> Iterator[Frame]:
+    def frames(self, full_masks: bool = False, depth: bool = False,
+               lidar: bool = False) -> Iterator[Frame]:
         for t in range(self.p.frames):
             if t > 0:
                 self._step(t)
-            yield self.render(t, full_masks)
+            yield self.render(t, full_masks, depth, lidar)
 
 
 def split_of(seq: int, num_sequences: int, val_fraction: float) -> str:

@@ -26,6 +26,30 @@ def _rgb(c: np.ndarray) -> tuple[int, int, int]:
     return (int(c[0]), int(c[1]), int(c[2]))
 
 
+#: A box of the world: (centre x, centre z, yaw, length, width, bottom y, top y), metres.
+Box = tuple[float, float, float, float, float, float, float]
+
+
+def car_parts(a: Agent) -> tuple[list[Box], Box, float, Box]:
+    """The boxes a car is drawn from: (4 wheels, body, body top y, cabin); the one source of a
+    car's shape for the renderer and the depth/LiDAR simulation."""
+    L, W, H = a.length, a.width, a.height
+    body_top = H * (0.62 if a.van else 0.55)
+    wl = L / 2 - 0.8
+    wheels = []
+    for fwd in (-wl, wl):
+        for side in (-1, 1):
+            cx = a.x + fwd * math.sin(a.yaw) + side * (W / 2 - 0.13) * math.cos(a.yaw)
+            cz = a.z + fwd * math.cos(a.yaw) - side * (W / 2 - 0.13) * math.sin(a.yaw)
+            wheels.append((cx, cz, a.yaw, 0.64, 0.24, 0.0, 0.62))
+    body = (a.x, a.z, a.yaw, L, W, 0.25, body_top)
+    cl = L * (0.8 if a.van else 0.52)
+    off = -L * (0.06 if a.van else 0.08)
+    cab = (a.x + off * math.sin(a.yaw), a.z + off * math.cos(a.yaw), a.yaw, cl, W * 0.9,
+           body_top - 0.01, H)
+    return wheels, body, body_top, cab
+
+
 class Renderer:
     """Projection and drawing (uses the camera, world and agents of the generator)."""
 
@@ -201,16 +225,10 @@ class Renderer:
 
     def _draw_car(self, img, idm, a: Agent, idx: int, full: np.ndarray | None) -> None:
         ids = [img, idm] + ([full] if full is not None else [])
-        L, W, H = a.length, a.width, a.height
-        body_top = H * (0.62 if a.van else 0.55)
-        wl = L / 2 - 0.8
-        for fwd in (-wl, wl):
-            for side in (-1, 1):
-                cx = a.x + fwd * math.sin(a.yaw) + side * (W / 2 - 0.13) * math.cos(a.yaw)
-                cz = a.z + fwd * math.cos(a.yaw) - side * (W / 2 - 0.13) * math.sin(a.yaw)
-                wb = self._box(cx, cz, a.yaw, 0.64, 0.24, 0.0, 0.62)
-                self._poly(ids, self._project(wb), [(22, 22, 24), idx, 1], True)
-        body = self._box(a.x, a.z, a.yaw, L, W, 0.25, body_top)
+        wheels, body_box, body_top, cab_box = car_parts(a)
+        for wheel in wheels:
+            self._poly(ids, self._project(self._box(*wheel)), [(22, 22, 24), idx, 1], True)
+        body = self._box(*body_box)
         pb = self._project(body)
         base = a.colors[0]
         self._poly(ids, pb, [_rgb(base), idx, 1], True)
@@ -228,10 +246,7 @@ class Renderer:
                 yv2 = np.array([0, body_top * 0.95 - 0.25, 0])
                 lq = np.array([a0 + yv, a1 + yv, a1 + yv2, a0 + yv2])
                 self._poly([img], self._project(lq), [lc])
-        cl = L * (0.8 if a.van else 0.52)
-        off = -L * (0.06 if a.van else 0.08)
-        cab = self._box(a.x + off * math.sin(a.yaw), a.z + off * math.cos(a.yaw), a.yaw, cl,
-                        W * 0.9, body_top - 0.01, H)
+        cab = self._box(*cab_box)
         pc = self._project(cab)
         self._poly(ids, pc, [_rgb(base * 0.95), idx, 1], True)
         glass = np.array([45, 55, 70]) + self.sky[0, 0] * 0.2

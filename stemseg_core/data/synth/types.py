@@ -41,6 +41,8 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     instance_map: np.ndarray  # (H, W) uint16 obj ids, IGNORE_ID for ignore regions
     objects: list[FrameObject] = field(default_factory=list)
+    depth: np.ndarray | None = None  # (H, W) float32 optical depth z, metres, 0 = no return
+    points: np.ndarray | None = None  # (N, 4) float32 LiDAR x y z reflectance (KITTI velo)
 
 
 @dataclass

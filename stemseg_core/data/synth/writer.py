@@ -11,10 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stemseg_core.data.kitti_camera import format_calib
 from stemseg_core.data.kitti_layout import seq_name, sequence_frames, write_seqmap
 from stemseg_core.data.rle import mask_to_kitti_string
 from stemseg_core.data.synth.generator import sequence_generator, split_of
+from stemseg_core.data.synth.sensors import velo_to_cam
 from stemseg_core.data.synth.types import IGNORE_CLASS, IGNORE_ID, SynthParams
+from stemseg_core.geometry.depth import depth_to_mm
 from stemseg_core.visualize import contact_sheet as tile_images
 
 logger = logging.getLogger(__name__)
@@ -36,8 +39,14 @@ def instances_txt_lines(t: int, instance_map: np.ndarray) -> list[str]:
 def generate_dataset(out: str | Path, sequences: int = 12, frames: int = 60, seed: int = 0,
                      height: int = 192, width: int = 640, val_fraction: float = 0.25,
                      verbose: bool = False,
-                     progress: Callable[[str], None] | None = None) -> dict:
+                     progress: Callable[[str], None] | None = None,
+                     depth: bool = False, lidar: bool = False) -> dict:
     """Write a synthetic KITTI MOTS data set to ``out``; returns the info written to JSON.
+
+    Always writes the camera (``training/calib/<seq>.txt``, KITTI tracking format); with
+    ``depth`` ``training/depth_02/<seq>/<frame>.png`` (uint16 millimetres, 0 = no return), with
+    ``lidar`` ``training/velodyne/<seq>/<frame>.bin`` (float32 x y z reflectance) and
+    ``Tr_velo_cam`` in the calib file (see :mod:`.sensors`).
 
     After each sequence a line "sequence 0003 (val): 60 frames, 4.2 s" goes to ``progress``
     (e.g. ``print``) when given, else to the log at INFO level when ``verbose``.
@@ -55,11 +64,24 @@ def generate_dataset(out: str | Path, sequences: int = 12, frames: int = 60, see
         ins_dir = out / "instances" / f"{seq:04d}"
         img_dir.mkdir(parents=True, exist_ok=True)
         ins_dir.mkdir(parents=True, exist_ok=True)
+        calib_dir = out / "training" / "calib"
+        calib_dir.mkdir(parents=True, exist_ok=True)
+        (calib_dir / f"{seq:04d}.txt").write_text(
+            format_calib(gen.projection(), velo_to_cam() if lidar else None))
+        depth_dir = out / "training" / "depth_02" / f"{seq:04d}"
+        velo_dir = out / "training" / "velodyne" / f"{seq:04d}"
+        for on, d in ((depth, depth_dir), (lidar, velo_dir)):
+            if on:
+                d.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
-        for t, fr in enumerate(gen.frames()):
+        for t, fr in enumerate(gen.frames(depth=depth, lidar=lidar)):
             cv2.imwrite(str(img_dir / f"{t:06d}.png"), fr.image[..., ::-1], png)
             cv2.imwrite(str(ins_dir / f"{t:06d}.png"), fr.instance_map, png)
             lines += instances_txt_lines(t, fr.instance_map)
+            if fr.depth is not None:
+                cv2.imwrite(str(depth_dir / f"{t:06d}.png"), depth_to_mm(fr.depth), png)
+            if fr.points is not None:
+                fr.points.astype("<f4").tofile(velo_dir / f"{t:06d}.bin")
         txt = "".join(line + "\n" for line in lines)
         for d in ("instances_txt", "label_02"):
             (out / d).mkdir(parents=True, exist_ok=True)
@@ -78,6 +100,7 @@ def generate_dataset(out: str | Path, sequences: int = 12, frames: int = 60, see
             "train": [f"{s:04d}" for s, _ in splits["train"]],
             "val": [f"{s:04d}" for s, _ in splits["val"]],
             "classes": {"1": "car", "2": "pedestrian", "10": "ignore"}}
+    info.update({k: True for k, on in (("depth", depth), ("lidar", lidar)) if on})
     (out / "synth_info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
