@@ -9,7 +9,8 @@ DESCRIPTION = """\
 rosbag2 tools (MCAP or sqlite3, read and written with the pure-Python `rosbags`).
 
   from-kitti  a KITTI MOTS / tracking sequence (training/image_02/<seq>/*.png) -> rosbag2 with
-              sensor_msgs/Image (or CompressedImage png) and CameraInfo, 10 Hz unless the
+              sensor_msgs/Image (or CompressedImage png) and CameraInfo (+ depth images and
+              LiDAR scans when the data set has them), 10 Hz unless the
               sequence has a timestamps file. Frame k gets stamp t0 + k/rate; frames.csv in the
               bag maps stamps back to frame numbers.
   eval        replay a bag's image topic through the perception node (its own process, over
@@ -42,10 +43,13 @@ environment. In the repository: `make setup` (it colcon-builds the package), the
 FROM_KITTI_DESCRIPTION = """\
 Write one KITTI MOTS / KITTI tracking sequence (<kitti>/training/image_02/<seq>/*.png, the layout
 `stemseg synth` writes too) into a rosbag2: sensor_msgs/Image rgb8 (or CompressedImage png with
---compressed) on --topic and CameraInfo on <topic's namespace>/camera_info, at --rate Hz, or at
-the sequence's own times when a timestamps file is found (image_02/<seq>/times.txt,
-<split>/timestamps/<seq>.txt, <split>/oxts/<seq>/timestamps.txt). 16-bit PNGs stay 16-bit.
-frames.csv in the bag folder maps stamps back to frame numbers.
+--compressed) on --topic and CameraInfo (K and P from <split>/calib/<seq>.txt when present) on
+<topic's namespace>/camera_info; when the data set has them, the depth image
+(<split>/depth_02/<seq>/<frame>.png, uint16 mm) as 16UC1 on <topic's namespace>/depth/image_raw
+and the LiDAR scan (<split>/velodyne/<seq>/<frame>.bin) as PointCloud2 on --points-topic.
+At --rate Hz, or at the sequence's own times when a timestamps file is found
+(image_02/<seq>/times.txt, <split>/timestamps/<seq>.txt, <split>/oxts/<seq>/timestamps.txt).
+16-bit PNGs stay 16-bit. frames.csv in the bag folder maps stamps back to frame numbers.
 
 examples:
   stemseg bag from-kitti --kitti /data/kitti_mots --seq 0002 --out kitti_0002.mcap
@@ -84,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
     p.add_argument("--frame-id", default="camera", help="header.frame_id of the images")
     p.add_argument("--rate", type=float, default=10.0,
                    help="frame rate (Hz) when the sequence has no timestamps file")
+    p.add_argument("--points-topic", default="/velodyne_points",
+                   help="PointCloud2 topic of the LiDAR scans (when the data set has them)")
+    p.add_argument("--lidar-frame-id", default="velodyne",
+                   help="header.frame_id of the LiDAR scans")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     p.set_defaults(_run=_run_from_kitti)
 
@@ -97,7 +105,8 @@ def _run_from_kitti(args: argparse.Namespace) -> int:
         s = write_kitti_bag(args.kitti, args.seq, args.out, storage=args.format,
                             compressed=args.compressed, topic=args.topic,
                             frame_id=args.frame_id, rate=args.rate, overwrite=args.overwrite,
-                            progress=True)
+                            progress=True, points_topic=args.points_topic,
+                            lidar_frame_id=args.lidar_frame_id)
     except (BagError, ValueError) as err:
         print(f"stemseg bag from-kitti: error: {err}", file=sys.stderr)
         return 2
@@ -107,6 +116,11 @@ def _run_from_kitti(args: argparse.Namespace) -> int:
     print(f"wrote {s.bag}: {len(s.frames)} frames {w}x{h} {s.encoding} on {s.topic} "
           f"({s.msgtype.rsplit('/', 1)[-1]}), {s.info_topic} ({calib}), {timing}, "
           f"{args.format}")
+    if s.depth_topic:
+        print(f"  depth: {s.depth_frames} frames 16UC1 mm on {s.depth_topic}")
+    if s.points_topic:
+        print(f"  lidar: {s.points_frames} scans PointCloud2 on {s.points_topic} "
+              f"(frame {args.lidar_frame_id})")
     return 0
 
 

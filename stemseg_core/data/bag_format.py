@@ -15,6 +15,18 @@ IMAGE_MSGTYPE = "sensor_msgs/msg/Image"
 COMPRESSED_MSGTYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_MSGTYPE = "sensor_msgs/msg/CameraInfo"
 IMAGE_MSGTYPES = (IMAGE_MSGTYPE, COMPRESSED_MSGTYPE)
+POINTCLOUD_MSGTYPE = "sensor_msgs/msg/PointCloud2"
+#: LiDAR topic and frame of bags written here (KITTI's names).
+DEFAULT_POINTS_TOPIC = "/velodyne_points"
+DEFAULT_LIDAR_FRAME_ID = "velodyne"
+
+
+
+def is_depth_topic(name: str) -> bool:
+    """A depth image topic (a ``depth`` namespace, e.g. ``/camera/depth/image_raw``): not a
+    colour stream to choose when a bag's image topic is picked automatically."""
+    return "depth" in name.split("/")
+
 
 DEFAULT_TOPIC = "/camera/image_raw"
 DEFAULT_FRAME_ID = "camera"

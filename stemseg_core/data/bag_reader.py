@@ -26,6 +26,7 @@ from stemseg_core.data.bag_format import (
     EmptyBagError,
     NoImageTopicError,
     UnknownTopicError,
+    is_depth_topic,
 )
 from stemseg_core.data.image_codec import ImageDecodeError, decode_compressed, decode_image
 
@@ -205,7 +206,8 @@ def select_image_topic(topics: dict[str, TopicInfo], requested: str | None,
     """The image topic to use: ``requested`` if given (must exist and be an image), else the
     only Image/CompressedImage topic. Raises the specific :class:`BagError` otherwise."""
     listing = ", ".join(f"{t.name} [{t.msgtype}]" for t in topics.values()) or "none"
-    images = [t for t in topics.values() if t.msgtype in IMAGE_MSGTYPES]
+    images = [t for t in topics.values()
+              if t.msgtype in IMAGE_MSGTYPES and not is_depth_topic(t.name)]
     if requested is not None:
         name = requested if requested.startswith("/") else "/" + requested
         t = topics.get(name) or topics.get(requested)

@@ -1,7 +1,11 @@
 """KITTI image sequence -> rosbag2 (MCAP or sqlite3), without ROS (pure Python ``rosbags``).
 
 A KITTI MOTS / KITTI tracking sequence (``<root>/<split>/image_02/<seq>/*.png``) becomes a bag
-with ``sensor_msgs/Image`` (or ``CompressedImage``, PNG) and ``sensor_msgs/CameraInfo``. Frame
+with ``sensor_msgs/Image`` (or ``CompressedImage``, PNG) and ``sensor_msgs/CameraInfo`` (K and P
+of the calib file when there is one), plus, when the data set has them, the frame's depth image
+(``<camera ns>/depth/image_raw``, 16UC1 millimetres, the camera's frame_id: registered) and LiDAR
+scan (``/velodyne_points``, PointCloud2 x y z intensity float32, frame ``velodyne``) at the
+frame's stamp. Frame
 ``k`` (the number in its file name) gets the stamp ``start_ns + k / rate`` exactly, or the times
 of a timestamps file next to the sequence. The bag directory also holds ``frames.csv`` (frame
 number, stamp, file) so results can be matched back to KITTI frame numbers by stamp. Pixels are
@@ -21,9 +25,12 @@ from stemseg_core.data.bag_format import (
     CAMERA_INFO_MSGTYPE,
     COMPRESSED_MSGTYPE,
     DEFAULT_FRAME_ID,
+    DEFAULT_LIDAR_FRAME_ID,
+    DEFAULT_POINTS_TOPIC,
     DEFAULT_TOPIC,
     FRAMES_CSV,
     IMAGE_MSGTYPE,
+    POINTCLOUD_MSGTYPE,
     BagError,
 )
 from stemseg_core.data.image_codec import (
@@ -41,7 +48,7 @@ from stemseg_core.data.kitti_camera import (
     plausible_projection,
     read_projection,
 )
-from stemseg_core.data.kitti_layout import frame_files, frame_number, sequence_dir
+from stemseg_core.data.kitti_layout import frame_files, frame_number, sensor_file, sequence_dir
 
 
 def _rgb_order(img: np.ndarray) -> np.ndarray:
@@ -93,6 +100,10 @@ class KittiBagSummary:
     image_size: tuple[int, int]
     timestamps_file: Path | None = None
     calibration_file: Path | None = None
+    depth_topic: str | None = None  # None: the data set has no depth images
+    depth_frames: int = 0
+    points_topic: str | None = None  # None: the data set has no LiDAR scans
+    points_frames: int = 0
 
 
 def _default_qos():
@@ -121,11 +132,37 @@ def info_topic_for(topic: str) -> str:
     return f"{ns}/camera_info"
 
 
+def depth_topic_for(topic: str) -> str:
+    """``/camera/image_raw`` -> ``/camera/depth/image_raw`` (the depth image beside it)."""
+    return f"{topic.rsplit('/', 1)[0]}/depth/image_raw"
+
+
+def read_velodyne(path: Path) -> np.ndarray:
+    """(N, 4) float32 x y z reflectance of a KITTI ``.bin`` scan."""
+    raw = np.fromfile(path, dtype="<f4")
+    if raw.size % 4:
+        raise BagError(f"{path}: {raw.size} floats, not a multiple of 4 (x y z reflectance)")
+    return raw.reshape(-1, 4)
+
+
+def _pointcloud_msg(T, header, pts: np.ndarray):
+    """sensor_msgs/PointCloud2 of (N, 4) float32 x y z intensity, unorganised."""
+    field = T["sensor_msgs/msg/PointField"]
+    fields = [field(name=n, offset=4 * i, datatype=field.FLOAT32, count=1)
+              for i, n in enumerate(("x", "y", "z", "intensity"))]
+    data = np.ascontiguousarray(pts, dtype="<f4").view(np.uint8).reshape(-1)
+    return T[POINTCLOUD_MSGTYPE](header=header, height=1, width=len(pts), fields=fields,
+                                 is_bigendian=False, point_step=16, row_step=16 * len(pts),
+                                 data=data, is_dense=True)
+
+
 def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
                     storage: str = "mcap", compressed: bool = False,
                     topic: str = DEFAULT_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
                     rate: float = DEFAULT_RATE, start_ns: int = DEFAULT_START_NS,
-                    overwrite: bool = False, progress: bool = False) -> KittiBagSummary:
+                    overwrite: bool = False, progress: bool = False,
+                    points_topic: str = DEFAULT_POINTS_TOPIC,
+                    lidar_frame_id: str = DEFAULT_LIDAR_FRAME_ID) -> KittiBagSummary:
     """Write one KITTI sequence into a new rosbag2 directory ``out`` (see the module doc)."""
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore
@@ -175,9 +212,20 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
         img_conn = writer.add_connection(topic, msgtype, typestore=ts, offered_qos_profiles=qos)
         info_conn = writer.add_connection(info_topic, CAMERA_INFO_MSGTYPE, typestore=ts,
                                           offered_qos_profiles=qos)
-        it = tqdm(list(zip(frames, stamps)), desc=f"bag {seq_dir.name}", unit="frame",
-                  disable=not progress or None, leave=False)
-        for (k, path), stamp_ns in it:
+        depth_files = [sensor_file(seq_dir, "depth", p) for _, p in frames]
+        velo_files = [sensor_file(seq_dir, "velodyne", p) for _, p in frames]
+        depth_topic = depth_topic_for(topic) if any(depth_files) else None
+        pts_topic = points_topic if any(velo_files) else None
+        depth_conn = pts_conn = None
+        if depth_topic:
+            depth_conn = writer.add_connection(depth_topic, IMAGE_MSGTYPE, typestore=ts,
+                                               offered_qos_profiles=qos)
+        if pts_topic:
+            pts_conn = writer.add_connection(pts_topic, POINTCLOUD_MSGTYPE, typestore=ts,
+                                             offered_qos_profiles=qos)
+        it = tqdm(list(zip(frames, stamps, depth_files, velo_files)), desc=f"bag {seq_dir.name}",
+                  unit="frame", disable=not progress or None, leave=False)
+        for (k, path), stamp_ns, depth_file, velo_file in it:
             img = first if k == frames[0][0] else read_png(path)
             if img.shape[:2] != (h, w) or encoding_of(img) != encoding:
                 raise BagError(f"{path} is {encoding_of(img)} {img.shape[1]}x{img.shape[0]} "
@@ -200,6 +248,20 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
                 roi=T["sensor_msgs/msg/RegionOfInterest"](
                     x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
             writer.write(info_conn, stamp_ns, ts.serialize_cdr(info, CAMERA_INFO_MSGTYPE))
+            if depth_file is not None:
+                depth = cv2.imread(str(depth_file), cv2.IMREAD_UNCHANGED)
+                if depth is None or depth.dtype != np.uint16 or depth.shape != (h, w):
+                    raise BagError(f"{depth_file}: need a {w}x{h} uint16 (millimetres) PNG, got "
+                                   f"{None if depth is None else (depth.dtype, depth.shape)}")
+                step, data = pack_image(depth, "16UC1")
+                msg = T[IMAGE_MSGTYPE](header=header, height=h, width=w, encoding="16UC1",
+                                       is_bigendian=0, step=step,
+                                       data=np.frombuffer(data, np.uint8))
+                writer.write(depth_conn, stamp_ns, ts.serialize_cdr(msg, IMAGE_MSGTYPE))
+            if velo_file is not None:
+                vh = T["std_msgs/msg/Header"](stamp=_stamp(ts, stamp_ns), frame_id=lidar_frame_id)
+                msg = _pointcloud_msg(T, vh, read_velodyne(velo_file))
+                writer.write(pts_conn, stamp_ns, ts.serialize_cdr(msg, POINTCLOUD_MSGTYPE))
     except BaseException:
         writer.close()
         shutil.rmtree(out, ignore_errors=True)
@@ -211,4 +273,5 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
         for (k, path), s in zip(frames, stamps):
             wr.writerow([k, s, path.name, seq_dir.name])
     return KittiBagSummary(out, topic, info_topic, numbers, stamps, msgtype, encoding, (h, w),
-                           ts_file, calib)
+                           ts_file, calib, depth_topic, sum(f is not None for f in depth_files),
+                           pts_topic, sum(f is not None for f in velo_files))

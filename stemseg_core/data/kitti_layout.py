@@ -7,6 +7,8 @@ writer all ask here)::
     root/instances_txt/<seq>.txt      lines "frame obj_id class_id height width rle"
     root/<split>.seqmap               lines "<seq> empty <first:06d> <last:06d>" (or just "<seq>")
     root/evaluate_mots.seqmap.<split> the same under TrackEval's name
+    root/<split>/depth_02/<seq>/<frame:06d>.png   depth, uint16 millimetres (``stemseg synth``)
+    root/<split>/velodyne/<seq>/<frame:06d>.bin   LiDAR, float32 x y z reflectance (KITTI)
 
 Sequence names are KITTI's four digits: ``2``, ``"2"`` and ``"0002"`` all name ``"0002"``.
 Malformed files raise :class:`~stemseg_core.data.errors.DataFormatError` naming file and line;
@@ -51,6 +53,19 @@ def sequence_dir(root: str | Path, seq: str | int) -> Path:
     tried = ", ".join(str(c) for c in candidates[:3])
     raise FileNotFoundError(f"sequence {name} not found under {root} (looked for {tried}); "
                             f"expected the KITTI MOTS layout training/image_02/<seq>/*.png")
+
+
+#: Per-sequence sensor folders beside ``image_02`` and their file suffix.
+SENSOR_DIRS = {"depth": ("depth_02", ".png"), "velodyne": ("velodyne", ".bin")}
+
+
+def sensor_file(seq_dir: str | Path, sensor: str, frame_file: str | Path) -> Path | None:
+    """The ``sensor`` ("depth" / "velodyne") file of a frame image of ``seq_dir``
+    (``<split>/image_02/<seq>``), or None when the data set has none for that frame."""
+    folder, suffix = SENSOR_DIRS[sensor]
+    seq_dir = Path(seq_dir)
+    f = seq_dir.parent.parent / folder / seq_dir.name / (Path(frame_file).stem + suffix)
+    return f if f.is_file() else None
 
 
 def frame_files(seq_dir: str | Path) -> list[Path]:
@@ -250,9 +265,10 @@ def check_results_dir(results_dir: str | Path, gt_txt_dir: str | Path,
 
 
 __all__ = [
-    "FRAME_SUFFIXES", "GT_TXT_DIRS", "KITTI_MOTS_FIELDS", "SEQUENCE_PARENTS", "KittiMotsRecord",
+    "FRAME_SUFFIXES", "GT_TXT_DIRS", "KITTI_MOTS_FIELDS", "SENSOR_DIRS", "SEQUENCE_PARENTS",
+    "KittiMotsRecord",
     "check_kitti_mots_file", "check_results_dir", "find_seqmap", "frame_files", "frame_number",
     "gt_txt_dir", "image_root", "kitti_mots_lines", "kitti_mots_size", "list_sequences",
-    "read_kitti_mots_records", "read_seqmap", "seq_name", "seqmap_candidates", "sequence_dir",
-    "sequence_frames", "write_seqmap",
+    "read_kitti_mots_records", "read_seqmap", "sensor_file", "seq_name", "seqmap_candidates",
+    "sequence_dir", "sequence_frames", "write_seqmap",
 ]
