@@ -149,3 +149,24 @@ def test_depth_units():
                           np.array([[0, 1500], [0, 2]]))
     with pytest.raises(ValueError, match="int32"):
         depth_to_metres(np.zeros((2, 2), np.int32))
+
+
+def test_track_lifter_moving_plate_and_frames_without_depth():
+    from types import SimpleNamespace
+
+    from stemseg_core.geometry import TrackLifter
+
+    lifter = TrackLifter()
+    v_true = np.array([0.5, 0.0, -2.0])  # m/s: to the right and closer
+    for k in range(6):
+        cx, z = -1.0 + v_true[0] * 0.1 * k, 12.0 + v_true[2] * 0.1 * k
+        depth, mask = _scene(cx - 1.0, cx + 1.0, -0.5, 0.5, z)
+        (tr,) = lifter.update([SimpleNamespace(track_id=4, mask=mask)], 0.1 * k,
+                              depth=depth_to_mm(depth), K=K)
+        assert tr.track_id == 4 and tr.object.has_position
+        assert tr.object.position[2] == pytest.approx(z, abs=0.01)
+        assert tr.has_velocity == (k > 0)
+    # grid sampling quantises the plate's x edges a little: the velocity within 0.15 m/s
+    assert tr.velocity == pytest.approx(v_true, abs=0.15)
+    (tr,) = lifter.update([SimpleNamespace(track_id=4, mask=mask)], 0.6)  # no depth partner
+    assert not tr.object.has_position and not tr.has_velocity
