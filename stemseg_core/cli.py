@@ -30,6 +30,7 @@ COMMANDS = {
     "train": "stemseg_core.commands.train",
     "infer": "stemseg_core.commands.infer",
     "evaluate": "stemseg_core.commands.evaluate",
+    "accuracy": "stemseg_core.commands.accuracy",
     "robustness": "stemseg_core.commands.robustness",
     "export": "stemseg_core.commands.export",
     "bench": "stemseg_core.commands.bench",

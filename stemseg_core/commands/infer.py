@@ -111,7 +111,8 @@ class _OverlaySink:
 
 def run_sequence(tracker, frames: list[Path], out: Path, seq: str, overlays: bool = False,
                  video: bool = False, fps: float = 10.0, min_area=None,
-                 min_track_length=None) -> tuple[Path, list, float]:
+                 min_track_length=None,
+                 show_progress: bool = True) -> tuple[Path, list, float]:
     """Track one sequence from a fresh tracker state; returns (txt path, results, tracker s)."""
     import cv2
     from tqdm import tqdm
@@ -124,7 +125,8 @@ def run_sequence(tracker, frames: list[Path], out: Path, seq: str, overlays: boo
     results = []
     track_time = 0.0
     try:
-        with tqdm(total=len(frames), desc=f"seq {seq}", unit="frame", file=sys.stderr) as bar:
+        with tqdm(total=len(frames), desc=f"seq {seq}", unit="frame", file=sys.stderr,
+                  disable=not show_progress) as bar:
             for i, path in enumerate(frames):
                 bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 if bgr is None:
@@ -154,7 +156,11 @@ def run_sequence(tracker, frames: list[Path], out: Path, seq: str, overlays: boo
 
 
 def run(args: argparse.Namespace) -> int:
-    from stemseg_core.evaluation.kitti_results import AUTHORS_MIN_AREA, AUTHORS_MIN_TRACK_LENGTH
+    from stemseg_core.evaluation.kitti_results import (
+        AUTHORS_MIN_AREA,
+        AUTHORS_MIN_TRACK_LENGTH,
+        checkpoint_min_track_length,
+    )
     from stemseg_core.evaluation.trackeval_kitti import find_seqmap, read_seqmap
     from stemseg_core.inference.tracker import StreamingTracker
 
@@ -177,11 +183,7 @@ def run(args: argparse.Namespace) -> int:
                                                           + backend_overrides(args)) or None,
                                                **checkpoint_options(args))
     if min_len is None:
-        inf = tracker.cfg.inference
-        min_len = int(inf.min_track_length) or None
-        if inf.min_track_length_per_class:  # {class name: length}, the others min_track_length
-            min_len = {c: int(inf.min_track_length_per_class.get(c, inf.min_track_length))
-                       for c in tracker.class_names[1:]}
+        min_len = checkpoint_min_track_length(tracker.cfg.inference, tracker.class_names)
         if min_len:
             print(f"dropping tracks shorter than {min_len} frames (the checkpoint's "
                   f"inference.min_track_length; --min-track-length 0 keeps all)")

@@ -36,6 +36,18 @@ AUTHORS_MIN_AREA = {"car": 150, "pedestrian": 250}
 AUTHORS_MIN_TRACK_LENGTH = {"car": 3, "pedestrian": 10}
 
 
+def checkpoint_min_track_length(inference, class_names: list[str]
+                                ) -> int | dict[str, int] | None:
+    """A checkpoint's minimum track length (its ``inference`` config section) as
+    :func:`postprocess` takes it: None when off, one number for all classes, or {class name:
+    frames} when ``min_track_length_per_class`` sets some (the others ``min_track_length``).
+    ``class_names``: the tracker's, background first."""
+    if inference.min_track_length_per_class:
+        return {c: int(inference.min_track_length_per_class.get(c, inference.min_track_length))
+                for c in class_names[1:]}
+    return int(inference.min_track_length) or None
+
+
 def kitti_class_id(inst: TrackedInstance) -> int:
     """KITTI MOTS class id of an instance: by name for car/pedestrian, else its own class id."""
     return KITTI_CLASS_IDS.get(str(inst.class_name).lower(), int(inst.class_id))

@@ -30,6 +30,7 @@ class FakeTracker:
         self.pending: list[FrameResult] = []
         self.frames = 0
         self.calls: list[str] = []
+        self.class_names = ["background", "car", "pedestrian"]
         self.cfg = types.SimpleNamespace(
             inference=types.SimpleNamespace(min_track_length=self.min_track_length,
                                             min_track_length_per_class={}))

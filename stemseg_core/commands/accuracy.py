@@ -1,0 +1,119 @@
+"""`stemseg accuracy`: a checkpoint on fixed held-out drives against its recorded floor."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stemseg_core.commands.backend_options import add_backend_options, backend_overrides
+
+HELP = "HOTA per class on fixed held-out synthetic drives, against the recorded floor"
+DESCRIPTION = """\
+Generate the held-out synthetic drives named in a floor file (default config/accuracy_floor.yaml:
+seed, count, length, size; never used for training or tuning), run the checkpoint's
+StreamingTracker over them with the file's settings (those the node runs by default), score them
+with TrackEval and compare HOTA per class with the recorded figures and the floor.
+
+Writes OUT/accuracy.json and OUT/accuracy.md (the table make demo's report shows); the drives are
+kept in OUT/drives and reused when their synth_info.json matches. Exit status 1 when a class is
+below its floor (only when the checkpoint is the one the floor was recorded for: another
+checkpoint is compared for information, exit 0).
+
+Examples:
+  stemseg accuracy                                  # the demo checkpoint, as the node runs it
+  stemseg accuracy --checkpoint runs/demo/last.pt   # a new model against the shipped figures
+  stemseg accuracy --set inference.mask_refinement_radius=0
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stemseg_core.evaluation.accuracy_floor import DEFAULT_FLOOR_FILE
+
+    parser.add_argument("--floor", default=str(DEFAULT_FLOOR_FILE),
+                        help="floor file (default: %(default)s)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint to score (default: the floor file's, relative to the "
+                             "repository)")
+    parser.add_argument("--out", default="out/accuracy", help="output folder (out/accuracy)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    add_backend_options(parser)
+    parser.add_argument("--set", nargs="+", action="extend", dest="overrides", default=[],
+                        metavar="KEY=VALUE", help="config override after the floor file's own")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from stemseg_core.evaluation.accuracy_floor import (
+        FloorFileError,
+        compare,
+        load_floor,
+        markdown_table,
+    )
+    from stemseg_core.evaluation.report import print_metrics
+
+    try:
+        spec = load_floor(args.floor)
+    except FloorFileError as e:
+        print(f"stemseg accuracy: error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    result = measure(spec, out, checkpoint=args.checkpoint, device=args.device,
+                     overrides=list(args.overrides) + backend_overrides(args),
+                     progress=not args.quiet)
+    rows = compare(result["metrics"], spec)
+    print_metrics(result["metrics"], f"held-out drives (seed {spec.drives.seed})")
+    table = markdown_table(rows, spec)
+    (out / "accuracy.md").write_text(table)
+    (out / "accuracy.json").write_text(json.dumps({
+        "checkpoint": result["checkpoint"], "checkpoint_sha256": result["sha256"],
+        "floor_file": str(spec.path), "overrides": result["overrides"],
+        "rows": [{"class": r.cls, "hota": r.hota, "recorded": r.recorded, "floor": r.floor,
+                  "ok": r.ok} for r in rows],
+        "metrics": result["metrics"]}, indent=2) + "\n")
+    print(table)
+    print(f"wrote {out / 'accuracy.md'} and {out / 'accuracy.json'}")
+    if result["sha256"] != spec.checkpoint_sha256:
+        print(f"note: the floor was recorded for checkpoint sha256 {spec.checkpoint_sha256[:16]}"
+              f"..., this one is {result['sha256'][:16]}...: compared for information only")
+        return 0
+    below = [r.cls for r in rows if not r.ok]
+    if below:
+        print(f"stemseg accuracy: HOTA below the floor for {', '.join(below)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
+            overrides: list[str] | None = None, progress: bool = True) -> dict:
+    """Run ``spec``'s drives through the tracker and score them. Returns {"metrics": {class:
+    {HOTA, ...}}, "checkpoint", "sha256", "overrides"}. Drives are (re)generated in out/drives."""
+    from stemseg_core.backends.cache import file_sha256
+    from stemseg_core.commands.infer import run_sequence
+    from stemseg_core.data.kitti_layout import sequence_frames
+    from stemseg_core.data.synth import generate_dataset
+    from stemseg_core.evaluation.kitti_results import checkpoint_min_track_length
+    from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
+    from stemseg_core.inference.tracker import StreamingTracker
+
+    d = spec.drives
+    ckpt = Path(checkpoint) if checkpoint else spec.path.parents[1] / spec.checkpoint
+    drives, results = out / "drives", out / "results"
+    info = drives / "synth_info.json"
+    want = {"seed": d.seed, "sequences": d.sequences, "frames": d.frames, "height": d.height,
+            "width": d.width, "val_fraction": 0.0}
+    if not info.is_file() or any(json.loads(info.read_text()).get(k) != v
+                                 for k, v in want.items()):
+        generate_dataset(drives, d.sequences, d.frames, d.seed, d.height, d.width,
+                         val_fraction=0.0)
+    all_overrides = list(spec.overrides) + list(overrides or [])
+    tracker = StreamingTracker.from_checkpoint(ckpt, device=device, overrides=all_overrides)
+    min_len = checkpoint_min_track_length(tracker.cfg.inference, tracker.class_names)
+    results.mkdir(parents=True, exist_ok=True)
+    seqs = [f"{s:04d}" for s in range(d.sequences)]
+    for seq in seqs:
+        run_sequence(tracker, sequence_frames(drives, seq), results, seq,
+                     min_track_length=min_len, show_progress=progress)
+    metrics = evaluate_kitti_mots(drives, results, sequences=seqs, split="train")
+    return {"metrics": metrics, "checkpoint": str(ckpt), "sha256": file_sha256(ckpt),
+            "overrides": all_overrides}

@@ -1,0 +1,135 @@
+"""Accuracy floor of a shipped checkpoint: HOTA per class on fixed held-out synthetic drives.
+
+A floor file (``config/accuracy_floor.yaml``) names the drives (``stemseg synth`` seed, count,
+length, size; none of them used for training or tuning), the settings they run with (those the
+node runs by default), the checkpoint's sha256, and per class the HOTA recorded on those drives
+and the floor a run must reach. ``stemseg accuracy`` and the test suite run the drives and compare
+(``compare``); ``make demo``'s report shows the table (``markdown_table``).
+
+The file is the one source of the recorded figures: after a deliberate change (a new checkpoint,
+a post-processing change measured on other drives) update ``recorded`` and ``floor`` there.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: The floor file of the repository (beside the node's parameters).
+DEFAULT_FLOOR_FILE = Path(__file__).resolve().parents[2] / "config" / "accuracy_floor.yaml"
+
+
+class FloorFileError(ValueError):
+    """The floor file is missing a key or holds a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class Drives:
+    """The held-out drives: ``stemseg synth --seed S --sequences N --frames F``."""
+
+    seed: int
+    sequences: int
+    frames: int
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class FloorSpec:
+    """One floor file. ``recorded``/``floor``: {class: HOTA in percent}."""
+
+    checkpoint: str
+    checkpoint_sha256: str
+    drives: Drives
+    overrides: list[str]
+    recorded: dict[str, float]
+    floor: dict[str, float]
+    measured_on: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+
+def _number_map(raw: Any, key: str, path: Path) -> dict[str, float]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise FloorFileError(f"{path}: '{key}' must be a map {{class: HOTA}}, got {raw!r:.80}")
+    out = {}
+    for cls, v in raw.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100:
+            raise FloorFileError(f"{path}: {key}.{cls} must be a HOTA in [0, 100], got {v!r:.40}")
+        out[str(cls)] = float(v)
+    return out
+
+
+def load_floor(path: str | Path = DEFAULT_FLOOR_FILE) -> FloorSpec:
+    """Read and check a floor file; raises FloorFileError naming the bad key."""
+    path = Path(path)
+    if not path.is_file():
+        raise FloorFileError(f"floor file not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        d = raw["drives"]
+        drives = Drives(**{k: int(d[k]) for k in ("seed", "sequences", "frames", "height",
+                                                  "width")})
+        recorded = _number_map(raw["recorded"], "recorded", path)
+        floor = _number_map(raw["floor"], "floor", path)
+        spec = FloorSpec(checkpoint=str(raw["checkpoint"]),
+                         checkpoint_sha256=str(raw["checkpoint_sha256"]), drives=drives,
+                         overrides=[str(o) for o in raw.get("overrides") or []],
+                         recorded=recorded, floor=floor,
+                         measured_on=str(raw.get("measured_on", "")), path=path)
+    except (KeyError, TypeError) as e:
+        raise FloorFileError(f"{path}: missing or malformed key {e}; see the comments in "
+                             f"{DEFAULT_FLOOR_FILE.name}") from None
+    if set(floor) != set(recorded):
+        raise FloorFileError(f"{path}: 'floor' and 'recorded' must name the same classes, got "
+                             f"{sorted(floor)} and {sorted(recorded)}")
+    above = [c for c in floor if floor[c] > recorded[c]]
+    if above:
+        raise FloorFileError(f"{path}: the floor of {above} is above its recorded HOTA")
+    return spec
+
+
+@dataclass(frozen=True)
+class FloorRow:
+    """One class: measured HOTA against the recorded one and the floor."""
+
+    cls: str
+    hota: float
+    recorded: float
+    floor: float
+
+    @property
+    def ok(self) -> bool:
+        return self.hota >= self.floor
+
+
+def compare(metrics: Mapping[str, Mapping[str, float]], spec: FloorSpec) -> list[FloorRow]:
+    """Rows for the floor's classes from ``metrics`` ({class: {"HOTA": ...}}, as
+    evaluate_kitti_mots returns); a class missing from ``metrics`` is an error."""
+    missing = [c for c in spec.floor if c not in metrics]
+    if missing:
+        raise KeyError(f"metrics have no class {missing} (have {sorted(metrics)})")
+    return [FloorRow(c, float(metrics[c]["HOTA"]), spec.recorded[c], spec.floor[c])
+            for c in spec.floor]
+
+
+def markdown_table(rows: list[FloorRow], spec: FloorSpec) -> str:
+    """The comparison as a markdown section (for report.md)."""
+    d = spec.drives
+    lines = [
+        "## Accuracy floor (held-out drives)",
+        "",
+        f"{d.sequences} synthetic drives x {d.frames} frames, {d.width}x{d.height}, seed "
+        f"{d.seed} (never used for training or tuning); settings: "
+        f"{' '.join(spec.overrides) or 'as shipped'}; floor file `{spec.path or ''}`"
+        + (f", recorded {spec.measured_on}" if spec.measured_on else "") + ".",
+        "",
+        "| class | HOTA now | recorded | floor | |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.cls} | {r.hota:.2f} | {r.recorded:.2f} | {r.floor:.2f} | "
+                     f"{'ok' if r.ok else '**below the floor**'} |")
+    return "\n".join(lines) + "\n"
