@@ -20,7 +20,7 @@ Shapes: image (H, W, 3) uint8 RGB; labels (H, W) int, 0 = none, k = instance k -
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -73,31 +73,19 @@ def guided_filter(guide: np.ndarray, masks: np.ndarray, radius: int, eps: float)
     return out
 
 
-def refine_labels(image: np.ndarray, labels: np.ndarray, radii: Mapping[int, int],
-                  eps: float) -> np.ndarray:
-    """Re-decide the pixels around the instances in ``radii`` (0-based instance index -> its
-    filter radius; each instance's filtered mask is exact on its own, so radii may differ).
-
-    Instances not in ``radii`` keep their pixels exactly and are never taken over. Returns a
-    new (H, W) int32 label map (an instance may end up with no pixel).
-    """
+def filtered_masks(image: np.ndarray, labels: np.ndarray, radii: Mapping[int, int],
+                   eps: float) -> Iterator[tuple[int, tuple[slice, slice], np.ndarray]]:
+    """The guided-filtered mask of each instance in ``radii`` (in that order) that has pixels in
+    ``labels`` (H, W; 0 = none, k + 1 = instance k): (k, window, filtered values there); the
+    window is its box grown by 2r + 1 pixels (the filtered mask is 0 beyond it)."""
     labels = np.asarray(labels)
     h, w = labels.shape
     if image.shape[:2] != (h, w):
         raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
-    out = labels.astype(np.int32, copy=True)
     if not radii:
-        return out
-    # One pass over the frame for every instance's box (slices; None = no pixel).
-    top = max(int(out.max()), max(int(k) for k in radii) + 1)
-    boxes = ndimage.find_objects(out, max_label=top)  # box of label k + 1 at [k]
-    refined = np.zeros(top + 1, bool)  # by label
-    refined[[int(k) + 1 for k in radii]] = True
-    fixed = (out > 0) & ~refined[out]  # pixels never re-decided
-    total = np.zeros((h, w), np.float32)  # sum of the filtered refined masks
-    best = np.zeros((h, w), np.float32)  # highest filtered value so far
-    best_label = np.zeros((h, w), np.int32)
-    touched = np.zeros((h, w), bool)
+        return
+    top = max(int(labels.max()), max(int(k) for k in radii) + 1)
+    boxes = ndimage.find_objects(labels, max_label=top)  # box of label k + 1 at [k]
     for k, r in radii.items():
         box = boxes[int(k)]
         if box is None:
@@ -106,12 +94,38 @@ def refine_labels(image: np.ndarray, labels: np.ndarray, radii: Mapping[int, int
         win = (slice(max(0, box[0].start - grow), min(h, box[0].stop + grow)),
                slice(max(0, box[1].start - grow), min(w, box[1].stop + grow)))
         guide = image[win].astype(np.float32) / 255.0
-        q = guided_filter(guide, (out[win] == k + 1).astype(np.float32)[None], int(r), eps)[0]
+        yield int(k), win, guided_filter(
+            guide, (labels[win] == k + 1).astype(np.float32)[None], int(r), eps)[0]
+
+
+def refine_labels(image: np.ndarray, labels: np.ndarray, radii: Mapping[int, int],
+                  eps: float) -> np.ndarray:
+    """Re-decide the pixels around the instances in ``radii`` (0-based instance index -> its
+    filter radius; each instance's filtered mask is exact on its own, so radii may differ).
+
+    Instances not in ``radii`` keep their pixels exactly and are never taken over. Returns a
+    new (H, W) int32 label map (an instance may end up with no pixel). (The tracker refines
+    through output_masks.refine_frame, which decides the same pixels at another size.)
+    """
+    labels = np.asarray(labels)
+    h, w = labels.shape
+    out = labels.astype(np.int32, copy=True)
+    refined = np.zeros(max(int(out.max()), max((int(k) for k in radii), default=-1) + 1) + 1,
+                       bool)  # by label
+    refined[[int(k) + 1 for k in radii]] = True
+    fixed = (out > 0) & ~refined[out]  # pixels never re-decided
+    total = np.zeros((h, w), np.float32)  # sum of the filtered refined masks
+    best = np.zeros((h, w), np.float32)  # highest filtered value so far
+    best_label = np.zeros((h, w), np.int32)
+    touched = np.zeros((h, w), bool)
+    for k, win, q in filtered_masks(image, out, radii, eps):
         total[win] += q
         higher = q > best[win]
         best[win] = np.where(higher, q, best[win])
         best_label[win] = np.where(higher, k + 1, best_label[win])
         touched[win] = True
+    if not touched.any():
+        return out
     # Background value 1 - sum: the filter is linear and keeps constants (module doc).
     decided = np.where(best > 1.0 - total, best_label, 0)
     region = touched & ~fixed

@@ -28,10 +28,14 @@ IDs as much as offline ones).
 
 Masks are passed as label maps: (L, H, W) integers, 0 = no instance, k = instance k - 1, so the
 masks of one frame are disjoint by construction and all IoUs come from one joint histogram
-(O(pixels), independent of the number of instances). Only the last Tc frames of the previous
-clip are kept, so memory does not grow with the stream.
+(O(pixels), independent of the number of instances); or as an ``output_masks.ClipMasks`` (the
+streaming tracker's: each instance's mask inside its box), whose IoUs and boxes are the same
+numbers at O(box area). Only the last Tc frames of the previous clip are kept, so memory does
+not grow with the stream.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -136,7 +140,7 @@ class ClipStitcher:
         if next_id < 1:
             raise ValueError(f"next_id must be >= 1, got {next_id}")
         self._next_id = int(next_id)
-        self._prev_labels: np.ndarray | None = None  # last <= overlap frames of the previous clip
+        self._prev_labels: Any = None  # last <= overlap frames of the previous clip
         self._prev_ids: list[int] = []
         self._frames_seen = 0  # stream frames covered by the clips so far
         #: track id -> (class id, last frame (stream index), box there, velocity (dx, dy)/frame)
@@ -155,17 +159,20 @@ class ClipStitcher:
                n_shared: int | None = None, class_ids: list[int] | None = None) -> list[int]:
         """Assign track IDs to the instances of a new clip.
 
-        labels: (L, H, W) int label map of the clip (0 = none, k = instance k - 1).
+        labels: (L, H, W) int label map of the clip (0 = none, k = instance k - 1), or its
+        ClipMasks.
         n_shared: how many leading frames of this clip are the last frames of the previous clip;
         default min(overlap, frames kept, L). class_ids: the instances' classes, used by
         re-linking (without them all instances count as one class). Returns the track ID of
         each instance, in order.
         """
-        labels = np.asarray(labels)
-        if labels.ndim != 3:
-            raise ValueError(f"labels must be (L, H, W), got shape {labels.shape}")
-        if labels.size and (labels.min() < 0 or labels.max() > num_instances):
-            raise ValueError(f"labels must lie in 0..{num_instances}")
+        tubes = hasattr(labels, "iou_with")  # ClipMasks (module doc)
+        if not tubes:
+            labels = np.asarray(labels)
+            if labels.ndim != 3:
+                raise ValueError(f"labels must be (L, H, W), got shape {labels.shape}")
+            if labels.size and (labels.min() < 0 or labels.max() > num_instances):
+                raise ValueError(f"labels must lie in 0..{num_instances}")
         if n_shared is None:
             n_shared = min(self.overlap, self.stored_frames, labels.shape[0])
         if n_shared < 0 or n_shared > self.stored_frames or n_shared > labels.shape[0]:
@@ -177,7 +184,12 @@ class ClipStitcher:
             if prev.shape[1:] != labels.shape[1:]:
                 raise ValueError(f"frame size changed from {prev.shape[1:]} to "
                                  f"{labels.shape[1:]}; reset the stitcher")
-            iou = iou_from_labels(prev, len(self._prev_ids), labels[:n_shared], num_instances)
+            if tubes != hasattr(prev, "iou_with"):
+                raise ValueError("label maps and ClipMasks mixed in one stream; reset the "
+                                 "stitcher")
+            iou = (prev.iou_with(labels[:n_shared], len(self._prev_ids), num_instances) if tubes
+                   else iou_from_labels(prev, len(self._prev_ids), labels[:n_shared],
+                                        num_instances))
             for r, c in link_by_iou(iou, self.min_iou):
                 ids[c] = self._prev_ids[r]
         if class_ids is not None and len(class_ids) != num_instances:
@@ -186,7 +198,10 @@ class ClipStitcher:
         classes = [int(c) for c in class_ids] if class_ids is not None else [0] * num_instances
         start = self._frames_seen - n_shared  # stream index of this clip's first frame
         self._frames_seen = start + labels.shape[0]
-        boxes = instance_boxes(labels, num_instances) if self.relink_max_gap > 0 else None
+        boxes = None
+        if self.relink_max_gap > 0:
+            boxes = (labels.boxes(num_instances) if tubes
+                     else instance_boxes(labels, num_instances))
         if boxes is not None:
             self._relink(ids, boxes, classes, start)
         for k in range(num_instances):
@@ -197,7 +212,8 @@ class ClipStitcher:
             self._remember(ids, boxes, classes, start)
         if self.overlap > 0:
             keep = min(self.overlap, labels.shape[0])
-            self._prev_labels = np.array(labels[labels.shape[0] - keep:], copy=True)
+            tail = labels[labels.shape[0] - keep:]
+            self._prev_labels = tail if tubes else np.array(tail, copy=True)
             self._prev_ids = [int(i) for i in ids]
         else:
             self._prev_labels, self._prev_ids = None, []

@@ -20,7 +20,8 @@ stream whose size changes every frame (a faulty or hostile publisher) would othe
 tracker and fill the disk; a frame whose shape is not in the set is resized into the closest one
 instead (logged for the first sizes, counted in ``ShapeBudget.resized``). Results always come
 back at the frame's own size (``push(..., size=)``: the camera's size when the caller decoded the
-image smaller).
+image smaller); the tracker makes its masks at that size directly (``StreamingTracker.push(...,
+size=)``), so a reduced decode costs no whole-frame resize of every mask.
 
 :class:`FrameSkipper` keeps frames evenly spaced at most ``max_rate`` per second of stamp time,
 for a model slower than the camera: skipping evenly keeps clips short in time, where a full queue
@@ -29,6 +30,7 @@ dropping its oldest frames leaves bursts and holes.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import math
 from dataclasses import dataclass
@@ -164,6 +166,34 @@ class StreamSession:
         self._last_size: tuple[int, int] | None = None
         self._last_stamp: int | None = None
         self.shapes = ShapeBudget(getattr(tracker, "cfg", None))
+        #: the tracker takes push(..., size=) (StreamingTracker does; stand-ins may not)
+        self._push_sized = "size" in inspect.signature(tracker.push).parameters
+
+    def needs_build(self, size: tuple[int, int]) -> bool:
+        """Whether frames of camera size `size` (H, W) would make the tracker build a backend
+        (a model input shape without a runner yet)."""
+        shapes = getattr(self.tracker, "runner_shapes", None)
+        return shapes is not None and (3, *self._shape_for(size)[0]) not in shapes
+
+    def prepare(self, size: tuple[int, int]) -> bool:
+        """Build (or load) the tracker's engines for frames of camera size `size` (H, W) now,
+        with every clip length (``StreamingTracker.warmup``), the shape taken into the budget;
+        True when something was built. The stream's state is not touched."""
+        if not self.needs_build(size):
+            return False
+        padded, (nh, nw) = self._shape_for(size)
+        self.shapes.shapes.setdefault(padded, (nh, nw))
+        self.tracker.warmup(nh, nw, every_length=True)
+        return True
+
+    def _shape_for(self, size: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The (Hp, Wp) shape frames of `size` get (as ShapeBudget.fit) and its model size."""
+        b = self.shapes
+        natural = b.geometry(int(size[0]), int(size[1]))
+        if natural.padded_size in b.shapes or len(b.shapes) < b.limit:
+            return natural.padded_size, natural.resized_size
+        target = b._closest(natural)
+        return target, b.shapes[target]
 
     def check(self, size: tuple[int, int], stamp_ns: int,
               prev_stamp_ns: int | None = None) -> StreamBreak | None:
@@ -203,7 +233,11 @@ class StreamSession:
         if brk is not None:
             (log.info if brk.kind == "gap" else log.warning)(brk.message)
             out += self.restart()
-        out += results_at(self.tracker.push(self.shapes.fit(image, size), meta), size)
+        image = self.shapes.fit(image, size)
+        if self._push_sized:  # masks made at `size` once, per instance in its box
+            out += self.tracker.push(image, meta, size=size)
+        else:
+            out += results_at(self.tracker.push(image, meta), size)
         self._last_size, self._last_stamp = size, int(stamp_ns)
         return out
 

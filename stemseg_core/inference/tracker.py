@@ -9,19 +9,19 @@ stitching.py). A frame therefore waits at most S - 1 frames plus one clip's proc
 ``flush()`` runs the frames not yet output (plus the kept overlap frames, for linking) as one
 shorter clip.
 
-Post-processing per clip, in this order: drop instances of classes not in ``classes`` (before
-upsampling, so an unwanted class does not carve holes into wanted ones); upsample masks to the
-input image (bilinear, threshold 0.5, done on the label map: see preprocess.upsample_labels); the
-masks of one frame never overlap (clustering assigns each pixel once and bilinear values of
-disjoint masks sum to <= 1, so at most one passes 0.5; were that ever not so, the higher score
-would win since labels are numbered by score); drop instances left without pixels; link IDs;
-then leave an instance out of a frame's output where its area there is below ``min_mask_area``,
-or below its class's entry in ``min_mask_area_per_class`` where it has one (after linking, so a
-briefly small or distant object keeps its track ID: measured on a held-out synthetic set this
-scored car HOTA +0.7 over dropping before linking).
+Post-processing per clip (inference/postprocess.py) runs on the model's output grid or inside
+each instance's box, never on whole-image label maps: drop instances of classes not in
+``classes``; upsample each instance's mask inside its box (bilinear, p > 0.5, exactly as a
+full-frame upsampling: output_masks.py); the masks of one frame never overlap; drop instances left
+without pixels; link IDs (IoUs and boxes from the boxed masks); then leave an instance out of a
+frame's output where its area there is below ``min_mask_area``, or below its class's entry in
+``min_mask_area_per_class`` where it has one (after linking, so a briefly small or distant object
+keeps its track ID: measured on a held-out synthetic set this scored car HOTA +0.7 over dropping
+before linking).
 With ``inference.mask_refinement_radius`` > 0 (not in the paper), the output masks of a frame
 that pass the area filter are then refined with a colour-guided filter against that frame's
-image (inference/mask_refinement.py); only the output is refined, linking uses the network's
+image (inference/mask_refinement.py), at the model input's size when the image is larger (the
+refined soft masks are upsampled); only the output is refined, linking uses the network's
 masks. The area filter judges the network's mask, before refinement: a small object whose
 refined mask is below the minimum is still published, refined (the filter was tuned on the
 network's masks; dropping such detections cost 5 pedestrian HOTA on held-out drives, issue 39).
@@ -29,7 +29,7 @@ network's masks; dropping such detections cost 5 pedestrian HOTA on held-out dri
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,23 +38,27 @@ import numpy as np
 import torch
 
 from stemseg_core.config import LIVE_THRESHOLDS, Config, check_live_threshold, resolve_device
-from stemseg_core.inference.clustering import ClipClusters, cluster_clip_labels
+from stemseg_core.inference.clustering import cluster_clip_labels
 from stemseg_core.inference.flip_test import predict_with_flip
-from stemseg_core.inference.mask_refinement import refine_labels
-from stemseg_core.inference.preprocess import (
-    Geometry,
-    check_image,
-    geometry,
-    prepare_frame,
-    upsample_labels,
+from stemseg_core.inference.postprocess import (
+    Samplers,
+    clip_masks,
+    frame_results,
+    refinement_image,
 )
+from stemseg_core.inference.preprocess import Geometry, check_image, geometry, prepare_frame
 from stemseg_core.inference.stitching import ClipStitcher
-from stemseg_core.inference.types import FrameResult, TrackedInstance
+from stemseg_core.inference.stream_policy import MAX_EXTRA_SHAPES
+from stemseg_core.inference.types import FrameResult
 
 
 class ImageSizeChangedError(ValueError):
     """The image size changed mid-stream; call reset() (after flush() to keep buffered frames)."""
 
+
+#: Backend runners kept (one per model input shape): the training geometry plus the
+#: stream_policy.MAX_EXTRA_SHAPES a stream session may add, so alternating shapes never rebuild.
+MAX_RUNNERS = 1 + MAX_EXTRA_SHAPES
 
 #: Names of the live thresholds (declared with their ranges in config.LIVE_THRESHOLDS).
 THRESHOLDS = tuple(spec.name for spec in LIVE_THRESHOLDS)
@@ -115,7 +119,10 @@ class StreamingTracker:
                                       relink_classes={self.class_names.index(c)
                                                       for c in inf.relink_classes} or None)
         self.last_timings: dict[str, float] = {}
-        #: backend runner (stemseg_core/backends), built for one frame shape on first use
+        #: backend runners (stemseg_core/backends) by frame shape (3, Hp, Wp), built on first
+        #: use, least recently used first; at most MAX_RUNNERS (a stream session's shape budget)
+        self._runners: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        #: the runner of the last clip and its frame shape
         self._runner: Any = None
         self._runner_shape: tuple[int, ...] | None = None
         self.reset()
@@ -192,15 +199,17 @@ class StreamingTracker:
         """Drop all buffered frames and state; the next push starts a new stream. Track IDs
         restart at 1, or with ``keep_ids`` go on from the last one (never reused in a stream)."""
         next_id = self._stitcher.next_id if keep_ids else 1
-        # Each entry: (model input (3, Hp, Wp) on device, stamp, frame index, the RGB image when
-        # mask refinement needs it, else None).
+        # Each entry: (model input (3, Hp, Wp) on device, stamp, frame index, the RGB image at
+        # the refinement's size when mask refinement needs it, else None).
         self._buffer: deque[tuple[torch.Tensor, Any, int, np.ndarray | None]] = deque()
         self._n_new = 0  # buffered frames not output yet (always the last ones of the buffer)
         self._geo: Geometry | None = None
+        self._samplers: Samplers | None = None  # output size and samplers of this stream
         self._stitcher.reset(next_id)
         self.frames_pushed = 0
-        if self._runner is not None:
-            self._runner.reset()  # forget (and free) the kept per-frame features
+        for runner in self._runners.values():
+            if runner is not None:
+                runner.reset()  # forget (and free) the kept per-frame features
 
     @property
     def pending(self) -> int:
@@ -214,20 +223,30 @@ class StreamingTracker:
         return self._geo
 
     # ------------------------------------------------------------------------------------------
-    def push(self, image: np.ndarray, stamp: Any = None) -> list[FrameResult]:
-        """Add one frame; returns the FrameResults that became final (possibly none)."""
+    def push(self, image: np.ndarray, stamp: Any = None,
+             size: tuple[int, int] | None = None) -> list[FrameResult]:
+        """Add one frame; returns the FrameResults that became final (possibly none).
+
+        ``size``: (H, W) of the results' masks when not the image's own (the camera's size of
+        a frame decoded or resized smaller); the masks are upsampled once, per instance in its
+        box. It must stay the same within a stream, as the image size must."""
         image = check_image(image)
         h, w = int(image.shape[0]), int(image.shape[1])
-        if self._geo is None:
+        out = (int(size[0]), int(size[1])) if size else (h, w)
+        if self._geo is None or self._samplers is None:
             inp = self.cfg.input
             self._geo = geometry(h, w, inp.min_side, inp.max_side)
-        elif self._geo.image_size != (h, w):
+            self._samplers = Samplers(self._geo, out)
+        elif self._geo.image_size != (h, w) or self._samplers.out.image_size != out:
+            old = self._samplers.out.image_size
             raise ImageSizeChangedError(f"image size changed from {self._geo.image_size[0]}x"
-                             f"{self._geo.image_size[1]} to {h}x{w} mid-stream; call reset() "
-                             f"(after flush() if the buffered frames are wanted) first")
+                             f"{self._geo.image_size[1]} (results {old[0]}x{old[1]}) to {h}x{w} "
+                             f"(results {out[0]}x{out[1]}) mid-stream; call reset() (after "
+                             f"flush() if the buffered frames are wanted) first")
         frame = self._prepare(image, self._geo)
         self._buffer.append((frame, stamp, self.frames_pushed,
-                             image.copy() if self.mask_refinement_radius > 0 else None))
+                             refinement_image(image, self._geo)
+                             if self.mask_refinement_radius > 0 else None))
         self.frames_pushed += 1
         self._n_new += 1
         if len(self._buffer) >= self.clip_length:
@@ -293,13 +312,22 @@ class StreamingTracker:
         """clip -> outputs for frames of (3, Hp, Wp): the backend's runner, built (or loaded
         from the engine cache) for this shape on first use; the model itself where no backend
         applies (a model that is not an STEmSeg network, under the default torch backend)."""
-        if self._runner_shape != frame_shape:
+        if frame_shape in self._runners:
+            self._runners.move_to_end(frame_shape)
+        else:
             from stemseg_core.backends.runner import build_runner
 
-            self._runner = build_runner(self.model, self.cfg.inference, self.device,
-                                        frame_shape, self.clip_length)
-            self._runner_shape = frame_shape
+            self._runners[frame_shape] = build_runner(self.model, self.cfg.inference,
+                                                      self.device, frame_shape, self.clip_length)
+            while len(self._runners) > MAX_RUNNERS:
+                self._runners.popitem(last=False)  # its engines are freed with it
+        self._runner, self._runner_shape = self._runners[frame_shape], frame_shape
         return self._runner if self._runner is not None else self.model
+
+    @property
+    def runner_shapes(self) -> list[tuple[int, ...]]:
+        """Frame shapes (3, Hp, Wp) with a built runner, least recently used first."""
+        return list(self._runners)
 
     @property
     def backend_label(self) -> str:
@@ -380,15 +408,18 @@ class StreamingTracker:
             self._sync()
             t2 = time.perf_counter()
             timings["clustering"] = t2 - t1
-            labels, scores, class_ids = self._postprocess(clusters)
+            assert self._samplers is not None
+            wanted = ({self.class_names.index(c) for c in self.classes if c in self.class_names}
+                      if self.classes else None)
+            masks, grid, scores, class_ids = clip_masks(clusters, wanted, self._samplers)
             t3 = time.perf_counter()
         self._stitcher.min_iou = self.stitch_min_iou
-        ids = self._stitcher.update(labels, len(scores), n_shared=n_shared, class_ids=class_ids)
+        ids = self._stitcher.update(masks, len(scores), n_shared=n_shared, class_ids=class_ids)
         t4 = time.perf_counter()
         timings["postprocess"] = t3 - t2
-        results = self._frame_results(labels, scores, class_ids, ids,
-                                      [(f[1], f[2], f[3]) for f in frames[n_shared:]],
-                                      n_shared)
+        results = frame_results(self, masks, grid, scores, class_ids, ids,
+                                [(f[1], f[2], f[3]) for f in frames[n_shared:]], n_shared,
+                                self._samplers)
         timings["postprocess"] += time.perf_counter() - t4
         timings["stitching"] = t4 - t3
         timings["total"] = time.perf_counter() - t0
@@ -399,84 +430,4 @@ class StreamingTracker:
         while len(self._buffer) > keep:
             self._buffer.popleft()
         self._n_new = 0
-        return results
-
-    def _postprocess(self, clusters: ClipClusters) -> tuple[np.ndarray, list[float], list[int]]:
-        """Clip clusters -> (L, H, W) int32 label map at input resolution (0 = none, k = instance
-        k - 1, disjoint, filtered), with the scores and class ids of the kept instances."""
-        geo = self._geo
-        assert geo is not None
-        keep = list(range(len(clusters)))
-        if self.classes:
-            wanted = {self.class_names.index(c) for c in self.classes if c in self.class_names}
-            keep = [j for j in keep if clusters.class_ids[j] in wanted]
-        # Highest score first (clustering already yields this order; sort to be safe).
-        keep.sort(key=lambda j: -clusters.scores[j])
-        lowres = clusters.labels  # (L, h, w), -1 = none
-        n = len(keep)
-        if n == 0:
-            return np.zeros((lowres.shape[0], *geo.image_size), dtype=np.int32), [], []
-        # Renumber: kept instance keep[k] -> k + 1, dropped ones -> 0 (lookup by label + 1).
-        lut = torch.zeros(len(clusters) + 1, dtype=torch.long, device=lowres.device)
-        lut[torch.tensor(keep, device=lowres.device) + 1] = torch.arange(
-            1, n + 1, device=lowres.device)
-        small = (lut[lowres + 1] - 1).to(torch.int32)  # -1 = none
-        # Bilinear upsampling + threshold 0.5 per instance, disjoint by construction.
-        lab = upsample_labels(small, geo) + 1  # (L, H, W), 0 = none
-        # min_mask_area is applied in _frame_results, after stitching: a small mask still links
-        # its track across clips, it is only left out of the output.
-        out = lab.to(torch.int32).cpu().numpy()
-        # Drop instances left with no pixel at all, renumber the rest 1..m.
-        present = np.bincount(out.reshape(-1), minlength=n + 1)[1:] > 0
-        if not present.all():
-            remap = np.zeros(n + 1, dtype=np.int32)
-            remap[1:][present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
-            out = remap[out]
-            keep = [j for j, p in zip(keep, present) if p]
-        return (out, [clusters.scores[j] for j in keep], [clusters.class_ids[j] for j in keep])
-
-    def _refine(self, image: np.ndarray, lab: np.ndarray, kept: np.ndarray,
-                radius: dict[int, int]) -> tuple[np.ndarray, list[int]]:
-        """Refine one frame's label map (H, W; 0 = background, k + 1 = instance k, only the
-        instances ``kept`` by the area filter) against its image (H, W, 3). Returns the refined
-        labels and the instances left with pixels. The area filter is not applied again: it
-        judges the network's mask (issue 39: re-judging refined masks dropped small pedestrians,
-        -4 HOTA on tuning drives, while publishing them as refined scored best)."""
-        refined = refine_labels(image, lab, {int(k): radius[k] for k in kept if k in radius},
-                                self.mask_refinement_eps)
-        area = np.bincount(refined.reshape(-1), minlength=int(max(kept)) + 2)
-        return refined, [int(k) for k in kept if area[k + 1] > 0]
-
-    def _frame_results(self, labels: np.ndarray, scores: list[float], class_ids: list[int],
-                       ids: list[int], meta: list[tuple[Any, int, np.ndarray | None]],
-                       first: int) -> list[FrameResult]:
-        assert self._geo is not None
-        size = self._geo.image_size
-        results = []
-        # Minimum area of each instance (by its class), once per clip rather than per frame.
-        need = np.array([max(1, self.min_mask_area_by_id.get(c, self.min_mask_area))
-                         for c in class_ids], dtype=np.int64)
-        # Refinement radius of each instance (by its class; absent = not refined), once per clip.
-        radius = {k: self.mask_refinement_radius_by_id.get(c, self.mask_refinement_radius)
-                  for k, c in enumerate(class_ids)
-                  if self.mask_refinement_ids is None or c in self.mask_refinement_ids}
-        for i, (stamp, index, image) in enumerate(meta):
-            lab = labels[first + i]
-            area = np.bincount(lab.reshape(-1), minlength=len(scores) + 1)
-            kept = np.flatnonzero(area[1:] >= need)
-            if image is not None and self.mask_refinement_radius > 0 and len(kept):
-                # Refine the masks that pass the area filter (the others are left out first,
-                # so they neither keep pixels nor compete for them).
-                lut = np.zeros(len(scores) + 1, np.int32)
-                lut[kept + 1] = kept + 1
-                lab, kept = self._refine(image, lut[lab], kept, radius)
-            instances = []
-            for k in kept:
-                c = class_ids[k]
-                instances.append(TrackedInstance(
-                    track_id=ids[k], class_id=c,
-                    class_name=self.class_names[c] if c < len(self.class_names) else str(c),
-                    score=float(scores[k]), mask=lab == k + 1))
-            results.append(FrameResult(index=index, stamp=stamp, image_size=size,
-                                       instances=instances))
         return results

@@ -11,7 +11,10 @@ import numpy as np
 class TrackedInstance:
     """One tracked object in one frame.
 
-    mask: (H, W) bool at the resolution of the image given to `push`.
+    mask: (H, W) bool at the resolution of the image given to `push` (or its ``size``).
+    ``_bbox``: (the mask it belongs to, its tight box) from the tracker, so ``bbox()`` need not
+    scan the whole mask; used only while ``mask`` is that very array (a replaced mask is
+    scanned).
     """
 
     track_id: int
@@ -19,9 +22,13 @@ class TrackedInstance:
     class_name: str
     score: float
     mask: np.ndarray
+    _bbox: tuple[np.ndarray, tuple[int, int, int, int]] | None = field(
+        default=None, repr=False, compare=False)
 
     def bbox(self) -> tuple[int, int, int, int]:
         """(x_offset, y_offset, width, height) of the tight box around the mask; zeros if empty."""
+        if self._bbox is not None and self._bbox[0] is self.mask:
+            return self._bbox[1]
         ys = np.flatnonzero(self.mask.any(axis=1))
         xs = np.flatnonzero(self.mask.any(axis=0))
         if len(xs) == 0:

@@ -351,3 +351,32 @@ def test_mask_refinement_snaps_blocky_masks_to_the_objects(tiny_config, classes)
         assert refined["car"] == blocky["car"]  # cars not listed: untouched
     else:
         assert refined["car"] > 0.99
+
+
+def test_a_runner_per_shape_is_kept_so_alternating_shapes_never_rebuild(tracker, monkeypatch):
+    """Frames alternating between the (at most 3) model input shapes of a stream: each shape's
+    runner is built once and kept (LRU, MAX_RUNNERS); a fourth shape evicts the oldest."""
+    from stemseg_core.backends import runner as runner_mod
+    from stemseg_core.inference.tracker import MAX_RUNNERS
+
+    built = []
+    real = runner_mod.build_runner
+
+    def counting(model, cfg, device, frame_shape, clip_length):
+        built.append(tuple(frame_shape))
+        return real(model, cfg, device, frame_shape, clip_length)
+
+    monkeypatch.setattr(runner_mod, "build_runner", counting)
+    sizes = [(40, 72), (64, 128), (96, 160)] * 3  # padded 64x96, 64x128, 96x160
+    for h, w in sizes:
+        tracker.reset()
+        rng = np.random.default_rng(h)
+        for i in range(tracker.clip_length):
+            tracker.push(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), i)
+    assert MAX_RUNNERS == 3
+    assert built == [(3, 64, 96), (3, 64, 128), (3, 96, 160)]
+    assert tracker.runner_shapes == [(3, 64, 96), (3, 64, 128), (3, 96, 160)]
+    tracker.reset()
+    tracker.push(np.zeros((130, 40, 3), np.uint8), 0)
+    tracker.flush()  # a fourth shape: built, the least recently used one dropped
+    assert tracker.runner_shapes == [(3, 64, 128), (3, 96, 160), (3, 160, 64)]
