@@ -149,6 +149,10 @@ class StatusBuilder:
         if recent["frames_too_large"]:
             st.level = max(st.level, DiagnosticStatus.WARN)
             problems.append(f"{recent['frames_too_large']} frame(s) over max_image_pixels")
+        if values.get("warming_up_for"):
+            st.level = max(st.level, DiagnosticStatus.WARN)
+            problems.append(f"warming up for {values['warming_up_for']} frames (building the "
+                            f"engines for this size)")
         if active and input_warning:
             st.level = max(st.level, DiagnosticStatus.WARN)
             problems.append(input_warning)

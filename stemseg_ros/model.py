@@ -55,18 +55,29 @@ class ModelHolder:
         self.tracker, self.path, self.device, self._key = tracker, path, device, key
         self.defaults = {n: getattr(tracker.cfg.inference, n) for n in params.THRESHOLDS}
 
-    def session(self, p: Any) -> StreamSession:
-        """A new stream session on the (re)loaded tracker, thresholds set, warmed up."""
+    def session(self, p: Any, camera: tuple[tuple[int, int], str] | None = None
+                ) -> StreamSession:
+        """A new stream session on the (re)loaded tracker, thresholds set, warmed up: for the
+        camera's frames when `camera` ((H, W), where that came from) is known (their region of
+        interest with input_roi), else the training geometry."""
         self.load(p)
         tr = self.tracker
         set_values = {n: getattr(p, n) for n in params.THRESHOLDS
                       if getattr(p, n) not in (params.FROM_CHECKPOINT, "", ())}
         tr.set_thresholds(**self.thresholds(set_values))
+        session = StreamSession(tr, p.gap_reset_sec)
         if hasattr(tr, "warmup"):  # backends build their engines here, not on the first frame
-            tr.warmup(every_length=True)
+            if camera:
+                (h, w), source = camera
+                if p.input_roi:
+                    h, w = p.input_roi[3], p.input_roi[2]
+                self.log.info(f"warming up for {w}x{h} frames (size from {source})")
+                session.prepare((h, w))
+            else:
+                tr.warmup(every_length=True)
             release_memory()  # what building and warming up left behind
         tr.reset()
-        return StreamSession(tr, p.gap_reset_sec)
+        return session
 
     def thresholds(self, values: dict[str, Any]) -> dict[str, Any]:
         """Parameter values -> set_thresholds arguments (the checkpoint's where -1 / "")."""

@@ -24,6 +24,7 @@ from std_srvs.srv import Trigger
 
 from stemseg_ros import dds, names, params
 from stemseg_ros import qos as Q
+from stemseg_ros.camera_size import expected_camera_size
 from stemseg_ros.diagnostics import (
     ConfigureErrorReporter,
     InputMonitor,
@@ -105,7 +106,9 @@ class PerceptionNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:  # parameters may have changed while inactive
             self._p = p = params.read(self)
-            session = self._model.session(p)
+            known = expected_camera_size(self, self.resolve_topic_name(names.IMAGE),
+                                         p.expected_input_size)
+            session = self._model.session(p, known)
         except Exception as e:  # noqa: BLE001
             self.get_logger().error(f"activate failed: {e}")
             return TransitionCallbackReturn.FAILURE

@@ -166,6 +166,10 @@ SPECS: tuple[Spec, ...] = (
          "mapped back); 0 = the checkpoint's input.min_side/max_side.", range=(0, 8192)),
     Spec("input_height", 0, "Height the model input is scaled to fit; 0 = as input_width.",
          range=(0, 8192)),
+    Spec("expected_input_size", "", "Size WIDTHxHEIGHT (e.g. 1280x720) of the camera's "
+         "images, whose engines activate builds when no camera_info (the image topic's sibling) "
+         "answers; \"\" = camera_info, else the first frame (the node then warms up for its "
+         "size and says so in the log and /diagnostics)."),
     *THRESHOLD_SPECS,
     Spec("flip_test", False, "Also run every clip mirrored left-right and average the two "
          "outputs (more accurate, twice the network time). The node follows this parameter, "
@@ -357,6 +361,13 @@ def check_value(name: str, value: Any) -> Any:
                                           or value[2] == 0 or value[3] == 0):
         raise ParamError(f"parameter 'input_roi': invalid value {short(list(value))}; expected "
                          f"[] or [x, y, width, height] with x, y >= 0 and width, height >= 1")
+    if name == "expected_input_size":
+        from stemseg_ros.camera_size import parse_size
+
+        try:
+            parse_size(value)
+        except ValueError as e:
+            raise ParamError(f"parameter 'expected_input_size': {e}") from None
     return value
 
 

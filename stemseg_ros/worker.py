@@ -214,6 +214,8 @@ class Worker:
         self._lock = threading.Lock()
         self._last_frame_time = time.monotonic()
         self._idle = True  # no frame since the last idle flush (nothing to finalise or free)
+        #: "WxH" while the engines for frames of that size are being built, else ""
+        self.warming_up_for = ""
         self.thread = threading.Thread(target=self._run, name="stemseg-worker", daemon=True)
 
     # -- control (any thread) ------------------------------------------------------------------
@@ -240,6 +242,8 @@ class Worker:
                "model_time_per_clip_s": f"{timings.get('total', 0.0):.4f}",
                "worker_time_per_frame_s": f"{self.stats.frame_cost():.4f}"}
         out.update({f"clip_{stage}_s": f"{sec:.4f}" for stage, sec in timings.items()})
+        if self.warming_up_for:
+            out["warming_up_for"] = self.warming_up_for
         return out
 
     # -- the thread ----------------------------------------------------------------------------
@@ -300,6 +304,9 @@ class Worker:
         self._apply_thresholds()
         self._last_frame_time = time.monotonic()
         self._idle = False
+        size = frame.full_size or frame.model_input().shape[:2]
+        if getattr(self.session, "needs_build", lambda _: False)(size):
+            self._warm_up(size)
         t0 = time.perf_counter()
         resets, resized = self.session.resets, self.session.shapes.resized
         results = self.session.push(frame.model_input(), frame.stamp_ns, frame,
@@ -308,6 +315,21 @@ class Worker:
         self.stats.add(tracker_sec=dt, resets=self.session.resets - resets,
                        frames_resized=self.session.shapes.resized - resized)
         self._publish(results, dt)
+
+    def _warm_up(self, size: tuple[int, int]) -> None:
+        """Build the engines for frames of `size` (no camera_info or expected_input_size told
+        it before activate, or the size changed); the queue keeps the newest frames meanwhile."""
+        self.warming_up_for = f"{size[1]}x{size[0]}"
+        self.log.warning(f"warming up for {self.warming_up_for} frames: building the engines for "
+                         f"this size now (set expected_input_size or publish camera_info to have "
+                         f"them built on activate); the queue keeps the newest frames meanwhile")
+        t0 = time.perf_counter()
+        try:
+            self.session.prepare(size)  # its leftovers are given back at the next pause
+        finally:
+            self.warming_up_for = ""
+        self.log.info(f"warmed up for {size[1]}x{size[0]} frames in "
+                      f"{time.perf_counter() - t0:.1f} s")
 
     def _flush(self, why: str) -> int:
         self._apply_thresholds()
