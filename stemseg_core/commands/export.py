@@ -53,8 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration-clips", type=int, default=32,
                    help="clips used for INT8 calibration (default 32)")
     p.add_argument("--engine-cache-dir", default=None,
-                   help="engine cache (default: the config's inference.engine_cache_dir, else "
-                        "~/.cache/stemseg/engines)")
+                   help="engine cache (default: --set inference.engine_cache_dir, else "
+                        "~/.cache/stemseg/engines; a checkpoint's own value is ignored). Used "
+                        "only when owned by you and not writable by others")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (tensorrt needs cuda)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                    metavar="KEY=VALUE",
