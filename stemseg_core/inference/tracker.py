@@ -20,8 +20,8 @@ keeps its track ID: measured on a held-out synthetic set this scored car HOTA +0
 before linking).
 With ``inference.mask_refinement_radius`` > 0 (not in the paper), the output masks of a frame
 that pass the area filter are then refined with a colour-guided filter against that frame's
-image (inference/mask_refinement.py), at the model input's size when the image is larger (the
-refined soft masks are upsampled); only the output is refined, linking uses the network's
+image (inference/mask_refinement.py), at most postprocess.REFINE_SCALE x the model input's
+size (the refined soft masks are upsampled); only the output is refined, linking uses the network's
 masks. The area filter judges the network's mask, before refinement: a small object whose
 refined mask is below the minimum is still published, refined (the filter was tuned on the
 network's masks; dropping such detections cost 5 pedestrian HOTA on held-out drives, issue 39).
