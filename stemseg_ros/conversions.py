@@ -10,7 +10,8 @@ tools), which honours `step` and `is_bigendian` and decodes every encoding it li
 
 Results:
 - :func:`frame_result_to_msg` / :func:`msg_to_frame_result`: stemseg_core FrameResult <->
-  stemseg_ros/TrackedInstanceArray, masks as COCO uncompressed RLE (`mask_counts`).
+  stemseg_ros/TrackedInstanceArray, masks as COCO uncompressed RLE (`mask_counts`); with the
+  core's Track3D per instance also position, size and velocity (:func:`set_3d`).
 - :func:`track_ids_image`: the ``~/track_ids`` label image, 32SC1 whose 32 bits are the uint32
   track ID (read it with ``image_to_array(msg).view(np.uint32)``; IDs up to 2**31 - 1 read the
   same as int32), 0 = background. No ID wraps.
@@ -26,11 +27,13 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+from geometry_msgs.msg import Point, Vector3
 from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from stemseg_core.data import image_codec as codec
 from stemseg_core.data.rle import counts_to_mask, mask_to_counts
+from stemseg_core.geometry import Track3D
 from stemseg_core.inference.types import FrameResult, TrackedInstance
 from stemseg_ros.msg import TrackedInstance as TrackedInstanceMsg
 from stemseg_ros.msg import TrackedInstanceArray
@@ -149,18 +152,37 @@ def instance_to_msg(inst: TrackedInstance) -> TrackedInstanceMsg:
     return m
 
 
+def set_3d(m: TrackedInstanceMsg, track: Track3D) -> TrackedInstanceMsg:
+    """Fill the 3-D fields of `m` from a core Track3D (without a position: all zero)."""
+    obj = track.object
+    m.has_position = bool(obj.has_position)
+    if m.has_position:
+        m.position = Point(**dict(zip("xyz", (float(v) for v in obj.position))))
+        m.size = Vector3(**dict(zip("xyz", (float(v) for v in obj.size))))
+    m.has_velocity = bool(m.has_position and track.has_velocity)
+    if m.has_velocity:
+        m.velocity = Vector3(**dict(zip("xyz", (float(v) for v in track.velocity))))
+    return m
+
+
 def frame_result_to_msg(result: FrameResult, header: Header,
-                        instances: Sequence[TrackedInstance] | None = None
-                        ) -> TrackedInstanceArray:
+                        instances: Sequence[TrackedInstance] | None = None,
+                        tracks3d: Sequence[Track3D] | None = None) -> TrackedInstanceArray:
     """FrameResult -> TrackedInstanceArray with the source image's `header`.
 
-    `instances` replaces result.instances when given (e.g. with remapped track IDs).
+    `instances` replaces result.instances when given (e.g. with remapped track IDs);
+    `tracks3d` (one core Track3D per instance, same order) fills the 3-D fields.
     """
     msg = TrackedInstanceArray()
     msg.header = header
     msg.height, msg.width = (int(v) for v in result.image_size)
     insts = result.instances if instances is None else instances
     msg.instances = [instance_to_msg(i) for i in insts]
+    if tracks3d is not None:
+        if len(tracks3d) != len(msg.instances):
+            raise ValueError(f"{len(tracks3d)} 3-D states for {len(msg.instances)} instances")
+        for m, t in zip(msg.instances, tracks3d):
+            set_3d(m, t)
     return msg
 
 

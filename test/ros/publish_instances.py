@@ -29,6 +29,21 @@ def sample() -> FrameResult:
     ])
 
 
+def sample_3d() -> list:
+    """Core Track3D per instance of `sample()`: a position with a velocity, a position without
+    one, none."""
+    from stemseg_core.geometry import Track3D
+    from stemseg_core.geometry.objects3d import Object3D
+
+    nan3 = np.full(3, np.nan)
+    return [Track3D(4_000_000_000, Object3D(True, np.array([-1.25, 0.5, 12.0]),
+                                            np.array([0.6, 1.7, 0.5]), 40), True,
+                    np.array([0.25, 0.0, -1.5])),
+            Track3D(1, Object3D(True, np.array([3.0, 1.0, 30.5]), np.array([1.8, 1.5, 4.0]), 9),
+                    False, np.zeros(3)),
+            Track3D(65536, Object3D(False, nan3, nan3, 0), False, np.zeros(3))]
+
+
 def main(topic: str) -> None:
     import rclpy
     from rclpy.executors import ExternalShutdownException
@@ -44,7 +59,7 @@ def main(topic: str) -> None:
                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
     header = Header(frame_id="cam_left")
     header.stamp.sec, header.stamp.nanosec = 1_700_000_000, 999_999_999
-    msg = frame_result_to_msg(sample(), header)
+    msg = frame_result_to_msg(sample(), header, tracks3d=sample_3d())
     node.create_timer(0.1, lambda: pub.publish(msg))
     try:
         rclpy.spin(node)

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from publish_instances import HEIGHT, WIDTH, sample
+from publish_instances import HEIGHT, WIDTH, sample, sample_3d
 from ros_helpers import REPO, ros_env
 
 from stemseg_core.data.rle import counts_to_kitti_string, mask_to_kitti_string
@@ -58,6 +58,16 @@ def test_tracked_instance_array_received_intact(ros_client, domain_id, namespace
         np.testing.assert_array_equal(flat.reshape(WIDTH, HEIGHT).T.astype(bool), w.mask)
         # ... and into the KITTI MOTS string with pycocotools.
         assert counts_to_kitti_string(m.mask_counts, HEIGHT, WIDTH) == mask_to_kitti_string(w.mask)
+    # 3-D (issue 36): metres in the camera optical frame; without a position all zero
+    for m, t in zip(msg.instances, sample_3d()):
+        assert m.has_position == t.object.has_position
+        assert m.has_velocity == t.has_velocity
+        pos, size = (m.position.x, m.position.y, m.position.z), (m.size.x, m.size.y, m.size.z)
+        vel = (m.velocity.x, m.velocity.y, m.velocity.z)
+        want_pos = tuple(t.object.position) if t.object.has_position else (0.0, 0.0, 0.0)
+        want_size = tuple(t.object.size) if t.object.has_position else (0.0, 0.0, 0.0)
+        assert pos == want_pos and size == want_size and vel == tuple(t.velocity)
+    assert msg.instances[0].velocity.z == -1.5 and msg.instances[1].position.z == 30.5
     back = cv.msg_to_frame_result(msg)
     for b, w in zip(back.instances, want.instances):
         np.testing.assert_array_equal(b.mask, w.mask)
