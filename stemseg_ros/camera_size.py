@@ -1,8 +1,8 @@
 """The size of the frames the camera will send, known before the first one arrives, so that
 activate builds the engines for it (issue 40): the camera's ``camera_info`` (the image topic's
-sibling, as image_transport places it) when a publisher answers within a moment, else the
-``expected_input_size`` parameter, else None (the worker warms up on the first frame and says
-so in the log and /diagnostics)."""
+sibling, as image_transport places it, unless ``camera_info`` is remapped) when a publisher
+answers within a moment, else the ``expected_input_size`` parameter, else None (the worker
+warms up on the first frame and says so in the log and /diagnostics)."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,6 +15,15 @@ def camera_info_topic(resolved_image_topic: str) -> str:
     """/camera/image_raw -> /camera/camera_info (image_transport's convention)."""
     ns = resolved_image_topic.rsplit("/", 1)[0]
     return f"{ns}/camera_info"
+
+
+def sibling_topic(node: Any, name: str, image_topic: str, default_leaf: str) -> str:
+    """`name` resolved when it is remapped, else ``<image ns>/<default_leaf>`` (beside the
+    resolved image topic, as image_transport places camera_info)."""
+    resolved = node.resolve_topic_name(name)
+    if resolved != node.get_namespace().rstrip("/") + "/" + name:
+        return resolved
+    return image_topic.rsplit("/", 1)[0] + "/" + default_leaf
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
@@ -35,7 +44,7 @@ def expected_camera_size(node: Any, image_topic: str, expected: str,
                          wait_sec: float = CAMERA_INFO_WAIT_SEC
                          ) -> tuple[tuple[int, int], str] | None:
     """((H, W), where it came from) of the frames to expect, or None when unknown."""
-    topic = camera_info_topic(image_topic)
+    topic = sibling_topic(node, "camera_info", image_topic, "camera_info")  # remap wins
     try:
         if node.count_publishers(topic) > 0:
             from rclpy.wait_for_message import wait_for_message

@@ -25,6 +25,7 @@ from std_srvs.srv import Trigger
 from stemseg_ros import dds, names, params
 from stemseg_ros import qos as Q
 from stemseg_ros.camera_size import expected_camera_size
+from stemseg_ros.depth_input import Sensors3D
 from stemseg_ros.diagnostics import (
     ConfigureErrorReporter,
     InputMonitor,
@@ -64,6 +65,7 @@ class PerceptionNode(LifecycleNode):
         self._model = ModelHolder(self.get_logger())
         self._stats = Stats()
         self._intake = Intake(self._stats, self.get_logger())
+        self._sensors = Sensors3D(self)  # depth / LiDAR -> 3-D per instance (issue 36)
         self._monitor = InputMonitor(os.environ.get(dds.PROFILE_VARIABLE)
                                      or dds.profile_path(share_dir()) or dds.PROFILE)
         self._status = StatusBuilder(names.status_name(self.get_fully_qualified_name()))
@@ -89,7 +91,7 @@ class PerceptionNode(LifecycleNode):
             self._report_configure_error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
         self._report_configure_error(None)
-        self._out = Outputs(self, self._stats, p.qos_depth)
+        self._out = Outputs(self, self._stats, p.qos_depth, self._sensors)
         self._pub_diag = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, 10)
         self._flush_srv = self.create_service(Trigger, names.FLUSH, self._on_flush,
                                               callback_group=self._cb_flush)
@@ -119,6 +121,8 @@ class PerceptionNode(LifecycleNode):
                               p.idle_flush_sec)
         self._intake.start(p, queue, tr.cfg)
         ret = super().on_activate(state)
+        self._sensors.start(p, self.resolve_topic_name(names.IMAGE), Q.qos_for("best_effort",
+                                                                              p.qos_depth))
         self._worker.start()
         self._subscribe()
         self.get_logger().info(f"active: {self._model.summary()}, queue {queue.capacity} frames")
@@ -148,6 +152,7 @@ class PerceptionNode(LifecycleNode):
             self.destroy_subscription(self._sub)
             self._sub = None
         discarded = self._intake.stop()
+        self._sensors.stop()
         if self._worker is not None:
             if not self._worker.stop(timeout):
                 self.get_logger().warning(f"the worker is still in a clip after {timeout:.1f} "
@@ -273,7 +278,8 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().warning(warning, throttle_duration_sec=30.0)
         values = {"state": "active" if active else "inactive", **self._model.info(),
                   "input_topic": topic, "input_publishers": str(n_pubs),
-                  **self._intake.info(), **(self._worker.info() if active else {})}
+                  **self._intake.info(), **(self._worker.info() if active else {}),
+                  **self._sensors.info()}
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [self._status.build(self._stats.snapshot(), values,

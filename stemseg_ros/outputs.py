@@ -13,6 +13,7 @@ from sensor_msgs.msg import Image
 
 from stemseg_ros import conversions, names
 from stemseg_ros import qos as Q
+from stemseg_ros.guard import log_limited, reason
 from stemseg_ros.msg import TrackedInstanceArray
 from stemseg_ros.overlay import OverlayDrawer
 from stemseg_ros.worker import Stats
@@ -21,8 +22,9 @@ from stemseg_ros.worker import Stats
 class Outputs:
     """Lifecycle publishers of one configured node; `publish` is the worker's callable."""
 
-    def __init__(self, node: Any, stats: Stats, qos_depth: int) -> None:
+    def __init__(self, node: Any, stats: Stats, qos_depth: int, sensors: Any = None) -> None:
         self.node, self.stats = node, stats
+        self.sensors = sensors  # depth_input.Sensors3D: 3-D fields of ~/instances
         log = node.get_logger()
         events = PublisherEventCallbacks(
             incompatible_qos=lambda i: log.warning(Q.output_incompatible_message(i)))
@@ -63,7 +65,8 @@ class Outputs:
                     conversions.place_in_image(res.instances, frame.roi, frame.image.shape[:2])))
             if self.closing:
                 return
-            self.pubs["instances"].publish(conversions.frame_result_to_msg(res, frame.header))
+            self.pubs["instances"].publish(conversions.frame_result_to_msg(
+                res, frame.header, tracks3d=self._lift(res, frame.header)))
             h, w = res.image_size
             if p.publish_track_ids and self.pubs["track_ids"].get_subscription_count() > 0:
                 self.pubs["track_ids"].publish(
@@ -78,6 +81,17 @@ class Outputs:
             self.stats.add(frames_out=1)
             self.stats.record_latency(self._now_ns() - frame.stamp_ns, frame.received,
                                       time.perf_counter() - t0)
+
+    def _lift(self, res: Any, header: Any) -> list[Any] | None:
+        """The frame's Track3D per instance; None (no 3-D fields) when off or failing."""
+        if self.sensors is None:
+            return None
+        try:
+            return self.sensors.lift(res.instances, header, res.image_size)
+        except Exception as e:  # noqa: BLE001 - the frame is still answered, without 3-D
+            log_limited(self.node.get_logger(), "error", "3-D lift",
+                        f"3-D lifting failed, frame answered without it: {reason(e)}")
+            return None
 
     def publish_overlay(self, bgr: Any, header: Any) -> None:
         pub = self.pubs.get("overlay")

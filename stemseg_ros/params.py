@@ -20,6 +20,7 @@ config overrides quoted, never re-read as YAML (:func:`tracker_overrides`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,8 @@ class Spec:
 
     def ros_type(self) -> Parameter.Type:
         if self.item is not None:
-            return (Parameter.Type.STRING_ARRAY if self.item is str
-                    else Parameter.Type.INTEGER_ARRAY)
+            return {str: Parameter.Type.STRING_ARRAY, float: Parameter.Type.DOUBLE_ARRAY}.get(
+                self.item, Parameter.Type.INTEGER_ARRAY)
         return Parameter.Type.from_parameter_value(self.default)
 
     def allowed(self) -> str:
@@ -205,6 +206,19 @@ SPECS: tuple[Spec, ...] = (
          "or dropped do not count); 0 = never.", live=True, range=(0.0, 86400.0)),
     Spec("diagnostics_period_sec", 1.0, "Period of the /diagnostics status.",
          range=(0.1, 60.0)),
+    Spec("use_depth", False, "3-D per instance from a depth image registered to the colour "
+         "image: subscribe `depth` (sensor_msgs/Image 16UC1 mm or 32FC1 m; default "
+         "`<image ns>/depth/image_raw`) and `camera_info` (K; default `<image ns>/camera_info`)."),
+    Spec("use_lidar", False, "3-D per instance from LiDAR: subscribe `points` "
+         "(sensor_msgs/PointCloud2 with float32 x y z) and `camera_info`; the LiDAR-to-camera "
+         "transform from lidar_to_camera or calib_file. use_depth wins where both pair."),
+    Spec("lidar_to_camera", [], "LiDAR -> camera optical frame transform, 16 numbers row-major "
+         "(4x4) or 12 (3x4); [] = Tr_velo_cam of calib_file.", item=float),
+    Spec("calib_file", "", "KITTI calibration file (P2 and Tr_velo_cam): the LiDAR transform "
+         "when lidar_to_camera is [], and K until camera_info arrives; \"\" = none."),
+    Spec("sync_tolerance_sec", 0.05, "Largest stamp difference between an image and its depth "
+         "image or LiDAR scan; a frame without a partner within it is answered without 3-D.",
+         range=(0.0, 10.0)),
 )
 SPEC_BY_NAME = {s.name: s for s in SPECS}
 #: Parameters that choose which model runs: set at start only unless allow_remote_model_change.
@@ -297,9 +311,12 @@ def normalise(name: str, value: Any) -> Any:
     if spec.item is not None:
         if value is None:
             return ()
+        item = (int, float) if spec.item is float else spec.item  # integers for floats
         if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, spec.item) and not isinstance(v, bool) for v in value):
+                isinstance(v, item) and not isinstance(v, bool) for v in value):
             raise ParamError(bad_value_message(spec, value))
+        if spec.item is float:
+            return tuple(float(v) for v in value)
         return tuple(v for v in value if v != "")
     if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -361,6 +378,10 @@ def check_value(name: str, value: Any) -> Any:
                                           or value[2] == 0 or value[3] == 0):
         raise ParamError(f"parameter 'input_roi': invalid value {short(list(value))}; expected "
                          f"[] or [x, y, width, height] with x, y >= 0 and width, height >= 1")
+    if name == "lidar_to_camera" and value and (
+            len(value) not in (12, 16) or not all(math.isfinite(v) for v in value)):
+        raise ParamError(f"parameter 'lidar_to_camera': invalid value {short(list(value))}; "
+                         f"expected [] or 16 (4x4) or 12 (3x4) finite numbers, row-major")
     if name == "expected_input_size":
         from stemseg_ros.camera_size import parse_size
 
@@ -394,6 +415,10 @@ def validate(p: Any) -> None:
     if not p.checkpoint:
         raise ParamError("parameter 'checkpoint': no checkpoint given; pass the path of a stemseg "
                          f"checkpoint (.pt), e.g. -p checkpoint:={DEFAULT_CHECKPOINT}")
+    if p.use_lidar and not p.lidar_to_camera and not p.calib_file:
+        raise ParamError("parameter 'use_lidar': true needs the LiDAR-to-camera transform: set "
+                         "lidar_to_camera (16 numbers, row-major) or calib_file (KITTI calib "
+                         "with Tr_velo_cam)")
     if p.clip_length > 0 and p.clip_overlap != FROM_CHECKPOINT and p.clip_overlap >= p.clip_length:
         raise ParamError(f"parameter 'clip_overlap': {p.clip_overlap} must be smaller than "
                          f"clip_length={p.clip_length} (allowed 0..{p.clip_length - 1}, or -1)")
