@@ -121,8 +121,8 @@ class PerceptionNode(LifecycleNode):
                               p.idle_flush_sec)
         self._intake.start(p, queue, tr.cfg)
         ret = super().on_activate(state)
-        self._sensors.start(p, self.resolve_topic_name(names.IMAGE), Q.qos_for("best_effort",
-                                                                              p.qos_depth))
+        self._sensors.start(p, self.resolve_topic_name(names.IMAGE), Q.qos_for(
+            "best_effort" if p.qos_reliability == "auto" else p.qos_reliability, p.qos_depth))
         self._worker.start()
         self._subscribe()
         self.get_logger().info(f"active: {self._model.summary()}, queue {queue.capacity} frames")
