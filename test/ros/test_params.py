@@ -66,10 +66,20 @@ def test_shipped_params_file_equals_the_declared_defaults():
     ({"max_queue_clips": 0}, r"parameter 'max_queue_clips'.*in \[1, 1000\]"),
     ({"input_roi": (0, 0, 10)}, r"parameter 'input_roi'.*\[x, y, width, height\]"),
     ({"mask_threshold": "high"}, "parameter 'mask_threshold': invalid value 'high'"),
+    ({"lidar_to_camera": (1.0,) * 9}, r"parameter 'lidar_to_camera'.*16 \(4x4\) or 12"),
+    ({"lidar_to_camera": (float("nan"),) * 16}, "parameter 'lidar_to_camera'.*finite"),
+    ({"use_lidar": True}, "parameter 'use_lidar'.*lidar_to_camera.*or calib_file"),
+    ({"sync_tolerance_sec": -0.1}, "parameter 'sync_tolerance_sec'"),
 ])
 def test_validation_names_the_parameter_and_allowed_values(changes, match):
     with pytest.raises(P.ParamError, match=match):
         P.validate(_defaults(**changes))
+
+
+def test_lidar_to_camera_takes_integers_and_floats_as_floats():
+    assert P.check_value("lidar_to_camera", [1, 0, 0, 0.5] * 3) == (1.0, 0.0, 0.0, 0.5) * 3
+    P.validate(_defaults(use_lidar=True, lidar_to_camera=(0.0,) * 16))
+    P.validate(_defaults(use_lidar=True, calib_file="calib.txt"))
 
 
 def test_overrides_and_thresholds():
@@ -244,7 +254,8 @@ _VALUES = (st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
            | st.floats(allow_nan=True) | st.text(max_size=200)
            | st.text(alphabet="{}[],:&*!'\"# \n-0.5abc", max_size=300)
            | st.lists(st.integers(-2**63, 2**63 - 1), max_size=20)
-           | st.lists(st.text(max_size=20), max_size=20))
+           | st.lists(st.text(max_size=20), max_size=20)
+           | st.lists(st.floats(allow_nan=True), min_size=12, max_size=16))
 
 
 @_FUZZ
