@@ -108,10 +108,13 @@ class PerceptionNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:  # parameters may have changed while inactive
             self._p = p = params.read(self)
+            self._sensors.start(p, self.resolve_topic_name(names.IMAGE), Q.qos_for(
+                "best_effort" if p.qos_reliability == "auto" else p.qos_reliability, p.qos_depth))
             known = expected_camera_size(self, self.resolve_topic_name(names.IMAGE),
                                          p.expected_input_size)
             session = self._model.session(p, known)
         except Exception as e:  # noqa: BLE001
+            self._sensors.stop()
             self.get_logger().error(f"activate failed: {e}")
             return TransitionCallbackReturn.FAILURE
         tr = session.tracker
@@ -121,8 +124,6 @@ class PerceptionNode(LifecycleNode):
                               p.idle_flush_sec)
         self._intake.start(p, queue, tr.cfg)
         ret = super().on_activate(state)
-        self._sensors.start(p, self.resolve_topic_name(names.IMAGE), Q.qos_for(
-            "best_effort" if p.qos_reliability == "auto" else p.qos_reliability, p.qos_depth))
         self._worker.start()
         self._subscribe()
         self.get_logger().info(f"active: {self._model.summary()}, queue {queue.capacity} frames")
@@ -152,12 +153,12 @@ class PerceptionNode(LifecycleNode):
             self.destroy_subscription(self._sub)
             self._sub = None
         discarded = self._intake.stop()
-        self._sensors.stop()
         if self._worker is not None:
             if not self._worker.stop(timeout):
                 self.get_logger().warning(f"the worker is still in a clip after {timeout:.1f} "
                                           f"s; its results will not be published")
             self._worker = None
+        self._sensors.stop()  # after the worker: its last frames still pair with their depth
         if self._out is not None:
             self._out.stop()
         if discarded:

@@ -146,3 +146,16 @@ def test_node_positions_match_ground_truth(ros_client, start_node, namespace, tm
           + "; lift "
           f"{float(diag['lift_time_per_frame_s']) * 1e3:.2f} ms/frame; "
           f"test {time.monotonic() - t_start:.0f} s")
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_lidar_with_a_missing_calib_file_fails_activate_and_the_node_stays_up(
+        tiny_checkpoint, start_node, namespace, tmp_path):
+    missing = tmp_path / "no_calib.txt"
+    node = start_node(["-r", f"__ns:={namespace}", "-p", f"checkpoint:={tiny_checkpoint}",
+                       "-p", "device:=cpu", "-p", "use_lidar:=true",
+                       "-p", f"calib_file:={missing}"])
+    assert node.wait_for_log("activate failed", 90), node.log()
+    assert str(missing) in node.log() and node.alive(), node.log()
+    assert node.stop() == 0, node.log()
