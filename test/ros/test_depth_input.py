@@ -115,7 +115,8 @@ def _plate(z_m: float):
     return types.SimpleNamespace(track_id=3, mask=mask), depth
 
 
-def test_depth_pairs_by_stamp_within_tolerance_and_gives_velocity():
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_depth_pairs_by_stamp_within_tolerance_and_gives_velocity(encoding):
     node = FakeNode()
     s = Sensors3D(node)
     s.start(_params(use_depth=True), "/cam/image_raw", qos=None)
@@ -125,7 +126,9 @@ def test_depth_pairs_by_stamp_within_tolerance_and_gives_velocity():
     topics["CameraInfo"][1](_info())
     for k, z in enumerate((10.0, 9.0)):  # 1 s apart, 1 m closer
         inst, depth = _plate(z)
-        topics["Image"][1](cv.array_to_image(depth, "16UC1", _header(k * 10**9 + 30_000_000)))
+        if encoding == "32FC1":  # metres, NaN = no return
+            depth = np.where(depth > 0, depth / 1000.0, np.nan).astype(np.float32)
+        topics["Image"][1](cv.array_to_image(depth, encoding, _header(k * 10**9 + 30_000_000)))
     inst, _ = _plate(10.0)
     t0 = s.lift([inst], _header(0), (H, W))[0]  # depth 30 ms later: paired
     assert t0.object.has_position and t0.object.position[2] == pytest.approx(10.0, abs=1e-3)
