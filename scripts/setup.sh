@@ -136,8 +136,16 @@ print(' '.join(r.split(';')[0].strip() for r in requires('stemseg') or ()
   else
     local err
     err=$(grep -E '^ERROR:' "$log" | tail -1)
-    [ -n "$err" ] || err=$(grep -v '^[[:space:]]*$' "$log" | tail -1)
-    err=$(printf '%s' "$err" | cut -c1-240)
+    if [ -z "$err" ]; then  # a package's own build failed: name it and pip's error kind
+      local pkg kind
+      pkg=$(grep -oE '^Collecting [^ ]+' "$log" | tail -1 | cut -d' ' -f2)
+      kind=$(grep -E '^error: ' "$log" | tail -1)
+      err="${kind:-pip failed}${pkg:+ building $pkg}"
+    fi
+    if grep -q "NewConnectionError\|Failed to establish a new connection" "$log"; then
+      err="$err; $index was not reachable (TensorRT's wheels come from there)"
+    fi
+    err=$(printf '%s' "$err" | cut -c1-300)
     stamp_set trt "failed $key"
     say "TensorRT step skipped: pip could not install $reqs ($err); $tail. Full log: log/setup-gpu.txt. $retry"
   fi
