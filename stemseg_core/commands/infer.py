@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stemseg_core.commands.backend_options import add_backend_options, backend_overrides
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
+from stemseg_core.commands.sequence_options import add_sequence_options
 from stemseg_core.data.kitti_layout import frame_number, sequence_frames
 from stemseg_core.data.safe_names import check_plain_name, child_path
 
@@ -28,12 +29,7 @@ Examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="model checkpoint (.pt)")
     add_checkpoint_options(parser)
-    parser.add_argument("--data", required=True, help="KITTI MOTS style dataset folder")
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--seq", action="append", dest="seqs", metavar="SEQ",
-                       help="sequence to run (repeatable)")
-    group.add_argument("--split", help="run every sequence of <data>/<split>.seqmap")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_sequence_options(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     add_backend_options(parser)
     parser.add_argument("--overlays", action="store_true",

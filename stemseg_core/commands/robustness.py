@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from stemseg_core.commands.backend_options import add_backend_options, backend_overrides
+from stemseg_core.commands.sequence_options import add_sequence_options
 
 HELP = "HOTA per class under JPEG, chroma subsampling, noise, blur, exposure, ... (3 severities)"
 DESCRIPTION = """\
@@ -35,12 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--checkpoint", default="checkpoints/stemseg_demo.pt",
                         help="model checkpoint (default: %(default)s)")
-    parser.add_argument("--data", required=True, help="KITTI MOTS style dataset folder")
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--seq", action="append", dest="seqs", metavar="SEQ",
-                       help="sequence to run (repeatable)")
-    group.add_argument("--split", help="run every sequence of <data>/<split>.seqmap")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_sequence_options(parser)
     parser.add_argument("--effects", nargs="+", default=None, choices=effect_names(),
                         metavar="EFFECT", help=f"effects to apply (default: all: "
                                                f"{', '.join(effect_names())})")

@@ -89,7 +89,7 @@ class ShapeBudget:
             if len(self.shapes) < self.limit:
                 self.shapes[natural.padded_size] = natural.resized_size
             else:
-                target = self._closest(natural)
+                target = self.closest(natural)
                 self.resized += 1
                 self._log(size, natural, target)
                 return _resize(image, self.shapes[target])
@@ -98,7 +98,8 @@ class ShapeBudget:
             return _resize(image, natural.resized_size)  # a reduced decode rounding elsewhere
         return image
 
-    def _closest(self, g: Geometry) -> tuple[int, int]:
+    def closest(self, g: Geometry) -> tuple[int, int]:
+        """The kept padded shape (Hp, Wp) nearest to ``g``: aspect first, then area."""
         nh, nw = g.resized_size
 
         def distance(padded: tuple[int, int]) -> tuple[float, float]:
@@ -192,7 +193,7 @@ class StreamSession:
         natural = b.geometry(int(size[0]), int(size[1]))
         if natural.padded_size in b.shapes or len(b.shapes) < b.limit:
             return natural.padded_size, natural.resized_size
-        target = b._closest(natural)
+        target = b.closest(natural)
         return target, b.shapes[target]
 
     def check(self, size: tuple[int, int], stamp_ns: int,
