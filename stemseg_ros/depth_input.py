@@ -28,7 +28,7 @@ import numpy as np
 from stemseg_core.data import image_codec as codec
 from stemseg_core.data.kitti_camera import read_calib, velo_to_cam_of
 from stemseg_core.geometry import TrackLifter, grid_step, intrinsics_of
-from stemseg_core.geometry.depth import scaled_intrinsics
+from stemseg_core.geometry.depth import points_to_camera, scaled_intrinsics
 from stemseg_ros.camera_size import sibling_topic
 from stemseg_ros.guard import guarded, log_limited
 
@@ -215,9 +215,7 @@ class Sensors3D:
         except ValueError as e:
             self._drop("points_dropped", "PointCloud2", e)
             return
-        T = self._T
-        cam = xyz @ T[:3, :3].T.astype(np.float32) + T[:3, 3].astype(np.float32)
-        self._points.put(_stamp_ns(msg.header), cam[cam[:, 2] > 0.1])
+        self._points.put(_stamp_ns(msg.header), points_to_camera(xyz, self._T, np.float32))
 
     # -- the worker thread ---------------------------------------------------------------------
     def lift(self, instances: list[Any], header: Any, image_size: tuple[int, int]

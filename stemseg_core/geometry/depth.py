@@ -51,3 +51,19 @@ def scaled_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
     """K of the same camera on a grid resized by (sx, sy) (pixel centres kept)."""
     S = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
     return S @ K
+
+
+#: Points closer than this in front of the camera (metres) are left out: behind it or in it.
+MIN_POINT_Z = 0.1
+
+
+def points_to_camera(points: np.ndarray, velo_to_cam: np.ndarray,
+                     dtype: type = np.float64) -> np.ndarray:
+    """(M, 3) camera-frame x y z of the LiDAR ``points`` ((N, >=3), LiDAR frame) in front of the
+    camera (z > MIN_POINT_Z); ``velo_to_cam`` is the (3, 4) or (4, 4) LiDAR -> camera transform."""
+    T = np.asarray(velo_to_cam, dtype=np.float64)
+    if T.shape not in ((3, 4), (4, 4)):
+        raise ValueError(f"velo_to_cam must be 3x4 or 4x4, got shape {T.shape}")
+    cam = (np.asarray(points, dtype=dtype)[:, :3] @ T[:3, :3].T.astype(dtype)
+           + T[:3, 3].astype(dtype))
+    return cam[cam[:, 2] > MIN_POINT_Z]

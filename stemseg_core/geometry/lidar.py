@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stemseg_core.geometry.depth import intrinsics_of
+from stemseg_core.geometry.depth import intrinsics_of, points_to_camera
 
 
 def lidar_depth_image(points: np.ndarray, velo_to_cam: np.ndarray, K: np.ndarray,
@@ -11,9 +11,7 @@ def lidar_depth_image(points: np.ndarray, velo_to_cam: np.ndarray, K: np.ndarray
     """(H, W) float32 optical depth z (metres, NaN = no point) of the nearest LiDAR point per
     pixel; ``points`` (N, >=3) in the LiDAR frame, ``velo_to_cam`` (3, 4) or (4, 4)."""
     K = intrinsics_of(K)
-    T = np.asarray(velo_to_cam, dtype=np.float64)
-    cam = np.asarray(points, dtype=np.float64)[:, :3] @ T[:3, :3].T + T[:3, 3]
-    cam = cam[cam[:, 2] > 0.1]
+    cam = points_to_camera(points, velo_to_cam)
     u = np.round(K[0, 0] * cam[:, 0] / cam[:, 2] + K[0, 2]).astype(np.int64)
     v = np.round(K[1, 1] * cam[:, 1] / cam[:, 2] + K[1, 2]).astype(np.int64)
     H, W = shape

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stemseg_core.geometry.depth import depth_to_metres, intrinsics_of
+from stemseg_core.geometry.depth import depth_to_metres, intrinsics_of, points_to_camera
 
 
 @dataclass
@@ -142,15 +142,10 @@ def lift_from_points(masks: Sequence[np.ndarray], points: np.ndarray, velo_to_ca
     if not masks:
         return []
     K = intrinsics_of(K)
-    T = np.asarray(velo_to_cam, dtype=np.float64)
-    if T.shape not in ((3, 4), (4, 4)):
-        raise ValueError(f"velo_to_cam must be 3x4 or 4x4, got shape {T.shape}")
+    cam = points_to_camera(points, velo_to_cam)
     H, W = masks[0].shape
     step = step or grid_step(H, W)
     labels = label_grid(masks, step)
-    p = np.asarray(points, dtype=np.float64)[:, :3]
-    cam = p @ T[:3, :3].T + T[:3, 3]
-    cam = cam[cam[:, 2] > 0.1]
     u = K[0, 0] * cam[:, 0] / cam[:, 2] + K[0, 2]
     v = K[1, 1] * cam[:, 1] / cam[:, 2] + K[1, 2]
     j = np.round(u / step).astype(np.int64)
