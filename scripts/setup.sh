@@ -45,16 +45,38 @@ mkdir -p "$(dirname "$NPLINK")" && ln -sfn "$NPINC" "$NPLINK"
   sed -i -E "s#(/opt/python/cp3[0-9]+-cp3[0-9]+|$VENV)/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPLINK#g; s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$PYINC#g" "$f"
 done
 
-h=$( (cat package.xml CMakeLists.txt msg/*.msg; find stemseg_ros stemseg_core launch config scripts checkpoints -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
+# vision_msgs (the node's standard outputs): a sourced ROS 2 install's own package where there is
+# one; else (PyPI wheels: no vision_msgs wheel is served) ours in interfaces/vision_msgs, the same
+# types field for field, so the type hashes match (test/ros/test_vision_msgs.py). It is a second
+# package under the root package.xml, where colcon does not look: it gets its own --base-paths.
+system_vision_msgs() {
+  local p ps
+  IFS=: read -ra ps <<< "${AMENT_PREFIX_PATH:-}"
+  for p in "${ps[@]}"; do
+    case "$p" in ""|"$VENV"|"$ROOT"/*) continue ;; esac
+    if [ -f "$p/share/ament_index/resource_index/packages/vision_msgs" ]; then
+      echo "$p"; return 0
+    fi
+  done
+  return 1
+}
+VISION_PATHS=("$ROOT/interfaces/vision_msgs")
+if SYS_VISION=$(system_vision_msgs); then
+  VISION_PATHS=()
+  say "vision_msgs: using the system's ($SYS_VISION), not building interfaces/vision_msgs"
+  rm -rf "$ROOT/install/vision_msgs" "$ROOT/build/vision_msgs"  # ours would shadow it
+fi
+
+h=$( (cat package.xml CMakeLists.txt msg/*.msg interfaces/vision_msgs/CMakeLists.txt interfaces/vision_msgs/package.xml interfaces/vision_msgs/msg/*.msg; echo "${VISION_PATHS[*]}"; find stemseg_ros stemseg_core launch config scripts checkpoints interfaces -type f -not -path '*/__pycache__/*' | sort) | sha256sum | cut -c1-16)
 if ! stamp_ok colcon "$h" || [ ! -f "$ROOT/install/setup.bash" ]; then
-  say "colcon build (messages, node, launch and config files)"
+  say "colcon build (messages${VISION_PATHS:+, vision_msgs}, node, launch and config files)"
   mkdir -p "$ROOT/log"
   # stemseg_core comes from the editable install above, not from a copy in the install space
   # (STEMSEG_INSTALL_CORE=OFF); a copy left by an older build would shadow it.
   rm -rf "$ROOT"/install/stemseg_ros/lib/python3*/site-packages/stemseg_core \
     "$ROOT"/install/stemseg_ros/lib/python3*/site-packages/stemseg_core-*.egg-info
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
-  colcon --log-base "$ROOT/log" build --base-paths "$ROOT" --build-base "$ROOT/build" \
+  colcon --log-base "$ROOT/log" build --base-paths "$ROOT" "${VISION_PATHS[@]}" --build-base "$ROOT/build" \
     --install-base "$ROOT/install" --symlink-install \
     --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DPython3_NumPy_INCLUDE_DIR="$NPLINK" \
     -DBUILD_TESTING=OFF -DSTEMSEG_INSTALL_CORE=OFF \

@@ -17,6 +17,11 @@ COMPRESSED_SUFFIX = "compressed"
 INSTANCES = "~/instances"
 OVERLAY = "~/overlay"
 TRACK_IDS = "~/track_ids"
+#: Standard outputs (stemseg_ros/standard_outputs.py): vision_msgs and RViz markers.
+DETECTIONS = "~/detections"
+DETECTIONS_3D = "~/detections_3d"
+LABEL_INFO = "~/label_info"
+MARKERS = "~/markers"
 FLUSH = "~/flush"
 DIAGNOSTICS = "/diagnostics"
 #: Suffix of the node's /diagnostics status name (after the node's full name).

@@ -119,11 +119,12 @@ class PerceptionNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         tr = session.tracker
         queue = FrameQueue(p.max_queue_clips * (tr.clip_length - tr.clip_overlap))
-        self._out.start(p)
+        self._out.start(p, tr.class_names, tr.seediness_threshold)
         self._worker = Worker(session, queue, self._stats, self._out.publish, self.get_logger(),
                               p.idle_flush_sec)
         self._intake.start(p, queue, tr.cfg)
         ret = super().on_activate(state)
+        self._out.activated()  # ~/label_info, now that its publisher is active
         self._worker.start()
         self._subscribe()
         self.get_logger().info(f"active: {self._model.summary()}, queue {queue.capacity} frames")

@@ -1,5 +1,6 @@
 """The node's result topics, fed by the worker thread: ``~/instances`` for every answered frame,
-``~/track_ids`` and ``~/overlay`` while switched on and subscribed; latencies go to Stats."""
+``~/track_ids`` and ``~/overlay`` while switched on and subscribed, the vision_msgs / marker
+outputs of standard_outputs.py while subscribed; latencies go to Stats."""
 from __future__ import annotations
 
 import dataclasses
@@ -37,16 +38,38 @@ class Outputs:
         self.params: Any = None  # the node's parameters (live ones may change)
         self.closing = False  # the process ends: publish nothing more
         self._overlay: OverlayDrawer | None = None
+        self._events, self._qos = events, qos
+        self.standard: Any = None  # standard_outputs.StandardOutputs while active
         self._now_ns: Callable[[], int] = lambda: node.get_clock().now().nanoseconds
 
-    def start(self, params: Any) -> None:
+    def start(self, params: Any, class_names: list[str] | None = None,
+              threshold: float = 0.0) -> None:
+        """Before activation: the overlay thread and the standard outputs (3-D ones with
+        use_depth / use_lidar); `class_names` and `threshold` go to ~/label_info."""
         self.params = params
         self._overlay = OverlayDrawer(self.publish_overlay, self.node.get_logger())
+        try:
+            from stemseg_ros.standard_outputs import StandardOutputs
+        except ImportError as e:  # a ROS install without vision_msgs / visualization_msgs
+            self.node.get_logger().warning(f"standard outputs (~/detections, ~/label_info, "
+                                           f"~/markers) off: {e}")
+            return
+        self.standard = StandardOutputs(self.node, self._qos,
+                                        bool(params.use_depth or params.use_lidar), self._events)
+        self.standard.set_labels(class_names or [], threshold)
+
+    def activated(self) -> None:
+        """After activation: ~/label_info (transient local: late subscribers get it too)."""
+        if self.standard is not None:
+            self.standard.publish_labels()
 
     def stop(self) -> None:
         if self._overlay is not None:
             self._overlay.close()
             self._overlay = None
+        if self.standard is not None:
+            self.standard.destroy()
+            self.standard = None
 
     def destroy(self) -> None:
         self.stop()
@@ -65,8 +88,10 @@ class Outputs:
                     conversions.place_in_image(res.instances, frame.roi, frame.image.shape[:2])))
             if self.closing:
                 return
+            tracks3d = self._lift(res, frame.header)
             self.pubs["instances"].publish(conversions.frame_result_to_msg(
-                res, frame.header, tracks3d=self._lift(res, frame.header)))
+                res, frame.header, tracks3d=tracks3d))
+            self._publish_standard(res.instances, tracks3d, frame.header)
             h, w = res.image_size
             if p.publish_track_ids and self.pubs["track_ids"].get_subscription_count() > 0:
                 self.pubs["track_ids"].publish(
@@ -92,6 +117,17 @@ class Outputs:
             log_limited(self.node.get_logger(), "error", "3-D lift",
                         f"3-D lifting failed, frame answered without it: {reason(e)}")
             return None
+
+    def _publish_standard(self, instances: list[Any], tracks3d: list[Any] | None,
+                          header: Any) -> None:
+        standard = self.standard
+        if standard is None:
+            return
+        try:
+            standard.publish(instances, tracks3d, header)
+        except Exception as e:  # noqa: BLE001 - ~/instances went out; count and go on
+            log_limited(self.node.get_logger(), "error", "standard outputs",
+                        f"standard outputs of a frame failed: {reason(e)}")
 
     def publish_overlay(self, bgr: Any, header: Any) -> None:
         pub = self.pubs.get("overlay")
