@@ -158,9 +158,44 @@ def _score_and_report(args: argparse.Namespace, setup, outcome, index) -> int:
     overlays = [] if args.no_overlays else overlays_from_bag(args.bag, setup.topic,
                                                              outcome.results)
     report = write_bag_eval_report(out, result, overlays, record_bag=args.record)
+    if args.gt:
+        _score_positions(args, setup, outcome, index, report)
     _print_summary(result.stats)
     print(f"report: {report}")
     return 0 if result.stats.received else 1
+
+
+def _score_positions(args: argparse.Namespace, setup, outcome, index, report: Path) -> None:
+    """With a depth topic in the bag: the 3-D error table (report.md, positions.json)."""
+    import json
+
+    from stemseg_core.data.rosbag_io import BagError
+    from stemseg_core.evaluation.bag_positions import find_depth_topic, score_bag_positions
+    from stemseg_core.evaluation.position_error import markdown, summarize
+    from stemseg_core.evaluation.replay_scoring import frame_numbers
+
+    depth_topic = find_depth_topic(args.bag, setup.topic)
+    if depth_topic is None:
+        return
+    try:
+        pe = score_bag_positions(args.bag, depth_topic, outcome.results, outcome.stamps_ns,
+                                 frame_numbers(outcome.stamps_ns,
+                                               index.stamp_to_frame if index else None),
+                                 args.gt, setup.seq)
+    except (BagError, FileNotFoundError, ValueError) as e:
+        print(f"3-D score skipped: {e}", file=sys.stderr)
+        return
+    if pe is None:
+        print(f"3-D score skipped: no calibration for sequence {setup.seq} in {args.gt}",
+              file=sys.stderr)
+        return
+    summary = summarize(pe)
+    (Path(args.out) / "positions.json").write_text(json.dumps(summary, indent=2) + "\n")
+    section = markdown(summary, f"{depth_topic} in the bag; positions from the node's masks "
+                       f"by its use_depth lifter")
+    with open(report, "a") as f:
+        f.write("\n" + section)
+    print(section)
 
 
 def _print_summary(stats) -> None:

@@ -28,7 +28,12 @@ from stemseg_core.data.bag_format import (
     UnknownTopicError,
     is_depth_topic,
 )
-from stemseg_core.data.image_codec import ImageDecodeError, decode_compressed, decode_image
+from stemseg_core.data.image_codec import (
+    ImageDecodeError,
+    decode_compressed,
+    decode_image,
+    unpack_image,
+)
 
 
 def decode_image_msg(msg: object) -> np.ndarray:
@@ -84,6 +89,17 @@ class BagImage:
     def decode(self) -> np.ndarray:
         """The image as (H, W, 3) uint8 RGB (16-bit keeps its top 8 bits)."""
         return decode_image_msg(self._msg)
+
+    def array(self) -> np.ndarray:
+        """A raw Image in its own encoding and dtype (a 16UC1 depth image: (H, W) uint16).
+        BagError for a CompressedImage or an image the codec cannot unpack."""
+        m = self._msg
+        if hasattr(m, "format"):
+            raise BagError("array() needs a sensor_msgs/Image, this is a CompressedImage")
+        try:
+            return unpack_image(m.encoding, m.height, m.width, m.step, m.is_bigendian, m.data)
+        except ImageDecodeError as e:
+            raise BagError(f"cannot unpack image: {e}") from None
 
 
 _READ_ERRORS: tuple[type[BaseException], ...] = (
