@@ -100,7 +100,7 @@ def markers_msg(instances: Sequence[Any], tracks3d: Sequence[Any],
     for inst, t in zip(instances, tracks3d):
         if not t.object.has_position:
             continue
-        r, g, b = (c / 255.0 for c in track_colour(int(inst.track_id)))
+        b, g, r = (c / 255.0 for c in track_colour(int(inst.track_id)))  # as the overlay
         mid = int(inst.track_id) & 0x7FFFFFFF  # Marker.id is int32
         size = [max(float(s), MIN_MARKER_EDGE) for s in t.object.size]
         box = Marker(header=header, ns=MARKER_NS, id=mid, type=Marker.CUBE,

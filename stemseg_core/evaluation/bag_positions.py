@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 def find_depth_topic(bag: str | Path, image_topic: str) -> str | None:
     """The bag's depth image topic beside ``image_topic`` (None: the bag has none)."""
     from stemseg_core.data.bag_format import IMAGE_MSGTYPE
-    from stemseg_core.data.rosbag_io import list_topics
     from stemseg_core.data.bag_writer import depth_topic_for
+    from stemseg_core.data.rosbag_io import list_topics
 
     t = list_topics(bag).get(depth_topic_for(image_topic))
     return t.name if t is not None and t.msgtype == IMAGE_MSGTYPE else None

@@ -73,11 +73,14 @@ def summarize(pe: PositionErrors) -> dict[str, dict[str, float]]:
         err = np.array([e for e, _ in rows])
         pct = 100.0 * err / np.maximum(np.array([d for _, d in rows]), 1e-6)
         table[cls] = {"n": float(len(rows)),
-                      "median_m": float(np.median(err)), "p90_m": float(np.percentile(err, 90)),
-                      "median_pct": float(np.median(pct)), "p90_pct": float(np.percentile(pct, 90))}
-    table["coverage"] = {"instances": float(pe.instances), "with_position": float(pe.with_position),
-                         "share_with_position": pe.with_position / pe.instances
-                         if pe.instances else 0.0}
+                      "median_m": float(np.median(err)),
+                      "p90_m": float(np.percentile(err, 90)),
+                      "median_pct": float(np.median(pct)),
+                      "p90_pct": float(np.percentile(pct, 90))}
+    table["coverage"] = {"instances": float(pe.instances),
+                         "with_position": float(pe.with_position),
+                         "share_with_position": (pe.with_position / pe.instances
+                                                 if pe.instances else 0.0)}
     return table
 
 

@@ -42,6 +42,61 @@ def _synth(out):
     return K, frames
 
 
+class _StandardCollector:
+    """Subscribes the node's vision_msgs and marker outputs (before the node starts)."""
+
+    def __init__(self, client, ns: str) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from vision_msgs.msg import Detection2DArray, Detection3DArray
+        from visualization_msgs.msg import MarkerArray
+
+        from stemseg_ros import names
+
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.ns, self.got = ns, {"2d": [], "3d": [], "markers": []}
+        for key, msg_type, topic in (("2d", Detection2DArray, names.DETECTIONS),
+                                     ("3d", Detection3DArray, names.DETECTIONS_3D),
+                                     ("markers", MarkerArray, names.MARKERS)):
+            client.node.create_subscription(msg_type, names.node_topic(topic, ns),
+                                            self.got[key].append, qos)
+
+    def check(self, client, instances) -> None:
+        """Same frames and track IDs as ~/instances; 3-D boxes at the published positions;
+        markers for the 3-D tracks; ~/label_info for a subscriber that comes late."""
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from vision_msgs.msg import LabelInfo
+        from visualization_msgs.msg import Marker
+
+        from stemseg_ros import names
+
+        n = len(instances)
+        assert client.spin_until(lambda: all(len(v) >= n for v in self.got.values()), 10), (
+            {k: len(v) for k, v in self.got.items()}, n)
+        for inst, d2, d3, mk in zip(instances, self.got["2d"], self.got["3d"],
+                                    self.got["markers"]):
+            assert d2.header.stamp == d3.header.stamp == mk.markers[0].header.stamp == (
+                inst.header.stamp)
+            assert [d.id for d in d2.detections] == [str(m.track_id) for m in inst.instances]
+            assert [d.results[0].hypothesis.class_id for d in d2.detections] == [
+                m.class_name for m in inst.instances]
+            with_pos = {str(m.track_id): m.position for m in inst.instances if m.has_position}
+            assert {d.id for d in d3.detections} == set(with_pos)
+            for d in d3.detections:
+                assert d.bbox.center.position == with_pos[d.id]
+            assert mk.markers[0].action == Marker.DELETEALL
+            cubes = [m for m in mk.markers if m.type == Marker.CUBE]
+            assert {str(m.id) for m in cubes} == set(with_pos)
+        assert any(d3.detections for d3 in self.got["3d"])
+        late: list = []
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        client.node.create_subscription(LabelInfo, names.node_topic(names.LABEL_INFO, self.ns),
+                                        late.append, latched)
+        assert client.spin_until(lambda: late, 10), "no ~/label_info for a late subscriber"
+        assert {(c.class_id, c.class_name) for c in late[0].class_map} >= {(1, "car"),
+                                                                        (2, "pedestrian")}
+
+
 #: sensor -> (share of matched instances within max(0.5 m, 5 %) at least, median error at most)
 BOUNDS = {"depth": (0.9, 0.25), "lidar": (0.8, 0.3)}
 
@@ -70,6 +125,7 @@ def test_node_positions_match_ground_truth(ros_client, start_node, namespace, tm
     info.k = [float(v) for v in K.ravel()]
     ros_client.node.create_timer(0.1, lambda: pub_info.publish(info))
     collector = Collector(ros_client, namespace)
+    standard = _StandardCollector(ros_client, namespace)
     node = start_node(["--params-file", "config/perception.yaml", "-r", f"image:={camera}",
                        *sensor_args, "-r", f"__ns:={namespace}",
                        "-p", f"checkpoint:={REPO / 'checkpoints' / 'stemseg_demo.pt'}",
@@ -133,6 +189,7 @@ def test_node_positions_match_ground_truth(ros_client, start_node, namespace, tm
     assert within >= BOUNDS[sensor][0] and np.median(errs) <= BOUNDS[sensor][1], sorted(errors)
     # velocity: the tracks that had positions in two frames have one
     assert any(m.has_velocity for msg in collector.instances for m in msg.instances)
+    standard.check(ros_client, collector.instances)
     diag = collector.diag_values()
     assert diag["depth_dropped"] == diag["points_dropped"] == "0"
     assert diag["frames_without_3d"] == str(len(NO_DEPTH))

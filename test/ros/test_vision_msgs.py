@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ros_helpers import REPO, unique_domain
-
 import rclpy
+from ros_helpers import REPO, unique_domain
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "vision_msgs_rihs01.json").read_text())
 HASHES: dict[str, str] = RECORDED["hashes"]
