@@ -208,3 +208,28 @@ def test_sequence_name_from_the_bag_must_be_a_plain_name(tmp_path, capsys, tiny_
     # --seq with a plain name overrides the bag's (checked the same way)
     assert main(_eval_args(bag, out, tiny_checkpoint, domain_id, ["--seq", "../y"])) == 2
     assert "sequence name '../y' from --seq" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_bag_with_depth_gets_the_3d_error_table(tmp_path, domain_id):
+    """`stemseg synth --depth` -> bag with depth -> bag eval: positions.json and the report's
+    3-D section, per class, with the demo model's masks lifted close to the ground truth."""
+    from ros_helpers import REPO
+
+    data, bag, out = tmp_path / "synth", tmp_path / "d.mcap", tmp_path / "out"
+    assert main(["synth", "--out", str(data), "--sequences", "1", "--frames", "12", "--seed",
+                 "0", "--height", "192", "--width", "640", "--val-fraction", "0", "--depth",
+                 "--quiet"]) == 0
+    assert main(["bag", "from-kitti", "--kitti", str(data), "--seq", "0000", "--out",
+                 str(bag)]) == 0
+    assert main(["bag", "eval", "--bag", str(bag), "--out", str(out), "--lockstep", "--gt",
+                 str(data), "--seq", "0000", "--checkpoint",
+                 str(REPO / "checkpoints" / "stemseg_demo.pt"), "--device", "cpu",
+                 "--domain-id", str(domain_id), "--node-arg", "backend=torch",
+                 "--no-overlays"]) == 0
+    pos = json.loads((out / "positions.json").read_text())
+    assert pos["all"]["n"] >= 10 and pos["all"]["median_m"] < 0.3, pos
+    assert {"car", "coverage"} <= set(pos) and 0.5 < pos["coverage"][
+        "share_with_position"] <= 1
+    report = (out / "report.md").read_text()
+    assert "3-D position error" in report and "| car |" in report
