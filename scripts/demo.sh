@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main demo (`make demo`): a synthetic KITTI MOTS val drive -> rosbag2 (MCAP) -> the perception
-# node (its own process, over DDS, lockstep) -> KITTI MOTS results, TrackEval metrics and a report.
+# node (its own process, over DDS, lockstep) -> KITTI MOTS results, TrackEval metrics, the 3-D
+# position error per class against the drive's depth ground truth, and a report.
 #
 # Needs the environment of `make setup` (. .venv/bin/activate) and the shipped demo checkpoint.
 # Environment overrides: DEMO_DIR (output folder, default out/demo), DEMO_CHECKPOINT,
@@ -43,16 +44,16 @@ rm -rf "$DEMO_DIR"
 mkdir -p "$DEMO_DIR"
 start=$(date +%s)
 
-say "1/4 synthetic KITTI MOTS drive (val split: 1 sequence), $FRAMES frames, ${WIDTH}x${HEIGHT}, seed $SEED"
+say "1/4 synthetic KITTI MOTS drive with depth (val split: 1 sequence), $FRAMES frames, ${WIDTH}x${HEIGHT}, seed $SEED"
 stemseg synth --out "$DEMO_DIR/synth" --sequences 2 --val-fraction 0.5 --frames "$FRAMES" \
-    --seed "$SEED" --height "$HEIGHT" --width "$WIDTH" --quiet
+    --seed "$SEED" --height "$HEIGHT" --width "$WIDTH" --depth --quiet
 SEQ=$(awk 'NF { print $1; exit }' "$DEMO_DIR/synth/val.seqmap")
 echo "val sequence: $SEQ"
 
-say "2/4 KITTI sequence $SEQ -> rosbag2 (MCAP, sensor_msgs/Image + CameraInfo, 10 Hz)"
+say "2/4 KITTI sequence $SEQ -> rosbag2 (MCAP, sensor_msgs/Image + CameraInfo + 16UC1 depth, 10 Hz)"
 stemseg bag from-kitti --kitti "$DEMO_DIR/synth" --seq "$SEQ" --out "$DEMO_DIR/drive.mcap"
 
-say "3/4 replay through the perception node (lockstep) and score with TrackEval"
+say "3/4 replay through the perception node (lockstep); score with TrackEval and the 3-D error against the depth"
 stemseg bag eval --bag "$DEMO_DIR/drive.mcap" --gt "$DEMO_DIR/synth" --seq "$SEQ" \
     --out "$DEMO_DIR/bag_eval" --lockstep --checkpoint "$CKPT" --device "$DEVICE" \
     --record "$DEMO_DIR/node_outputs"
@@ -68,6 +69,7 @@ fi
 
 say "done in $(( $(date +%s) - start )) s"
 echo "metrics: $DEMO_DIR/bag_eval/metrics.json"
+echo "3-D:     $DEMO_DIR/bag_eval/positions.json (3-D position error per class; also in the report)"
 echo "report:  $DEMO_DIR/bag_eval/report.md (latency.png, contact_sheet.png next to it; accuracy floor at its end)"
 if [[ $floor_status -eq 1 ]]; then
     echo "WARNING: HOTA below the recorded floor on the held-out drives ($DEMO_DIR/accuracy/accuracy.md)" >&2
