@@ -20,7 +20,11 @@ as its own process (`ros2 run stemseg_ros perception`, as on a robot) in a priva
 results are matched to frames by header stamp and written as KITTI MOTS <seq>.txt; with --gt the
 TrackEval metrics (HOTA, DetA, AssA, sMOTSA, MOTSA, MOTSP, IDSW, IDF1) go to metrics.json.
 report.md always has the weights' SHA-256, the frames sent / received / lost, latency percentiles
-and plot, the node's memory over the run and an overlay contact sheet.
+and plot, the node's memory over the run and an overlay contact sheet. With --gt and a depth
+image topic in the bag (<camera ns>/depth/image_raw, as `bag from-kitti` writes from `stemseg
+synth --depth`): the 3-D position error per class against the depth ground truth (median, p90,
+metres and % of distance) and the share of instances with a position, in report.md and
+positions.json (the node's masks lifted with the bag's depth by the node's own lifter).
 
 Modes: --rate R plays at R x the bag's timing (a camera at its real rate: frames the node cannot
 keep up with are dropped and counted, as on the robot); --lockstep sends the next frame once the
