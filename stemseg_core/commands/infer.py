@@ -23,6 +23,7 @@ Examples:
   stemseg infer --checkpoint runs/demo/last.pt --data data/synth --seq 0010 --out out/
   stemseg infer --checkpoint runs/demo/last.pt --data data/synth --split val --out out/ --overlays
   stemseg infer ... --set inference.flip_test=false   # one network pass per clip (2x faster)
+  stemseg infer ... --positions   # + OUT/<seq>.positions.txt from depth_02/ or velodyne/
 """
 
 
@@ -37,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action="store_true",
                         help="also write OUT/overlays/<seq>.mp4")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate of --video (10)")
+    parser.add_argument("--positions", action="store_true",
+                        help="also write OUT/<seq>.positions.txt: 3-D position and size per "
+                        "instance from the sequence's depth_02/ (else velodyne/) and calib, as "
+                        "the node lifts them (stemseg_core/geometry/positions_file.py)")
     parser.add_argument("--set", nargs="+", action="extend", dest="overrides", default=[],
                         metavar="KEY=VALUE", help="config override, e.g. inference.clip_overlap=2")
     parser.add_argument("--min-area", default=None, metavar="N|authors",
@@ -151,6 +156,22 @@ def run_sequence(tracker, frames: list[Path], out: Path, seq: str, overlays: boo
     return txt, results, track_time
 
 
+def _write_positions(out: Path, seq: str, frames: list[Path], results: list) -> None:
+    from stemseg_core.geometry.positions_file import sensors_of, write_positions
+
+    seq_dir = frames[0].parent if frames else None
+    sensor = sensors_of(seq_dir, frames) if seq_dir is not None else None
+    if sensor is None:
+        print(f"{seq}: no positions written: needs depth_02/ (or velodyne/ with Tr_velo_cam) "
+              f"for every frame and a calib file with P2 (stemseg synth --depth / --lidar)",
+              file=sys.stderr)
+        return
+    numbers = [frame_number(p, i) for i, p in enumerate(frames)]
+    path, total, placed = write_positions(child_path(out, seq, "sequence name", ".positions.txt"),
+                                          seq_dir, frames, results, numbers, sensor)
+    print(f"{seq}: {placed} of {total} instances with a position (from {sensor}) -> {path}")
+
+
 def run(args: argparse.Namespace) -> int:
     from stemseg_core.evaluation.kitti_results import (
         AUTHORS_MIN_AREA,
@@ -190,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
             tracker, frames, out, seq, overlays=args.overlays, video=args.video, fps=args.fps,
             min_area=min_area, min_track_length=min_len)
         n_inst = sum(len(r.instances) for r in results)
+        if args.positions:
+            _write_positions(out, seq, frames, results)
         fps = len(frames) / track_time if track_time > 0 else float("inf")
         print(f"{seq}: {len(frames)} frames, {len(results)} results, {n_inst} instances, "
               f"{fps:.1f} fps (tracker) -> {txt}")
