@@ -64,3 +64,22 @@ def test_no_depth_or_lidar_topics_without_the_files(tmp_path):
     assert s.depth_topic is None and s.points_topic is None
     assert s.calibration_file is not None
     assert set(_messages(tmp_path / "bag")) == {"/camera/image_raw", "/camera/camera_info"}
+
+
+def test_the_depth_topic_reads_back_as_uint16_millimetres(synth3d, tmp_path):
+    """BagImage.array(): the raw image in its own dtype (bag eval's 3-D score reads depth so)."""
+    from stemseg_core.evaluation.bag_positions import find_depth_topic
+
+    rio.write_kitti_bag(synth3d, "0000", tmp_path / "bag", progress=False)
+    topic = find_depth_topic(tmp_path / "bag", "/camera/image_raw")
+    assert topic == "/camera/depth/image_raw"
+    assert find_depth_topic(tmp_path / "bag", "/other/image_raw") is None
+    with rio.BagImageReader(tmp_path / "bag", topic) as reader:
+        frames = list(reader)
+    for k, img in enumerate(frames):
+        want = cv2.imread(str(synth3d / f"training/depth_02/0000/{k:06d}.png"),
+                          cv2.IMREAD_UNCHANGED)
+        got = img.array()
+        assert got.dtype == np.uint16 and np.array_equal(got, want)
+    with rio.BagImageReader(tmp_path / "bag", "/camera/image_raw") as reader:
+        assert next(iter(reader)).array().shape == (H, W, 3)
