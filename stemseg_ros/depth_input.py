@@ -4,7 +4,8 @@ subscriptions, pairing by stamp, and the core's TrackLifter on each published fr
 - ``use_depth``: ``depth`` (sensor_msgs/Image 16UC1 millimetres or 32FC1 metres, registered to
   the colour image; default ``<image ns>/depth/image_raw`` unless ``depth`` is remapped).
 - ``use_lidar``: ``points`` (sensor_msgs/PointCloud2 with float32 x y z), moved to the camera
-  frame on arrival with ``lidar_to_camera`` or the ``calib_file``'s Tr_velo_cam.
+  frame on arrival with ``lidar_to_camera`` or the ``calib_file``'s P2 @ R_rect @ Tr_velo_cam
+  (:func:`~stemseg_core.data.kitti_calib.lidar_to_camera2`).
 - ``camera_info`` (default ``<image ns>/camera_info`` unless remapped, as camera_size.py finds
   it): K, scaled to the masks' size when the two differ; until it arrives the calib file's P2.
 
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from stemseg_core.data import image_codec as codec
-from stemseg_core.data.kitti_camera import read_calib, velo_to_cam_of
+from stemseg_core.data.kitti_calib import lidar_to_camera2, projection_of, read_kitti_calib
 from stemseg_core.geometry import TrackLifter, grid_step, intrinsics_of
 from stemseg_core.geometry.depth import points_to_camera, scaled_intrinsics
 from stemseg_ros.camera_size import sibling_topic
@@ -127,10 +128,10 @@ class Sensors3D:
         self._max_pixels = p.max_image_pixels
         self._calib_K = self._T = None
         if p.calib_file:
-            calib = read_calib(Path(p.calib_file))
-            if "P2" in calib:
-                self._calib_K = intrinsics_of(calib["P2"])
-            self._T = velo_to_cam_of(calib)
+            calib = read_kitti_calib(Path(p.calib_file))
+            if (P := projection_of(calib)) is not None:
+                self._calib_K = intrinsics_of(P)
+            self._T = lidar_to_camera2(calib)  # R_rect and camera 2's offset included
         if p.lidar_to_camera:
             m = np.asarray(p.lidar_to_camera, np.float64)
             self._T = m.reshape(4, 4) if m.size == 16 else m.reshape(3, 4)

@@ -212,10 +212,13 @@ SPECS: tuple[Spec, ...] = (
     Spec("use_lidar", False, "3-D per instance from LiDAR: subscribe `points` "
          "(sensor_msgs/PointCloud2 with float32 x y z) and `camera_info`; the LiDAR-to-camera "
          "transform from lidar_to_camera or calib_file. use_depth wins where both pair."),
-    Spec("lidar_to_camera", [], "LiDAR -> camera optical frame transform, 16 numbers row-major "
-         "(4x4) or 12 (3x4); [] = Tr_velo_cam of calib_file.", item=float),
-    Spec("calib_file", "", "KITTI calibration file (P2 and Tr_velo_cam): the LiDAR transform "
-         "when lidar_to_camera is [], and K until camera_info arrives; \"\" = none."),
+    Spec("lidar_to_camera", [], "LiDAR -> optical frame of the camera that K describes (KITTI: "
+         "rectified camera 2, R_rect and P2's baseline offset included), 16 numbers row-major "
+         "(4x4) or 12 (3x4); [] = composed from calib_file.", item=float),
+    Spec("calib_file", "", "KITTI calibration: a tracking calib file (P2, R_rect, Tr_velo_cam) "
+         "or a raw date folder / its calib_cam_to_cam.txt (+ calib_velo_to_cam.txt). Gives the "
+         "LiDAR transform [I|K^-1 P2[:,3]] R_rect Tr when lidar_to_camera is [], and K until "
+         "camera_info arrives; \"\" = none."),
     Spec("sync_tolerance_sec", 0.05, "Largest stamp difference between an image and its depth "
          "image or LiDAR scan; a frame without a partner within it is answered without 3-D.",
          range=(0.0, 10.0)),

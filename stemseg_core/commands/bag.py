@@ -13,6 +13,8 @@ rosbag2 tools (MCAP or sqlite3, read and written with the pure-Python `rosbags`)
               LiDAR scans when the data set has them), 10 Hz unless the
               sequence has a timestamps file. Frame k gets stamp t0 + k/rate; frames.csv in the
               bag maps stamps back to frame numbers.
+  from-kitti-raw  the same for a KITTI raw drive (<date>/<date>_drive_<NNNN>_sync/image_02/
+              data, velodyne_points, calib_*.txt; depth-completion ground truth when given).
   eval        replay a bag's image topic through the perception node (its own process, over
               DDS), collect ~/instances, write KITTI MOTS results, metrics (with --gt) and a
               report (latency, drops, overlays). Comes with the ROS 2 package stemseg_ros.
@@ -50,6 +52,7 @@ and the LiDAR scan (<split>/velodyne/<seq>/<frame>.bin) as PointCloud2 on --poin
 At --rate Hz, or at the sequence's own times when a timestamps file is found
 (image_02/<seq>/times.txt, <split>/timestamps/<seq>.txt, <split>/oxts/<seq>/timestamps.txt).
 16-bit PNGs stay 16-bit. frames.csv in the bag folder maps stamps back to frame numbers.
+A KITTI raw drive (<date>_drive_<NNNN>_sync): `stemseg bag from-kitti-raw`.
 
 examples:
   stemseg bag from-kitti --kitti /data/kitti_mots --seq 0002 --out kitti_0002.mcap
@@ -95,6 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
     p.add_argument("--overwrite", action="store_true", help="replace an existing bag at --out")
     p.set_defaults(_run=_run_from_kitti)
 
+    from stemseg_core.commands import bag_raw  # from-kitti-raw: its own module
+    bag_raw.add_parser(sub, HelpWithDefaults)
     return sub
 
 

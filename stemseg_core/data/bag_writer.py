@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,7 @@ class KittiBagSummary:
     depth_frames: int = 0
     points_topic: str | None = None  # None: the data set has no LiDAR scans
     points_frames: int = 0
+    depth_encoding: str | None = None  # "16UC1" (mm) or "32FC1" (metres)
 
 
 def _default_qos():
@@ -156,25 +158,65 @@ def _pointcloud_msg(T, header, pts: np.ndarray):
                                  data=data, is_dense=True)
 
 
+def read_depth_mm(path: Path) -> tuple[np.ndarray, str]:
+    """A depth PNG of uint16 millimetres (``stemseg synth --depth``, ``depth_02``) as 16UC1."""
+    depth = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if depth is None or depth.dtype != np.uint16:
+        raise BagError(f"{path}: need a uint16 (millimetres) PNG, got "
+                       f"{None if depth is None else depth.dtype}")
+    return depth, "16UC1"
+
+
+@dataclass
+class FrameSource:
+    """One camera's frames and the sensor files beside them, in any KITTI layout."""
+
+    seq_dir: Path  # the sequence / drive folder (names the source and frames.csv's seq)
+    frames: list[tuple[int, Path]]  # (frame number, image file), in order
+    stamps_ns: list[int]
+    projection: np.ndarray | None  # (3, 4) P of the camera; None: a plausible pinhole
+    calibration_file: Path | None = None
+    timestamps_file: Path | None = None
+    depth_files: list[Path | None] | None = None  # per frame; None: no depth at all
+    velo_files: list[Path | None] | None = None  # per frame; None: no LiDAR at all
+    #: depth file -> (array, "16UC1" uint16 mm | "32FC1" float metres)
+    read_depth: Callable[[Path], tuple[np.ndarray, str]] = read_depth_mm
+
+
 def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
-                    storage: str = "mcap", compressed: bool = False,
-                    topic: str = DEFAULT_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
                     rate: float = DEFAULT_RATE, start_ns: int = DEFAULT_START_NS,
-                    overwrite: bool = False, progress: bool = False,
-                    points_topic: str = DEFAULT_POINTS_TOPIC,
-                    lidar_frame_id: str = DEFAULT_LIDAR_FRAME_ID) -> KittiBagSummary:
-    """Write one KITTI sequence into a new rosbag2 directory ``out`` (see the module doc)."""
+                    **options) -> KittiBagSummary:
+    """Write one KITTI MOTS / tracking sequence into a new rosbag2 directory ``out`` (see the
+    module doc); ``options``: those of :func:`write_frames_bag`."""
+    seq_dir = sequence_dir(kitti, seq)
+    frames = [(frame_number(p, i), p) for i, p in enumerate(frame_files(seq_dir))]
+    ts_file = find_timestamps_file(seq_dir)
+    stamps = frame_stamps([k for k, _ in frames], rate=rate, start_ns=start_ns,
+                          timestamps_file=ts_file)
+    calib = find_calibration(seq_dir)
+    P = read_projection(calib) if calib else None
+    source = FrameSource(seq_dir, frames, stamps, P, calib if P is not None else None, ts_file,
+                         [sensor_file(seq_dir, "depth", p) for _, p in frames],
+                         [sensor_file(seq_dir, "velodyne", p) for _, p in frames])
+    return write_frames_bag(source, out, **options)
+
+
+def write_frames_bag(src: FrameSource, out: str | Path, *,
+                     storage: str = "mcap", compressed: bool = False,
+                     topic: str = DEFAULT_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
+                     overwrite: bool = False, progress: bool = False,
+                     points_topic: str = DEFAULT_POINTS_TOPIC,
+                     lidar_frame_id: str = DEFAULT_LIDAR_FRAME_ID) -> KittiBagSummary:
+    """Write a :class:`FrameSource` into a new rosbag2 directory ``out`` (see the module doc)."""
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore
     from tqdm import tqdm
 
     if storage not in ("mcap", "sqlite3"):
         raise BagError(f"--format must be mcap or sqlite3, got {storage!r}")
-    seq_dir = sequence_dir(kitti, seq)
-    frames = [(frame_number(p, i), p) for i, p in enumerate(frame_files(seq_dir))]
+    seq_dir, frames, stamps = src.seq_dir, src.frames, src.stamps_ns
     numbers = [k for k, _ in frames]
-    ts_file = find_timestamps_file(seq_dir)
-    stamps = frame_stamps(numbers, rate=rate, start_ns=start_ns, timestamps_file=ts_file)
+    ts_file, calib, P = src.timestamps_file, src.calibration_file, src.projection
     if any(b <= a for a, b in zip(stamps, stamps[1:])):
         raise BagError(f"timestamps of {seq_dir} are not strictly increasing")
 
@@ -188,10 +230,7 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
 
     first = read_png(frames[0][1])
     h, w = first.shape[:2]
-    calib = find_calibration(seq_dir)
-    P = read_projection(calib) if calib else None
     if P is None:
-        calib = None
         P = plausible_projection(h, w)
 
     ts = get_typestore(Stores.ROS2_KILTED)
@@ -212,8 +251,8 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
         img_conn = writer.add_connection(topic, msgtype, typestore=ts, offered_qos_profiles=qos)
         info_conn = writer.add_connection(info_topic, CAMERA_INFO_MSGTYPE, typestore=ts,
                                           offered_qos_profiles=qos)
-        depth_files = [sensor_file(seq_dir, "depth", p) for _, p in frames]
-        velo_files = [sensor_file(seq_dir, "velodyne", p) for _, p in frames]
+        depth_files = src.depth_files or [None] * len(frames)
+        velo_files = src.velo_files or [None] * len(frames)
         depth_topic = depth_topic_for(topic) if any(depth_files) else None
         pts_topic = points_topic if any(velo_files) else None
         depth_conn = pts_conn = None
@@ -249,12 +288,12 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
                     x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
             writer.write(info_conn, stamp_ns, ts.serialize_cdr(info, CAMERA_INFO_MSGTYPE))
             if depth_file is not None:
-                depth = cv2.imread(str(depth_file), cv2.IMREAD_UNCHANGED)
-                if depth is None or depth.dtype != np.uint16 or depth.shape != (h, w):
-                    raise BagError(f"{depth_file}: need a {w}x{h} uint16 (millimetres) PNG, got "
-                                   f"{None if depth is None else (depth.dtype, depth.shape)}")
-                step, data = pack_image(depth, "16UC1")
-                msg = T[IMAGE_MSGTYPE](header=header, height=h, width=w, encoding="16UC1",
+                depth, depth_enc = src.read_depth(depth_file)
+                if depth.shape != (h, w):
+                    raise BagError(f"{depth_file}: depth is {depth.shape[1]}x{depth.shape[0]}, "
+                                   f"the images {w}x{h}; it must be registered to them")
+                step, data = pack_image(depth, depth_enc)
+                msg = T[IMAGE_MSGTYPE](header=header, height=h, width=w, encoding=depth_enc,
                                        is_bigendian=0, step=step,
                                        data=np.frombuffer(data, np.uint8))
                 writer.write(depth_conn, stamp_ns, ts.serialize_cdr(msg, IMAGE_MSGTYPE))
@@ -274,4 +313,5 @@ def write_kitti_bag(kitti: str | Path, seq: str | int, out: str | Path, *,
             wr.writerow([k, s, path.name, seq_dir.name])
     return KittiBagSummary(out, topic, info_topic, numbers, stamps, msgtype, encoding, (h, w),
                            ts_file, calib, depth_topic, sum(f is not None for f in depth_files),
-                           pts_topic, sum(f is not None for f in velo_files))
+                           pts_topic, sum(f is not None for f in velo_files),
+                           depth_enc if depth_topic else None)

@@ -45,12 +45,13 @@ def write_positions(path: Path, seq_dir: Path, frames: Sequence[Path], results: 
     write the file; returns (path, instances, instances with a position)."""
     import cv2
 
-    from stemseg_core.data.kitti_camera import find_calibration, read_calib, velo_to_cam_of
+    from stemseg_core.data.kitti_calib import lidar_to_camera2
+    from stemseg_core.data.kitti_camera import find_calibration, read_calib
     from stemseg_core.data.kitti_layout import sensor_file
     from stemseg_core.geometry.depth import intrinsics_of
 
     calib = read_calib(find_calibration(seq_dir))
-    K, T = intrinsics_of(calib["P2"]), velo_to_cam_of(calib)
+    K, T = intrinsics_of(calib["P2"]), lidar_to_camera2(calib)  # with R_rect, P2's offset
     lifter, lines, total, placed = TrackLifter(), [HEADER], 0, 0
     for res in sorted(results, key=lambda r: r.index):
         f = sensor_file(seq_dir, sensor, frames[res.index])
