@@ -72,7 +72,11 @@ def rectification_of(calib: dict[str, np.ndarray]) -> np.ndarray:
 def camera2_offset(P: np.ndarray) -> np.ndarray:
     """(3,) ``t = K^-1 @ P[:, 3]``: rectified camera 0 -> camera 2's optical frame (metres)."""
     P = np.asarray(P, dtype=np.float64)
-    return np.linalg.solve(P[:, :3], P[:, 3])
+    try:
+        return np.linalg.solve(P[:, :3], P[:, 3])
+    except np.linalg.LinAlgError:
+        raise ValueError(f"P2's first 3x3 (K) is singular: {P[:, :3].tolist()}; a camera "
+                         f"projection needs fx, fy > 0 and a last row 0 0 1") from None
 
 
 def lidar_to_camera2(calib: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -139,7 +139,10 @@ def raw_frame_source(drive: str | Path, raw_root: str | Path | None = None,
     if P is None:
         raise DataFormatError("has no P_rect_02 (3x4): not a KITTI raw calibration", calib_file)
     size = image_size_of(calib)
-    h, w = cv2.imread(str(images[0]), cv2.IMREAD_UNCHANGED).shape[:2]
+    first = cv2.imread(str(images[0]), cv2.IMREAD_UNCHANGED)
+    if first is None:
+        raise DataFormatError("cannot read this image", images[0])
+    h, w = first.shape[:2]
     if size is not None and size != (h, w):
         raise DataFormatError(f"S_rect_02 says {size[1]}x{size[0]} but {images[0].name} is "
                               f"{w}x{h}: the images must be the rectified (_sync) ones",

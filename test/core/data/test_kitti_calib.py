@@ -109,3 +109,8 @@ def test_raw_date_folder_and_either_file_give_the_same_composition(tmp_path):
         assert _project_with_K(T, P2[:, :3], X_VELO) == pytest.approx(HAND_PIXEL, abs=1e-6)
     with pytest.raises(FileNotFoundError, match="calib_cam_to_cam.txt"):
         read_kitti_calib(tmp_path / "nowhere")
+
+
+def test_a_singular_projection_is_a_named_error():
+    with pytest.raises(ValueError, match="singular"):
+        lidar_to_camera2({"P2": np.zeros((3, 4)), "Tr_velo_cam": TR})
