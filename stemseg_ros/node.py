@@ -255,6 +255,7 @@ class PerceptionNode(LifecycleNode):
             self._intake.params = self._out.params = self._p
             if thr := self._model.thresholds(values):
                 self._worker.set_thresholds(thr)
+                self._out.thresholds_changed(thr)  # ~/label_info's threshold
         return SetParametersResult(successful=True)
 
     def _report_configure_error(self, message: str | None) -> None:

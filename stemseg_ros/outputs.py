@@ -19,6 +19,9 @@ from stemseg_ros.msg import TrackedInstanceArray
 from stemseg_ros.overlay import OverlayDrawer
 from stemseg_ros.worker import Stats
 
+#: The live threshold that ~/label_info's ``threshold`` carries (the tracker's seed cut).
+LABEL_THRESHOLD = "seediness_threshold"
+
 
 class Outputs:
     """Lifecycle publishers of one configured node; `publish` is the worker's callable."""
@@ -62,6 +65,12 @@ class Outputs:
         """After activation: ~/label_info (transient local: late subscribers get it too)."""
         if self.standard is not None:
             self.standard.publish_labels()
+
+    def thresholds_changed(self, values: dict[str, Any]) -> None:
+        """Live thresholds set (resolved values): ~/label_info again when its threshold moved."""
+        v = values.get(LABEL_THRESHOLD)
+        if self.standard is not None and isinstance(v, (int, float)):
+            self.standard.set_threshold(v)
 
     def stop(self) -> None:
         if self._overlay is not None:

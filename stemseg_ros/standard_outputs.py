@@ -7,7 +7,8 @@
   instance with a position, a box centred on it with the instance's 3-D size (camera optical
   frame, metres), same ``id`` and result;
 - ``~/label_info`` (vision_msgs/LabelInfo, transient local like camera_info): class ID -> name
-  and the seediness threshold, once per activation; late subscribers receive it;
+  and the seediness threshold, once per activation and again when that threshold is set live;
+  late subscribers receive the latest;
 - ``~/markers`` (visualization_msgs/MarkerArray, only with 3-D): a DELETEALL, then per 3-D
   track a CUBE and a TEXT_VIEW_FACING label ("car 12"); markers also expire after
   MARKER_LIFETIME_SEC, so tracks that ended vanish even when no frame follows.
@@ -153,6 +154,13 @@ class StandardOutputs:
     def set_labels(self, class_names: Sequence[str], threshold: float) -> None:
         """The LabelInfo to publish once the publishers are active (:meth:`publish_labels`)."""
         self._label_info = label_info_msg(class_names, threshold)
+
+    def set_threshold(self, threshold: float) -> None:
+        """A live change of the threshold LabelInfo carries: republish (latched subscribers
+        and late joiners then get the new value)."""
+        if self._label_info is not None and float(threshold) != self._label_info.threshold:
+            self._label_info.threshold = float(threshold)
+            self.publish_labels()
 
     def publish_labels(self) -> None:
         if self._label_info is not None:
