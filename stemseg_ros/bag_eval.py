@@ -24,7 +24,8 @@ and plot, the node's memory over the run and an overlay contact sheet. With --gt
 image topic in the bag (<camera ns>/depth/image_raw, as `bag from-kitti` writes from `stemseg
 synth --depth`): the 3-D position error per class against the depth ground truth (median, p90,
 metres and % of distance) and the share of instances with a position, in report.md and
-positions.json (the node's masks lifted with the bag's depth by the node's own lifter).
+positions.json (the node's masks lifted with the bag's depth by the node's own lifter). A bag
+without depth but with LiDAR scans (/velodyne_points) is scored against the scans instead.
 
 Modes: --rate R plays at R x the bag's timing (a camera at its real rate: frames the node cannot
 keep up with are dropped and counted, as on the robot); --lockstep sends the next frame once the
@@ -170,22 +171,23 @@ def _score_and_report(args: argparse.Namespace, setup, outcome, index) -> int:
 
 
 def _score_positions(args: argparse.Namespace, setup, outcome, index, report: Path) -> None:
-    """With a depth topic in the bag: the 3-D error table (report.md, positions.json)."""
+    """With a depth (else LiDAR) topic in the bag: the 3-D error table (report.md,
+    positions.json)."""
     import json
 
     from stemseg_core.data.rosbag_io import BagError
-    from stemseg_core.evaluation.bag_positions import find_depth_topic, score_bag_positions
+    from stemseg_core.evaluation.bag_positions import find_sensor_topic, score_bag_positions
     from stemseg_core.evaluation.position_error import markdown, summarize
     from stemseg_core.evaluation.replay_scoring import frame_numbers
 
-    depth_topic = find_depth_topic(args.bag, setup.topic)
+    sensor, depth_topic = find_sensor_topic(args.bag, setup.topic) or (None, None)
     if depth_topic is None:
         return
     try:
         pe = score_bag_positions(args.bag, depth_topic, outcome.results, outcome.stamps_ns,
                                  frame_numbers(outcome.stamps_ns,
                                                index.stamp_to_frame if index else None),
-                                 args.gt, setup.seq)
+                                 args.gt, setup.seq, sensor=sensor)
     except (BagError, FileNotFoundError, ValueError) as e:
         print(f"3-D score skipped: {e}", file=sys.stderr)
         return
@@ -196,7 +198,7 @@ def _score_positions(args: argparse.Namespace, setup, outcome, index, report: Pa
     summary = summarize(pe)
     (Path(args.out) / "positions.json").write_text(json.dumps(summary, indent=2) + "\n")
     section = markdown(summary, f"{depth_topic} in the bag; positions from the node's masks "
-                       f"by its use_depth lifter")
+                       f"by its use_{sensor} lifter", reference=sensor)
     with open(report, "a") as f:
         f.write("\n" + section)
     print(section)

@@ -1,5 +1,7 @@
 """`stemseg bag eval`'s 3-D score: a replay's masks lifted with the bag's depth images, against
-the ground-truth masks lifted with the same depth (:mod:`.position_error`).
+the ground-truth masks lifted with the same depth (:mod:`.position_error`); a bag without depth
+but with LiDAR scans (PointCloud2) is scored the same way with the scans instead
+(:func:`find_sensor_topic`), the LiDAR transform composed from the sequence's calibration.
 
 The replay sends only the colour images, so the positions scored here are what the node's
 ``use_depth`` path computes from the masks it published: the core's
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stemseg_core.evaluation.kitti_results import KITTI_CLASS_IDS
-from stemseg_core.evaluation.position_error import PositionErrors, measure_frame
+from stemseg_core.evaluation.position_error import PositionErrors, measure_against
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,19 @@ def find_depth_topic(bag: str | Path, image_topic: str) -> str | None:
 
     t = list_topics(bag).get(depth_topic_for(image_topic))
     return t.name if t is not None and t.msgtype == IMAGE_MSGTYPE else None
+
+
+def find_sensor_topic(bag: str | Path, image_topic: str) -> tuple[str, str] | None:
+    """("depth", topic) when the bag has depth beside ``image_topic``, else ("lidar", topic)
+    for its PointCloud2 topic (see :func:`~stemseg_core.data.bag_points.find_points_topic`),
+    else None."""
+    from stemseg_core.data.bag_points import find_points_topic
+    from stemseg_core.data.rosbag_io import list_topics
+
+    if (depth := find_depth_topic(bag, image_topic)) is not None:
+        return "depth", depth
+    points = find_points_topic(list_topics(bag))
+    return None if points is None else ("lidar", points)
 
 
 def _gt_by_frame(gt_root: str | Path, seq: str) -> dict[int, list[tuple[str, object]]]:
@@ -59,31 +74,54 @@ def camera_matrix(gt_root: str | Path, seq: str):
     return None if P is None else intrinsics_of(P)
 
 
-def score_bag_positions(bag: str | Path, depth_topic: str, results: Sequence[object | None],
+def lidar_transform(gt_root: str | Path, seq: str):
+    """(4, 4) LiDAR -> rectified camera 2 of the sequence's calibration (None: none)."""
+    from stemseg_core.data.kitti_calib import lidar_to_camera2
+    from stemseg_core.data.kitti_camera import find_calibration, read_calib
+    from stemseg_core.data.kitti_layout import sequence_dir
+
+    calib = find_calibration(sequence_dir(gt_root, seq))
+    return None if calib is None else lidar_to_camera2(read_calib(calib))
+
+
+def score_bag_positions(bag: str | Path, topic: str, results: Sequence[object | None],
                         stamps_ns: Sequence[int], frame_numbers: Sequence[int],
-                        gt_root: str | Path, seq: str) -> PositionErrors | None:
-    """Errors over the replay's received frames that have a depth image of the same stamp
-    (``results[i]``: the node's FrameResult of the i-th frame sent, None = lost). None when
-    the sequence has no calibration to take K from."""
+                        gt_root: str | Path, seq: str,
+                        sensor: str = "depth") -> PositionErrors | None:
+    """Errors over the replay's received frames that have a depth image (``sensor`` "depth") or
+    LiDAR scan ("lidar") of the same stamp on ``topic`` (``results[i]``: the node's FrameResult
+    of the i-th frame sent, None = lost). None when the sequence has no calibration to take K
+    (and, for LiDAR, the LiDAR transform) from."""
+    from stemseg_core.data.bag_points import read_clouds
     from stemseg_core.data.rosbag_io import BagImageReader
-    from stemseg_core.geometry import TrackLifter
+    from stemseg_core.geometry import TrackLifter, lift_from_depth, lift_from_points
 
     K = camera_matrix(gt_root, seq)
-    if K is None:
-        log.warning("3-D score skipped: no calibration (P2) for sequence %s in %s", seq, gt_root)
+    T = lidar_transform(gt_root, seq) if sensor == "lidar" else None
+    if K is None or (sensor == "lidar" and T is None):
+        log.warning("3-D score skipped: no calibration (P2%s) for sequence %s in %s",
+                    ", Tr_velo_cam" if sensor == "lidar" else "", seq, gt_root)
         return None
-    with BagImageReader(bag, depth_topic) as reader:
-        depth = {img.stamp_ns: img.array() for img in reader}
+    if sensor == "depth":
+        with BagImageReader(bag, topic) as reader:
+            data = {img.stamp_ns: img.array() for img in reader}
+    else:
+        data = read_clouds(bag, topic)
     gt = _gt_by_frame(gt_root, seq)
     lifter, total = TrackLifter(), PositionErrors()
     for res, stamp, frame in zip(results, stamps_ns, frame_numbers):
-        d = depth.get(stamp)
+        d = data.get(stamp)
         if res is None or d is None:
             continue
-        tracks = lifter.update(res.instances, stamp * 1e-9, depth=d, K=K)
         g = gt.get(frame, [])
-        total.add(measure_frame([i.mask for i in res.instances],
-                                [t.object.position if t.object.has_position else None
-                                 for t in tracks],
-                                [m for _, m in g], [c for c, _ in g], d, K))
+        gt_masks = [m for _, m in g]
+        if sensor == "depth":
+            tracks = lifter.update(res.instances, stamp * 1e-9, depth=d, K=K)
+            refs = lift_from_depth(gt_masks, d, K) if gt_masks and res.instances else []
+        else:
+            tracks = lifter.update(res.instances, stamp * 1e-9, points=d, velo_to_cam=T, K=K)
+            refs = lift_from_points(gt_masks, d, T, K)
+        total.add(measure_against([i.mask for i in res.instances],
+                                  [t.object.position if t.object.has_position else None
+                                   for t in tracks], gt_masks, [c for c, _ in g], refs))
     return total

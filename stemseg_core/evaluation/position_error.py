@@ -1,4 +1,4 @@
-"""3-D position error of tracked instances against depth ground truth (issue 36).
+"""3-D position error of tracked instances against depth (or LiDAR) ground truth (issue 36).
 
 Per frame with a depth image, each predicted instance is matched to the ground-truth instance of
 the highest mask IoU (>= ``min_iou``); the reference position is the ground-truth mask
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stemseg_core.geometry import lift_from_depth
+from stemseg_core.geometry import Object3D, lift_from_depth
 
 #: A predicted instance is scored against a ground-truth one from this mask IoU on.
 MIN_IOU = 0.5
@@ -46,11 +46,20 @@ def measure_frame(pred_masks: Sequence[np.ndarray], pred_positions: Sequence[np.
     """One frame: predicted (H, W) bool masks with their (3,) positions (None: no position),
     ground-truth masks and class names, the frame's depth image (uint16 mm or float metres)
     and K (3, 3). A matched prediction without a position counts in ``instances`` only."""
+    refs = lift_from_depth(list(gt_masks), depth, K) if pred_masks and gt_masks else []
+    return measure_against(pred_masks, pred_positions, gt_masks, gt_classes, refs, min_iou)
+
+
+def measure_against(pred_masks: Sequence[np.ndarray],
+                    pred_positions: Sequence[np.ndarray | None], gt_masks: Sequence[np.ndarray],
+                    gt_classes: Sequence[str], refs: Sequence[Object3D],
+                    min_iou: float = MIN_IOU) -> PositionErrors:
+    """:func:`measure_frame` with the references given: ``refs[k]`` is ground-truth mask k
+    lifted by any sensor (depth, or LiDAR with :func:`~stemseg_core.geometry.lift_from_points`)."""
     out = PositionErrors(instances=len(pred_masks),
                          with_position=sum(p is not None for p in pred_positions))
     if not pred_masks or not gt_masks:
         return out
-    refs = lift_from_depth(list(gt_masks), depth, K)
     for mask, pos in zip(pred_masks, pred_positions):
         ious = [_iou(mask, g) for g in gt_masks]
         k = int(np.argmax(ious))
@@ -84,12 +93,12 @@ def summarize(pe: PositionErrors) -> dict[str, dict[str, float]]:
     return table
 
 
-def markdown(summary: dict[str, dict[str, float]], source: str) -> str:
+def markdown(summary: dict[str, dict[str, float]], source: str, reference: str = "depth") -> str:
     """The report section: a table per class and the share with a position."""
     cov = summary.get("coverage", {})
     lines = ["## 3-D position error", "",
-             f"Against the depth ground truth ({source}); instances matched to ground truth at "
-             f"mask IoU >= {MIN_IOU}.", "",
+             f"Against the {reference} ground truth ({source}); instances matched to ground "
+             f"truth at mask IoU >= {MIN_IOU}.", "",
              "| class | matched | median (m) | p90 (m) | median (% of distance) | p90 (%) |",
              "|---|---|---|---|---|---|"]
     for cls, r in summary.items():
@@ -101,5 +110,5 @@ def markdown(summary: dict[str, dict[str, float]], source: str) -> str:
         lines.append("| (no instance matched) | 0 | - | - | - | - |")
     lines += ["", f"Instances with a position: {int(cov.get('with_position', 0))} of "
               f"{int(cov.get('instances', 0))} ({100 * cov.get('share_with_position', 0):.0f} %) "
-              f"in the frames with depth.", ""]
+              f"in the frames with {reference}.", ""]
     return "\n".join(lines)
