@@ -130,3 +130,66 @@ def test_bad_drives_are_named_errors(tmp_path, capsys):
     assert main(["bag", "from-kitti-raw", "--drive", str(d), "--out", str(tmp_path / "b")]) == 2
     assert "calib_cam_to_cam.txt" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_a_synthetic_drive_rearranged_as_raw_lifts_like_the_original(tmp_path, capsys):
+    """`stemseg synth --depth --lidar` written again as a raw drive whose calibration has a
+    camera-2 offset and a tilted R_rect (the LiDAR R|T chosen so that the chain is the same
+    camera): the bag's scans and depth, with the printed lidar_to_camera and CameraInfo's K,
+    lift the ground-truth masks where the synthetic files do."""
+    from stemseg_core.data.kitti_camera import read_calib, velo_to_cam_of
+    from stemseg_core.data.synth import generate_dataset
+    from stemseg_core.evaluation.bag_positions import _gt_by_frame
+    from stemseg_core.geometry import lift_from_depth, lift_from_points
+
+    h, w, n = 96, 320, 2
+    generate_dataset(tmp_path / "k", sequences=1, frames=n, seed=5, height=h, width=w,
+                     val_fraction=0.0, depth=True, lidar=True)
+    tr = tmp_path / "k" / "training"
+    calib = read_calib(tr / "calib" / "0000.txt")
+    K, Tr = calib["P2"][:, :3], velo_to_cam_of(calib)
+    t = np.array([0.06, -0.001, 0.003])
+    a = np.radians(0.7)
+    R_rect = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    velo = np.c_[R_rect.T @ Tr[:, :3], R_rect.T @ (Tr[:, 3] - t)]
+    write_raw_calib(tmp_path / "raw" / "2011_09_26", P=np.c_[K, K @ t], R_rect=R_rect, Tr=velo,
+                    size=(w, h))
+    d = tmp_path / "raw" / "2011_09_26" / DRIVE
+    for sub in ("image_02/data", "velodyne_points/data", "proj_depth/groundtruth/image_02"):
+        (d / sub).mkdir(parents=True)
+    (d / "image_02" / "timestamps.txt").write_text("\n".join(TIMES[:n]) + "\n")
+    for k in range(n):
+        (d / f"image_02/data/{k:010d}.png").write_bytes(
+            (tr / f"image_02/0000/{k:06d}.png").read_bytes())
+        (d / f"velodyne_points/data/{k:010d}.bin").write_bytes(
+            (tr / f"velodyne/0000/{k:06d}.bin").read_bytes())
+        mm = cv2.imread(str(tr / f"depth_02/0000/{k:06d}.png"), cv2.IMREAD_UNCHANGED)
+        cv2.imwrite(str(d / f"proj_depth/groundtruth/image_02/{k:010d}.png"),
+                    np.round(mm.astype(np.float64) * 0.256).astype(np.uint16))
+    assert main(["bag", "from-kitti-raw", "--drive", str(d), "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    T = np.array([float(v) for v in re.search(r"lidar_to_camera:=\"\[([^\]]+)\]\"", out)
+                  .group(1).split(",")]).reshape(4, 4)
+    msgs = _messages(tmp_path / "b")
+    K_info = np.reshape(msgs["/camera/camera_info"][0][1].k, (3, 3))
+    gt = _gt_by_frame(tmp_path / "k", "0000")
+    for k in range(n):
+        masks = [m for _, m in gt[k]]
+        pts = np.frombuffer(msgs["/velodyne_points"][k][1].data.tobytes(), "<f4").reshape(-1, 4)
+        depth = msgs["/camera/depth/image_raw"][k][1]
+        metres = np.frombuffer(depth.data.tobytes(), "<f4").reshape(h, w)
+        mm = cv2.imread(str(tr / f"depth_02/0000/{k:06d}.png"), cv2.IMREAD_UNCHANGED)
+        for got, want, tol in (
+                (lift_from_points(masks, pts, T, K_info), lift_from_points(masks, pts, Tr, K),
+                 1e-4),
+                (lift_from_depth(masks, metres, K_info), lift_from_depth(masks, mm, K), 0.01)):
+            assert [o.has_position for o in got] == [o.has_position for o in want]
+            assert sum(o.has_position for o in got) >= 1
+            for g, wnt in zip(got, want):
+                if wnt.has_position:
+                    np.testing.assert_allclose(g.position, wnt.position, atol=tol)
+    # Tr alone with this calibration is the wrong camera (what the node did before)
+    wrong = lift_from_points(masks, pts, np.r_[velo, [[0, 0, 0, 1]]], K_info)
+    assert max(np.abs(g.position - wnt.position).max() for g, wnt in
+               zip(wrong, lift_from_points(masks, pts, Tr, K))
+               if g.has_position and wnt.has_position) > 0.05
