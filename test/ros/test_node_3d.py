@@ -98,12 +98,36 @@ class _StandardCollector:
 
 
 #: sensor -> (share of matched instances within max(0.5 m, 5 %) at least, median error at most)
-BOUNDS = {"depth": (0.9, 0.25), "lidar": (0.8, 0.3)}
+BOUNDS = {"depth": (0.9, 0.25), "lidar": (0.8, 0.3), "lidar_raw": (0.8, 0.3)}
+
+
+def _raw_date_folder(synth_calib, out):
+    """The synthetic camera as a KITTI raw date folder with a camera-2 offset and a tilted
+    R_rect; the LiDAR R|T is chosen so that [I|t] R_rect [R|T] is the synthetic Tr_velo_cam, so
+    the node must compose all three to place the points right."""
+    from stemseg_core.data.kitti_camera import velo_to_cam_of
+
+    calib = read_calib(synth_calib)
+    K, Tr = calib["P2"][:, :3], velo_to_cam_of(calib)
+    t, a = np.array([0.06, -0.001, 0.003]), math.radians(1.0)
+    R_rect = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+
+    def row(key, m):
+        return f"{key}: " + " ".join(f"{v:.15e}" for v in np.ravel(m)) + "\n"
+
+    out.mkdir(parents=True)
+    (out / "calib_cam_to_cam.txt").write_text(
+        "calib_time: 09-Jan-2012 13:57:47\n" + row("S_rect_02", [W, H])
+        + row("R_rect_00", R_rect) + row("P_rect_02", np.c_[K, K @ t]))
+    (out / "calib_velo_to_cam.txt").write_text(
+        "calib_time: 15-Mar-2012 11:37:16\n" + row("R", R_rect.T @ Tr[:, :3])
+        + row("T", R_rect.T @ (Tr[:, 3] - t)))
+    return out
 
 
 @pytest.mark.ros
 @pytest.mark.slow
-@pytest.mark.parametrize("sensor", ["depth", "lidar"])
+@pytest.mark.parametrize("sensor", ["depth", "lidar", "lidar_raw"])
 def test_node_positions_match_ground_truth(ros_client, start_node, namespace, tmp_path, sensor):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
@@ -116,9 +140,12 @@ def test_node_positions_match_ground_truth(ros_client, start_node, namespace, tm
     pub = ros_client.node.create_publisher(Image, camera, qos)
     pub_depth = ros_client.node.create_publisher(
         Image if sensor == "depth" else PointCloud2, depth_topic, qos)
+    calib = tmp_path / "synth/training/calib/0000.txt"
+    if sensor == "lidar_raw":  # the same camera, written as a raw drive's calibration
+        calib = _raw_date_folder(calib, tmp_path / "raw" / "2011_09_26")
     sensor_args = (["-p", "use_depth:=true", "-r", f"depth:={depth_topic}"] if sensor == "depth"
                    else ["-p", "use_lidar:=true", "-r", f"points:={depth_topic}", "-p",
-                         f"calib_file:={tmp_path / 'synth/training/calib/0000.txt'}"])
+                         f"calib_file:={calib}"])
     pub_info = ros_client.node.create_publisher(CameraInfo, f"{namespace}/camera/camera_info",
                                                 qos)  # the image's sibling: the default
     info = CameraInfo(height=H, width=W, distortion_model="plumb_bob")
