@@ -3,8 +3,9 @@
 A backend implements ``encode(frames)`` (per-frame features) and ``decode(features)`` (one clip's
 outputs) on its runtime; ``runner.NetworkRunner`` caches the per-frame features across
 overlapping clips and gives the tracker ``clip -> outputs`` (``StreamingTracker._forward``).
-Backends register by name (``@register``); ``create_backend`` picks one (``auto``: the fastest
-installed for the device, in ``AUTO_ORDER``).
+Backends register by name (``@register``, into ``stemseg_core.registry.BACKENDS``: a new
+backend is one new module in this package, or a plugin module, see registry.py);
+``create_backend`` picks one (``auto``: the fastest installed for the device, in ``AUTO_ORDER``).
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from stemseg_core.backends.cache import (
     device_description,
     weights_hash,
 )
-from stemseg_core.config.schema import BACKENDS, PRECISIONS
+from stemseg_core.config.schema import PRECISIONS
 from stemseg_core.export.split import ClipDecoder, FrameEncoder
+from stemseg_core.registry import BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ AUTO_ORDER = {"cuda": ("tensorrt", "inductor", "torch"),
 #: Deployment; int8 is faster still but needs the user's calibration data). CUDA stays eager
 #: fp32 until TensorRT has been measured on a GPU.
 DEPLOYMENT_DEFAULTS = {"cpu": ("openvino", "bf16"), "cuda": ("torch", "fp32")}
-
-_REGISTRY: dict[str, type[Backend]] = {}
 
 
 class BackendUnavailable(RuntimeError):
@@ -127,29 +127,24 @@ class Backend(ABC):
 
 def register(cls: type[Backend]) -> type[Backend]:
     """Class decorator: make a backend available by its ``name``."""
-    if cls.name not in BACKENDS:
-        raise ValueError(f"backend name '{cls.name}' is not in config BACKENDS {BACKENDS}")
-    _REGISTRY[cls.name] = cls
-    return cls
+    return BACKENDS.register(cls.name)(cls)
 
 
 def backend_class(name: str) -> type[Backend]:
-    _load_all()
-    if name not in _REGISTRY:
-        raise BackendUnavailable(f"unknown backend '{name}'; allowed: {', '.join(BACKENDS)}")
-    return _REGISTRY[name]
+    if name not in BACKENDS:
+        raise BackendUnavailable(f"unknown backend '{name}'; allowed: auto, "
+                                 f"{', '.join(BACKENDS.names())}")
+    return BACKENDS.get(name)
 
 
 def registered() -> dict[str, type[Backend]]:
-    _load_all()
-    return dict(_REGISTRY)
+    return dict(BACKENDS)
 
 
 def resolve_auto(device: torch.device, precision: str) -> str:
     """The first backend of AUTO_ORDER that is installed and runs ``precision`` on ``device``."""
-    _load_all()
     for name in AUTO_ORDER.get(device.type, ("torch",)):
-        cls = _REGISTRY[name]
+        cls = BACKENDS.get(name)
         if precision in cls.precisions.get(device.type, ()) and \
                 cls.unavailable_reason(device) is None:
             return name
@@ -159,9 +154,8 @@ def resolve_auto(device: torch.device, precision: str) -> str:
 
 def deployment_default(device: torch.device) -> tuple[str, str]:
     """DEPLOYMENT_DEFAULTS for ``device``, or eager fp32 when that backend is not installed."""
-    _load_all()
     name, precision = DEPLOYMENT_DEFAULTS.get(device.type, ("torch", "fp32"))
-    reason = _REGISTRY[name].unavailable_reason(device)
+    reason = BACKENDS.get(name).unavailable_reason(device)
     if reason is not None:
         log.warning("the %s default %s %s is not available (%s); running torch fp32",
                     device.type, name, precision, reason)
@@ -180,13 +174,3 @@ def create_backend(name: str, model: nn.Module, device: torch.device, precision:
         log.info("inference.backend auto -> %s (%s, %s)", name, device.type, precision)
     return backend_class(name)(model, device, precision, cache=cache, num_threads=num_threads)
 
-
-def _load_all() -> None:
-    """Import the backend modules (each registers itself)."""
-    from stemseg_core.backends import (  # noqa: F401
-        inductor_backend,
-        onnxruntime_backend,
-        openvino_backend,
-        tensorrt_backend,
-        torch_backend,
-    )

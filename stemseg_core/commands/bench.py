@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stemseg_core.commands.backend_options import BackendChoices
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
-from stemseg_core.config.schema import BACKENDS, PRECISIONS
+from stemseg_core.config.schema import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="KEY=VALUE",
                    help="config override, e.g. --set inference.clip_overlap=2 (several at once "
                         "or repeated)")
-    p.add_argument("--backend", nargs="+", default=None, choices=list(BACKENDS),
-                   help="backends to compare (default: the config's inference.backend)")
+    p.add_argument("--backend", nargs="+", default=None, choices=BackendChoices(),
+                   metavar="NAME", help="backends to compare (default: the config's "
+                                        "inference.backend): auto or a registered backend")
     p.add_argument("--precision", nargs="+", default=None, choices=list(PRECISIONS),
                    help="precisions to compare (default: the config's inference.precision); "
                         "combinations a backend does not run on the device are skipped")

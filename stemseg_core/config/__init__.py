@@ -16,7 +16,6 @@ from stemseg_core.config.loading import config_from_dict, load_config, save_conf
 from stemseg_core.config.schema import (
     CHANNEL_ORDERS,
     CLASS_VOTES,
-    DATA_FORMATS,
     DEVICES,
     LIVE_THRESHOLD_BY_NAME,
     LIVE_THRESHOLDS,
@@ -36,7 +35,7 @@ from stemseg_core.config.schema import (
 from stemseg_core.config.validation import check_live_threshold, resolve_device, validate
 
 __all__ = [
-    "CHANNEL_ORDERS", "CLASS_VOTES", "DATA_FORMATS", "DEVICES", "LIVE_THRESHOLDS",
+    "CHANNEL_ORDERS", "CLASS_VOTES", "DEVICES", "LIVE_THRESHOLDS",
     "LIVE_THRESHOLD_BY_NAME", "MAX_TEXT_CHARS", "OUTPUT_STRIDES", "BackboneConfig", "Config",
     "ConfigError", "DataConfig", "DecoderConfig", "EmbeddingConfig", "InferenceConfig",
     "InputConfig", "LossConfig", "ModelConfig", "ThresholdSpec", "TrainConfig",

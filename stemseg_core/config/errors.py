@@ -1,5 +1,5 @@
-"""The one error type of the config package."""
+"""The one error type of the config package (defined at the bottom of the core, errors.py, so
+the registries can raise it too)."""
+from stemseg_core.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or out of range; the message says which and why."""
+__all__ = ["ConfigError"]

@@ -10,18 +10,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Backbones, mixing functions and architectures are registries of the model package
-#: (stemseg_core/model/registry.py); validation reads their names from there.
+#: Backbones, mixing functions, architectures, data formats (data.format) and backends
+#: (inference.backend) are registries (stemseg_core/registry.py); validation reads their names
+#: from there ("auto" is allowed beside them for data.format and inference.backend).
 #: input.channel_order: the channel order the model takes.
 CHANNEL_ORDERS = ("rgb", "bgr")
 #: inference.class_vote: how an instance's class is decided (inference/clustering.py).
 CLASS_VOTES = ("mean_logits", "majority")
-#: Training data layouts (read by stemseg_core/data/sources.py).
-DATA_FORMATS = ("auto", "kitti_mots", "davis", "youtube_vis")
 DEVICES = ("auto", "cpu", "cuda")
-#: inference.backend: what runs the network (stemseg_core/backends/); auto = the fastest
-#: one installed for the device.
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "tensorrt", "inductor")
 #: inference.precision: the network's arithmetic (which backend allows which: backends/).
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 #: model.output_stride: 4 = the paper's decoder output, 2 = with the stride-2 refinement.
@@ -196,8 +192,8 @@ class InferenceConfig:
     #: Live threshold: meaning and range in LIVE_THRESHOLDS (below).
     classes: list[str] = field(default_factory=list)
     device: str = "auto"
-    #: What runs the network: one of BACKENDS (stemseg_core/backends/). Clustering, stitching
-    #: and refinement are the same for all.
+    #: What runs the network: "auto" or a backend of registry.BACKENDS (backends/).
+    #: Clustering, stitching and refinement are the same for all.
     backend: str = "torch"
     #: The network's arithmetic: one of PRECISIONS (torch: fp32, or AMP fp16/bf16; openvino:
     #: all four, int8 from `stemseg export --precision int8`; tensorrt: fp16/fp32).

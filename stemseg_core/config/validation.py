@@ -10,16 +10,22 @@ from typing import Any
 from stemseg_core.config.coerce import coerce, short_repr
 from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.schema import (
-    BACKENDS,
     CHANNEL_ORDERS,
     CLASS_VOTES,
-    DATA_FORMATS,
     DEVICES,
     LIVE_THRESHOLD_BY_NAME,
     LIVE_THRESHOLDS,
     OUTPUT_STRIDES,
     PRECISIONS,
     Config,
+)
+from stemseg_core.registry import (
+    ARCHITECTURES,
+    BACKBONES,
+    BACKENDS,
+    DATASET_FORMATS,
+    MIXING_FUNCTIONS,
+    Registry,
 )
 
 
@@ -72,15 +78,19 @@ def check_live_threshold(name: str, value: Any, class_names: Sequence[str], *,
     return v
 
 
-def _validate_model_parts(cfg: Config) -> None:
-    """Registered names (model/registry.py) and the architecture's switches; input options."""
-    from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
+def _check_registered(registry: Registry, value: str, auto: bool = False) -> None:
+    """``value`` names a registered implementation (or is "auto" where ``auto``)."""
+    allowed = (["auto"] if auto else []) + registry.names()
+    _check(value in allowed, f"{registry.config_key}: '{value}' is not a registered "
+                             f"{registry.kind}; allowed: {', '.join(allowed)}")
 
+
+def _validate_model_parts(cfg: Config) -> None:
+    """Registered names (stemseg_core/registry.py) and the architecture's switches."""
     m = cfg.model
     for registry, value in ((BACKBONES, m.backbone.name), (MIXING_FUNCTIONS, m.embedding.mixing),
                             (ARCHITECTURES, m.architecture)):
-        _check(value in registry, f"{registry.config_key}: '{value}' is not a registered "
-                                  f"{registry.kind}; allowed: {', '.join(registry.names())}")
+        _check_registered(registry, value)
     official = m.architecture == "official"
     for key in ("separate_seediness_head", "foreground_channel"):
         _check(official or not getattr(m, key), f"model.{key} needs model.architecture: "
@@ -175,8 +185,7 @@ def validate(cfg: Config) -> None:
     _check_class_names("inference.mask_refinement_classes", i.mask_refinement_classes,
                        m.class_names)
     _check(i.device in DEVICES, f"inference.device: '{i.device}' not one of {', '.join(DEVICES)}")
-    _check(i.backend in BACKENDS, f"inference.backend: '{i.backend}' not one of "
-                                  f"{', '.join(BACKENDS)}")
+    _check_registered(BACKENDS, i.backend, auto=True)
     _check(i.precision in PRECISIONS, f"inference.precision: '{i.precision}' not one of "
                                       f"{', '.join(PRECISIONS)}")
     _check(i.num_threads >= 0, f"inference.num_threads must be >= 0 (0 = the library's "
@@ -185,8 +194,7 @@ def validate(cfg: Config) -> None:
     _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,
            f"data.height/width must be positive multiples of 32, got {d.height}x{d.width}")
     _check(d.max_frame_stride >= 1, "data.max_frame_stride must be >= 1")
-    _check(d.format in DATA_FORMATS, f"data.format: '{d.format}' is not a data layout; allowed: "
-                                     f"{', '.join(DATA_FORMATS)}")
+    _check_registered(DATASET_FORMATS, d.format, auto=True)
     _check(0.0 <= d.image_augmented_fraction <= 1.0, "data.image_augmented_fraction in [0, 1]")
     _check(d.oversample_weight >= 0, f"data.oversample_weight must be >= 0 (0 = off), got "
                                      f"{d.oversample_weight}")

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from stemseg_core.data import image_codec
-from stemseg_core.data.registry import Registry
+from stemseg_core.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -1,15 +1,15 @@
 """STEm-Seg networks: :func:`build_model` (cfg -> the network of ``cfg.model.architecture``:
 :class:`STEmSeg`, or the authors' layout in architectures/official.py) and their parts.
 
-Parts are found by name in registries (registry.py): a backbone is one file in backbones/, a
-mixing function one in mixings/, a whole-network layout one in architectures/."""
+Parts are found by name in registries (stemseg_core/registry.py): a backbone is one file in
+backbones/, a mixing function one in mixings/, a whole-network layout one in architectures/."""
 from __future__ import annotations
 
 from stemseg_core.model.backbone import Backbone, BackboneWeightsError
 from stemseg_core.model.mixing import Mixing, coordinate_grid
-from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
 from stemseg_core.model.stemseg import STEmSeg, build_model, downsample_targets
 from stemseg_core.model.tse_decoder import TSEDecoder
+from stemseg_core.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
 
 __all__ = ["ARCHITECTURES", "BACKBONES", "MIXING_FUNCTIONS", "Backbone", "BackboneWeightsError",
            "Mixing", "STEmSeg", "TSEDecoder", "build_model", "coordinate_grid",

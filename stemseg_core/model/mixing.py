@@ -5,7 +5,7 @@ offset is added to that coordinate of the pixel, ``f`` = free dim (offset only, 
 Offsets are ``tanh(0.25 * raw)`` (as the authors). Coordinates: x in [-max(1, W/H), max(1, W/H)],
 y in [-max(1, H/W), max(1, H/W)], t in [-time_scale, time_scale] over the clip (0 when T == 1).
 The letters also give the order of the dims: the authors' "xyt" is ``tyx`` here and their
-"xyff" is ``yxff``. The registered names are in mixings/ (``registry.MIXING_FUNCTIONS``).
+"xyff" is ``yxff``. The registered names are in mixings/ (registry.MIXING_FUNCTIONS).
 """
 from __future__ import annotations
 

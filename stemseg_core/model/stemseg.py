@@ -21,8 +21,8 @@ from stemseg_core import losses as L
 from stemseg_core.config import Config
 from stemseg_core.model.heads import EmbeddingHead, SeedinessHead, SemanticHead
 from stemseg_core.model.refine import StrideTwoRefiner
-from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
 from stemseg_core.model.tse_decoder import TSEDecoder
+from stemseg_core.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
 
 OUTPUT_STRIDE = 4
 INPUT_DIVISOR = 32

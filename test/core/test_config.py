@@ -37,7 +37,7 @@ def test_yaml_file_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("override,expected", [
-    ("model.embedding.mixing=xyz", "'xyz' is not a registered mixing function; allowed: xy, xyt,"),
+    ("model.embedding.mixing=xyz", "'xyz' is not a registered mixing function; allowed: tyx, xy,"),
     ("model.backbone.name=vgg", "'vgg' is not a registered backbone; allowed: "),
     ("model.clip_lenght=4", "Did you mean 'clip_length'"),
     ("inference.clip_overlap=8", "0..7"),

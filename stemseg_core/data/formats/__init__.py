@@ -1,4 +1,4 @@
-"""Training data formats, one module each, in the registry :data:`DATASET_FORMATS`.
+"""Training data formats, one module each, in ``stemseg_core.registry.DATASET_FORMATS``.
 
 A format is a :class:`DatasetFormat` subclass registered under its name::
 
@@ -10,14 +10,15 @@ A format is a :class:`DatasetFormat` subclass registered under its name::
         @classmethod
         def load(cls, path, split, class_names): ...   # -> list[Sequence]
 
-Adding a format is one new file in this folder: its modules are imported on first use.
+Adding a format is one new file in this folder (or a plugin module, see stemseg_core/registry.py):
+its modules are imported on the first look-up; config validation reads the names from there.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from stemseg_core.data.registry import Registry
 from stemseg_core.data.sequence import Sequence
+from stemseg_core.registry import DATASET_FORMATS
 
 
 class DatasetFormat:
@@ -36,9 +37,6 @@ class DatasetFormat:
              ) -> list[Sequence]:
         """The sequences of ``split``; with ``class_names``, check every category has one."""
         raise NotImplementedError
-
-
-DATASET_FORMATS: Registry[type[DatasetFormat]] = Registry("data format", package=__name__)
 
 
 def format_names() -> list[str]:

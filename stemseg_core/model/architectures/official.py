@@ -24,13 +24,13 @@ import torch
 from torch import nn
 
 from stemseg_core.config import Config
-from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
 from stemseg_core.model.squeeze_expand import (
     OfficialEmbeddingHead,
     OfficialSeedinessHead,
     OfficialSemsegHead,
 )
 from stemseg_core.model.stemseg import STEmSeg
+from stemseg_core.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS
 
 #: Smallest input side: torch's AvgPool3d(3) needs >= 3 pixels at 1/32.
 MIN_INPUT_SIDE = 96

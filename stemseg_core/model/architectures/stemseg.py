@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from stemseg_core.config import Config
-from stemseg_core.model.registry import ARCHITECTURES
 from stemseg_core.model.stemseg import STEmSeg
+from stemseg_core.registry import ARCHITECTURES
 
 
 @ARCHITECTURES.register("stemseg")

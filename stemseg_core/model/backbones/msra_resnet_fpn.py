@@ -26,7 +26,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from stemseg_core.config import BackboneConfig
 from stemseg_core.model.backbone import BackboneWeightsError
-from stemseg_core.model.registry import BACKBONES
+from stemseg_core.registry import BACKBONES
 
 #: maskrcnn-benchmark's frozen BatchNorm has no epsilon (detectron2 and torchvision use 1e-5).
 FROZEN_BN_EPS = 0.0

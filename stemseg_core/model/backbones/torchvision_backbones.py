@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from stemseg_core.config import BackboneConfig
 from stemseg_core.model.backbone import MOBILENETS, RESNETS, Backbone
-from stemseg_core.model.registry import BACKBONES
+from stemseg_core.registry import BACKBONES
 
 
 def build_torchvision_backbone(cfg: BackboneConfig) -> Backbone:

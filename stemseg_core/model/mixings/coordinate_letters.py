@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from stemseg_core.config import EmbeddingConfig
 from stemseg_core.model.mixing import Mixing
-from stemseg_core.model.registry import MIXING_FUNCTIONS
+from stemseg_core.registry import MIXING_FUNCTIONS
 
 LETTER_MIXINGS = ("xy", "xyt", "xyf", "xytf", "xyff", "xyfff", "tyx", "yxff")
 

@@ -11,7 +11,7 @@ import torch
 from stemseg_core.backends import BackendUnavailable, create_backend, registered, resolve_auto
 from stemseg_core.backends.cache import ArtifactCache
 from stemseg_core.backends.runner import NetworkRunner
-from stemseg_core.config.schema import BACKENDS
+from stemseg_core.config import ConfigError, load_config
 from stemseg_core.inference.tracker import StreamingTracker
 from stemseg_core.model import build_model
 
@@ -46,8 +46,14 @@ def _clip(seed: int, n: int = 6) -> torch.Tensor:
     return torch.rand(1, n, 3, H, W, generator=g) * 255
 
 
-def test_registry_matches_the_config_choices():
-    assert set(registered()) == set(BACKENDS) - {"auto"}
+def test_config_allows_auto_and_exactly_the_registered_backends():
+    assert set(registered()) == {"torch", "inductor", "onnxruntime", "openvino", "tensorrt"}
+    with pytest.raises(ConfigError, match=r"inference.backend: 'tvm' is not a registered backend; "
+                                          r"allowed: auto, inductor, onnxruntime, openvino, "
+                                          r"tensorrt, torch$"):
+        load_config(None, ["inference.backend=tvm"])
+    with pytest.raises(BackendUnavailable, match="unknown backend 'tvm'; allowed: auto, induct"):
+        create_backend("tvm", None, torch.device("cpu"))
     cpu = torch.device("cpu")
     assert resolve_auto(cpu, "fp32") == "openvino"  # pinned in requirements.lock
     assert resolve_auto(cpu, "int8") == "openvino"

@@ -125,7 +125,7 @@ def test_youtube_vis_layouts_and_class_check(tmp_path):
 def test_bad_format_value_is_a_config_error(tiny_overrides):
     from stemseg_core.config import ConfigError
 
-    with pytest.raises(ConfigError, match="data.format: 'coco' .* allowed: auto, kitti_mots"):
+    with pytest.raises(ConfigError, match="data.format: 'coco' .* allowed: auto, davis, kitti"):
         load_config(None, [*tiny_overrides, "data.format=coco"])
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stemseg_core.config import DATA_FORMATS, ConfigError
+from stemseg_core.config import ConfigError, load_config
 from stemseg_core.data.formats import DATASET_FORMATS, DatasetFormat, format_names
-from stemseg_core.data.registry import Registry
 from stemseg_core.data.sequence import Sequence
 from stemseg_core.data.sources import detect_format, load_training_sequences
+from stemseg_core.registry import Registry
 
 
 def test_builtin_formats_in_detection_order():
@@ -18,13 +18,16 @@ def test_builtin_formats_in_detection_order():
     assert DATASET_FORMATS.get("kitti_mots").__name__ == "KittiMotsFormat"
 
 
-def test_config_lists_exactly_the_registered_formats():
-    """config.DATA_FORMATS validates data.format; it must not drift from the registry."""
-    assert sorted(DATA_FORMATS) == sorted(["auto", *DATASET_FORMATS.names()])
+def test_config_allows_exactly_auto_and_the_registered_formats():
+    """data.format is validated against the registry itself (no second list to drift)."""
+    with pytest.raises(ConfigError, match=r"data.format: 'coco' is not a registered data format; "
+                                          r"allowed: auto, davis, kitti_mots, youtube_vis$"):
+        load_config(None, ["data.format=coco"])
+    assert load_config(None, ["data.format=davis"]).data.format == "davis"
 
 
 def test_unknown_name_lists_the_allowed():
-    with pytest.raises(ConfigError, match=r"data format 'coco' is not supported; allowed: "
+    with pytest.raises(ConfigError, match=r"data.format: unknown data format 'coco'; allowed: "
                                           r"davis, kitti_mots, youtube_vis$"):
         DATASET_FORMATS.get("coco")
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from stemseg_core.config import BackboneConfig, ConfigError, load_config
 from stemseg_core.model import build_model
 from stemseg_core.model.backbones.msra_resnet_fpn import MsraFPN, MsraResNet, MsraResNetFPN
-from stemseg_core.model.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS, Registry
 from stemseg_core.model.squeeze_expand import SqueezeExpandDecoder, temporal_factors
+from stemseg_core.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS, Registry
 
 SMALL = ["model.backbone.name=mobilenet_v3_small", "model.backbone.fpn_channels=32",
          "model.backbone.frozen_bn=false", "model.decoder.widths=[32,32,32,32]",
@@ -32,7 +32,7 @@ def test_registries_list_parts_and_reject_unknown_names():
     assert {"msra_resnet101_fpn", "resnet101", "mobilenet_v3_large"} <= set(BACKBONES.names())
     assert {"xyt", "xyff", "tyx", "yxff"} <= set(MIXING_FUNCTIONS.names())
     assert set(ARCHITECTURES.names()) == {"stemseg", "official"}
-    with pytest.raises(ValueError, match="model.backbone.name: unknown backbone 'nope'"):
+    with pytest.raises(ConfigError, match="model.backbone.name: unknown backbone 'nope'"):
         BACKBONES.get("nope")
     reg = Registry("thing", "x.thing")
     reg.register("a")(len)

@@ -9,7 +9,7 @@ from stemseg_core.config import load_config
 from stemseg_core.model import STEmSeg, build_model, coordinate_grid, downsample_targets
 from stemseg_core.model.backbone import BackboneWeightsError
 from stemseg_core.model.mixing import PRECISION_SCALE
-from stemseg_core.model.registry import MIXING_FUNCTIONS as MIXING_REGISTRY
+from stemseg_core.registry import MIXING_FUNCTIONS as MIXING_REGISTRY
 
 CHEAP = ["model.backbone.fpn_channels=32", "model.decoder.widths=[32,32,32,32]",
          "model.decoder.groupnorm_groups=8", "model.clip_length=2", "inference.clip_overlap=1"]
