@@ -308,7 +308,7 @@ class Player:
         ``settle`` s; default by mode)."""
         if self.opts.lockstep:
             self._confirm_last_taken()
-        self._flush()
+        self.flush()
         if settle is None:
             settle = SETTLE_S["lockstep" if self.opts.lockstep else "rate"]
         self._wait_results(settle)
@@ -326,7 +326,8 @@ class Player:
             self.log("warning: the node's /diagnostics did not confirm the last frame; "
                      "flushing anyway")
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Ask the node to finalise its partial clip (~/flush); a warning when it cannot."""
         if not self.flush_cli.wait_for_service(timeout_sec=5.0):
             self.log("warning: the node offers no ~/flush service; waiting for its idle flush")
             return

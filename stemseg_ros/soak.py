@@ -240,7 +240,7 @@ def lifecycle(player, feeder: Feeder, hz: float, cycles: int, samples: list[Samp
     for c in track(range(1, cycles + 1), description="lifecycle cycles", transient=True):
         client.cycle()
         feeder.send(CYCLE_FRAMES, hz)
-        player._flush()
+        player.flush()
         time.sleep(SETTLE_SEC)
         rss, threads, fds = proc_sample(player.proc.pid)
         samples.append(Sample(time.monotonic() - t0, "lifecycle", rss, threads, fds,

@@ -255,7 +255,7 @@ def _measure(tracker: Any, args: argparse.Namespace, backend: str,
     t0 = time.perf_counter()
     tracker.warmup(height, width)  # builds or loads the backend's artifacts
     build_seconds = time.perf_counter() - t0
-    runner = tracker._runner
+    runner = tracker.runner
     split = runner is not None and backend_name(runner) == "torch"
     bb_timer = _StageTimer(tracker.model.backbone, device) if split else None
     frames = _frames(height, width)

@@ -135,6 +135,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_int8(trk, args: argparse.Namespace) -> tuple[int, int, int]:
+    """Quantize the OpenVINO graphs on clips of --calibration's images, prepared as the tracker
+    prepares frames; returns the model input shape (3, Hp, Wp) they were built for."""
+    from stemseg_core.backends.cache import ArtifactCache
+    from stemseg_core.backends.openvino.int8 import calibration_clips, quantize_into_cache
+    from stemseg_core.data.sequence import read_rgb
+
+    clips = [trk.prepare_frames([read_rgb(f) for f in files]) for files in
+             calibration_clips(args.calibration, trk.clip_length, args.calibration_clips)]
+    cache = ArtifactCache(args.engine_cache_dir or trk.cfg.inference.engine_cache_dir or None)
+    return quantize_into_cache(trk.model, clips, cache)
+
+
 def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
                     precision: str) -> int:
     """openvino / tensorrt: build (or quantize) into the engine cache, check, copy to --out."""
@@ -155,15 +168,12 @@ def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
 
     trk = tracker(args.format, precision)
     if precision == "int8":
-        from stemseg_core.export.openvino_int8 import quantize_into_cache
-
-        shape = quantize_into_cache(trk, args.calibration, max_clips=args.calibration_clips,
-                                    cache_dir=args.engine_cache_dir)
+        shape = _calibrate_int8(trk, args)
         h, w = shape[1], shape[2]
     frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
               for i in range(t)]
     got = trk.predict_clip(frames)  # builds or loads the artifacts
-    cache = trk._runner.backend.cache
+    cache = trk.runner.backend.cache
     print(f"{args.format} {precision} for {h}x{w}, T={t}: artifacts in {cache.root}")
     if not args.no_check:
         ref = tracker("torch", "fp32").predict_clip(frames)

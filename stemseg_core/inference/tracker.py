@@ -290,6 +290,19 @@ class StreamingTracker:
                 result["foreground"] = out["foreground"][0]
             return {k: v.float().cpu().numpy() for k, v in result.items()}
 
+    def prepare_frames(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Same-sized (H, W, 3) uint8 RGB images -> (L, 3, Hp, Wp) model input, resized and
+        padded as push() prepares a frame (e.g. INT8 calibration clips)."""
+        inp = self.cfg.input
+        geo = geometry(*images[0].shape[:2], inp.min_side, inp.max_side)
+        return torch.stack([self._prepare(im, geo) for im in images])
+
+    @property
+    def runner(self) -> Any:
+        """The backend runner (backends/runner.py) of the last clip's frame shape, with its
+        ``backend``; None before the first clip or where the eager model runs itself."""
+        return self._runner
+
     # ------------------------------------------------------------------------------------------
     def _prepare(self, image: np.ndarray, geo: Geometry) -> torch.Tensor:
         """(H, W, 3) uint8 RGB -> (3, Hp, Wp) model input on the tracker's device."""

@@ -230,7 +230,7 @@ def test_warmup_of_every_length_leaves_nothing_to_build_mid_stream(model, cache_
     t = tr.clip_length
     assert t >= 3  # lengths to build beyond T
     tr.warmup(H, W, every_length=True)
-    backend = tr._runner.backend
+    backend = tr.runner.backend
     assert sorted(backend._decoders) == list(range(1, t + 1))
     if name == "openvino":  # compiled per frame count
         assert sorted(backend._encoders) == list(range(1, t + 1))

@@ -119,7 +119,7 @@ def test_warmup_builds_and_runs_a_clip(tmp_path, tiny_checkpoint, monkeypatch):
     assert tr.warmup(64, 96) > 0
     # auto on CUDA: TensorRT where torch-tensorrt imports, else inductor (torch.compile)
     has_trt = TensorRTBackend.unavailable_reason(torch.device("cuda")) is None
-    assert tr._runner.backend.name == ("tensorrt" if has_trt else "inductor")
+    assert tr.runner.backend.name == ("tensorrt" if has_trt else "inductor")
     assert tr.pending == 0 and tr.frames_pushed == 0
 
 
@@ -174,9 +174,9 @@ def test_tensorrt_every_length_warmup_leaves_nothing_to_build(tmp_path, tiny_che
         "inference.backend=tensorrt", "inference.precision=fp16",
         f"inference.engine_cache_dir={tmp_path}"])
     tr.warmup(64, 96, every_length=True)
-    cache = tr._runner.backend.cache
+    cache = tr.runner.backend.cache
     built = cache.built
-    assert sorted(tr._runner.backend._decoders) == [1, 2, 3, 4]
+    assert sorted(tr.runner.backend._decoders) == [1, 2, 3, 4]
     rng = np.random.default_rng(1)
     for i in range(7):
         tr.push(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), i)

@@ -3,7 +3,7 @@
 Precision is OpenVINO's inference precision hint: fp32 (``f32``: exact up to kernel rounding),
 bf16 (OpenVINO's own default on CPUs with AVX-512 BF16/AMX; judge it by HOTA), fp16. int8 runs
 the NNCF-quantized IR that `stemseg export --format openvino --precision int8 --calibration
-DATA` puts into the cache (quantize.py); without it int8 is an error naming that command.
+DATA` puts into the cache (int8.py); without it int8 is an error naming that command.
 The encoder IR keeps a dynamic frame count; it is compiled once per count met (a stream meets
 two: T, then T - T_c).
 """
@@ -71,6 +71,15 @@ class OpenVinoBackend(Backend):
         self._decoder_for(clip_length)
 
     # -- IR artifacts ----------------------------------------------------------------------------
+    def encoder_ir(self) -> object:
+        """The encoder's IR (``openvino.Model``, dynamic frame count) after :meth:`prepare`."""
+        return self._encoder_model
+
+    def decoder_ir(self, length: int) -> object:
+        """The IR of the decoder for clips of ``length`` frames (built or loaded)."""
+        return self._ir(f"decoder-L{length}", self._frame_shape,
+                        lambda: decoder_onnx(self, self._frame_shape, length))
+
     def _ir(self, part: str, shape: tuple[int, ...], onnx_path) -> object:
         import openvino as ov
 
@@ -105,9 +114,7 @@ class OpenVinoBackend(Backend):
 
     def _decoder_for(self, length: int):
         if length not in self._decoders:
-            model = self._ir(f"decoder-L{length}", self._frame_shape,
-                             lambda: decoder_onnx(self, self._frame_shape, length))
-            self._decoders[length] = self._compile(model)
+            self._decoders[length] = self._compile(self.decoder_ir(length))
         return self._decoders[length]
 
     def _encoder_for(self, n: int):
