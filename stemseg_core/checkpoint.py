@@ -44,6 +44,7 @@ except ImportError:  # numpy < 2
     from numpy.core.multiarray import _reconstruct
 
 from stemseg_core.config import Config, config_from_dict
+from stemseg_core.config.loading import Overrides
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ def _damaged(origin: str | Path, e: Exception) -> DamagedCheckpointError:
         f"file is damaged or truncated - re-copy it or pick another checkpoint")
 
 
-def load_checkpoint(path: str | Path, overrides: list[str] | None = None, *,
+def load_checkpoint(path: str | Path, overrides: Overrides | None = None, *,
                     allow_pickle: bool = False, sha256: str | None = None,
                     map_location: str | torch.device = "cpu") -> tuple[Config, dict[str, Any]]:
     """Read, check and migrate a checkpoint without running code from it.

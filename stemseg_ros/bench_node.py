@@ -212,7 +212,7 @@ def _bare_run(checkpoint: str, device: str, node_args: list[str], frames_rgb: li
     return (time.perf_counter() - t0) / len(frames_rgb)
 
 
-def _node_tracker_settings(node_args: list[str], device: str = "cpu") -> tuple[list[str], dict]:
+def _node_tracker_settings(node_args: list[str], device: str = "cpu") -> tuple[dict, dict]:
     """The node's config overrides on ``device`` and explicit thresholds for its parameters +
     ``node_args``."""
     from types import SimpleNamespace
@@ -220,16 +220,17 @@ def _node_tracker_settings(node_args: list[str], device: str = "cpu") -> tuple[l
     import yaml
 
     from stemseg_core.config import resolve_device
-    from stemseg_ros import params
+    from stemseg_ros import core_settings, param_checks, params
     from stemseg_ros.replay_node import parse_node_args
 
     values = params.defaults()
     for k, v in parse_node_args(node_args):
-        values[k] = params.check_value(k, yaml.safe_load(v))
+        values[k] = param_checks.check_value(k, yaml.safe_load(v))
     thresholds = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
                   if k in params.THRESHOLDS and v not in (params.FROM_CHECKPOINT, "", (), None)}
-    return (params.tracker_overrides(SimpleNamespace(**values), resolve_device(device or "auto")),
-            thresholds)
+    overrides = core_settings.tracker_overrides(SimpleNamespace(**values),
+                                                resolve_device(device or "auto"))
+    return overrides, thresholds
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from stemseg_core.geometry import TrackLifter, grid_step, intrinsics_of
 from stemseg_core.geometry.depth import points_to_camera, scaled_intrinsics
 from stemseg_ros.camera_size import sibling_topic
 from stemseg_ros.guard import guarded, log_limited
+
+if TYPE_CHECKING:
+    from stemseg_ros.params import PerceptionParams
 
 #: Depth images / scans kept for pairing (the worker publishes a clip's frames T frames late).
 BUFFER = 64
@@ -117,7 +120,7 @@ class Sensors3D:
         return self.node.get_logger()
 
     # -- control ---------------------------------------------------------------------------
-    def start(self, p: Any, image_topic: str, qos: Any) -> None:
+    def start(self, p: PerceptionParams, image_topic: str, qos: Any) -> None:
         """Read the calibration and subscribe (raises ValueError/OSError: activate fails)."""
         from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stemseg_core.inference.stream_policy import StreamSession
-from stemseg_ros import params
+from stemseg_ros import core_settings, params
 from stemseg_ros.memory import release_memory
 
 
@@ -29,14 +29,14 @@ class ModelHolder:
         self.defaults: dict[str, Any] = {}  # the checkpoint's threshold values
         self._key: tuple | None = None
 
-    def load(self, p: Any) -> None:
+    def load(self, p: params.PerceptionParams) -> None:
         """Load the checkpoint unless it is loaded with these loading parameters already.
 
         Raises ParamError naming the parameter, or the file and the problem."""
         from stemseg_core.config import ConfigError, resolve_device
         from stemseg_core.inference.tracker import StreamingTracker
 
-        path = str(params.resolve_checkpoint(p.checkpoint, share_dir()))
+        path = str(core_settings.resolve_checkpoint(p.checkpoint, share_dir()))
         try:
             device = resolve_device(p.device)
         except ConfigError as e:
@@ -47,7 +47,7 @@ class ModelHolder:
         self.free()
         try:
             tracker = StreamingTracker.from_checkpoint(
-                path, device=device, overrides=params.tracker_overrides(p, device),
+                path, device=device, overrides=core_settings.tracker_overrides(p, device),
                 allow_pickle=p.allow_pickle, sha256=p.checkpoint_sha256 or None)
         except Exception as e:  # noqa: BLE001 - named in the message, the node stays up
             raise params.ParamError(f"cannot load checkpoint '{path}' on {device}: "
@@ -55,7 +55,7 @@ class ModelHolder:
         self.tracker, self.path, self.device, self._key = tracker, path, device, key
         self.defaults = {n: getattr(tracker.cfg.inference, n) for n in params.THRESHOLDS}
 
-    def session(self, p: Any, camera: tuple[tuple[int, int], str] | None = None
+    def session(self, p: params.PerceptionParams, camera: tuple[tuple[int, int], str] | None = None
                 ) -> StreamSession:
         """A new stream session on the (re)loaded tracker, thresholds set, warmed up: for the
         camera's frames when `camera` ((H, W), where that came from) is known (their region of
@@ -81,7 +81,7 @@ class ModelHolder:
 
     def thresholds(self, values: dict[str, Any]) -> dict[str, Any]:
         """Parameter values -> set_thresholds arguments (the checkpoint's where -1 / "")."""
-        return params.thresholds(values, self.defaults)
+        return core_settings.thresholds(values, self.defaults)
 
     def check_threshold(self, name: str, value: Any) -> None:
         """Check a live threshold against the loaded model (class names); ValueError if bad."""

@@ -22,7 +22,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from stemseg_ros import dds, names, params
+from stemseg_ros import dds, names, param_checks, param_io, params
 from stemseg_ros import qos as Q
 from stemseg_ros.camera_size import expected_camera_size
 from stemseg_ros.depth_input import Sensors3D
@@ -58,10 +58,10 @@ class PerceptionNode(LifecycleNode):
 
     def __init__(self, node_name: str = names.NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._declare_errors = params.declare(self)
+        self._declare_errors = param_io.declare(self)
         self._remote_model_change = bool(self.get_parameter("allow_remote_model_change").value)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._p: Any = None
+        self._p: params.PerceptionParams | None = None
         self._model = ModelHolder(self.get_logger())
         self._stats = Stats()
         self._intake = Intake(self._stats, self.get_logger())
@@ -83,7 +83,7 @@ class PerceptionNode(LifecycleNode):
         try:
             if self._declare_errors:
                 raise params.ParamError("; ".join(self._declare_errors.values()))
-            self._p = p = params.read(self)
+            self._p = p = param_io.read(self)
             self._model.load(p)
         except Exception as e:  # noqa: BLE001 - any problem fails configure, the node stays up
             log.error(f"configure failed: {e}")
@@ -107,7 +107,7 @@ class PerceptionNode(LifecycleNode):
     @guarded("activate", _FAILURE, undo="_undo_activate")
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:  # parameters may have changed while inactive
-            self._p = p = params.read(self)
+            self._p = p = param_io.read(self)
             self._sensors.start(p, self.resolve_topic_name(names.IMAGE), Q.qos_for(
                 "best_effort" if p.qos_reliability == "auto" else p.qos_reliability, p.qos_depth))
             known = expected_camera_size(self, self.resolve_topic_name(names.IMAGE),
@@ -238,7 +238,7 @@ class PerceptionNode(LifecycleNode):
     def _on_set_parameters(self, changes: list[Any]) -> SetParametersResult:
         active = self._worker is not None
         try:
-            values = params.check_changes(changes, active=active,
+            values = param_checks.check_changes(changes, active=active,
                                           remote_model_change=self._remote_model_change)
             for name in (set(values) & set(params.THRESHOLDS)) if active else ():
                 self._model.check_threshold(name, values[name])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 from rclpy.event_handler import PublisherEventCallbacks
@@ -18,6 +18,9 @@ from stemseg_ros.guard import log_limited, reason
 from stemseg_ros.msg import TrackedInstanceArray
 from stemseg_ros.overlay import OverlayDrawer
 from stemseg_ros.worker import Stats
+
+if TYPE_CHECKING:
+    from stemseg_ros.params import PerceptionParams
 
 #: The live threshold that ~/label_info's ``threshold`` carries (the tracker's seed cut).
 LABEL_THRESHOLD = "seediness_threshold"
@@ -38,14 +41,14 @@ class Outputs:
             event_callbacks=events) for key, topic in (
             ("instances", names.INSTANCES), ("overlay", names.OVERLAY),
             ("track_ids", names.TRACK_IDS))}
-        self.params: Any = None  # the node's parameters (live ones may change)
+        self.params: PerceptionParams | None = None  # the node's (live ones may change)
         self.closing = False  # the process ends: publish nothing more
         self._overlay: OverlayDrawer | None = None
         self._events, self._qos = events, qos
         self.standard: Any = None  # standard_outputs.StandardOutputs while active
         self._now_ns: Callable[[], int] = lambda: node.get_clock().now().nanoseconds
 
-    def start(self, params: Any, class_names: list[str] | None = None,
+    def start(self, params: PerceptionParams, class_names: list[str] | None = None,
               threshold: float = 0.0) -> None:
         """Before activation: the overlay thread and the standard outputs (3-D ones with
         use_depth / use_lidar); `class_names` and `threshold` go to ~/label_info."""

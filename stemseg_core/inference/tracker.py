@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from stemseg_core.config import LIVE_THRESHOLDS, Config, check_live_threshold, resolve_device
+from stemseg_core.config.loading import Overrides
 from stemseg_core.inference.clustering import cluster_clip_labels
 from stemseg_core.inference.flip_test import predict_with_flip
 from stemseg_core.inference.postprocess import (
@@ -134,9 +135,10 @@ class StreamingTracker:
     # ------------------------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto",
-                        overrides: list[str] | None = None, *, allow_pickle: bool = False,
+                        overrides: Overrides | None = None, *, allow_pickle: bool = False,
                         sha256: str | None = None) -> StreamingTracker:
-        """Load config + weights from a `stemseg train` checkpoint (overrides: `key=value`).
+        """Load config + weights from a `stemseg train` checkpoint (overrides: `key=value`
+        strings or a typed {"section.key": value} mapping, config/loading.py).
 
         Read without running code (see ``stemseg_core.checkpoint.load_checkpoint``;
         ``allow_pickle`` for a trusted file that needs more); ``sha256`` pins the file's hash.

@@ -142,3 +142,17 @@ def test_live_threshold_conversion_and_errors():
                              semantic_head=False)
     with pytest.raises(ConfigError, match=r"max_instances must be an integer in \[1, 1000\]"):
         check_live_threshold("max_instances", 0, NAMES)
+
+
+def test_typed_overrides_keep_python_values_and_are_validated_alike():
+    """A {"section.key": value} mapping (the ROS node's form) sets values without a text round
+    trip; they are coerced and validated as `key=value` strings are."""
+    cfg = load_config(None, {"inference.engine_cache_dir": "yes # c", "model.clip_length": 6,
+                             "inference.flip_test": False, "inference.clip_overlap": 2})
+    assert cfg.inference.engine_cache_dir == "yes # c"
+    assert (cfg.model.clip_length, cfg.inference.flip_test) == (6, False)
+    assert cfg == load_config(None, ["inference.engine_cache_dir='yes # c'",
+                                     "model.clip_length=6", "inference.flip_test=false",
+                                     "inference.clip_overlap=2"])
+    with pytest.raises(ConfigError, match="model.clip_length.*expected an integer"):
+        load_config(None, {"model.clip_length": "six"})

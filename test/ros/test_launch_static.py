@@ -71,7 +71,7 @@ def test_params_file_precedence_in_real_rcl(tmp_path, device_arg, want):
     import rclpy
     from ros_helpers import unique_domain
 
-    from stemseg_ros import params
+    from stemseg_ros import param_io
 
     user = tmp_path / "user.yaml"
     user.write_text("/**:\n  ros__parameters:\n    device: cuda\n    checkpoint: mine.pt\n")
@@ -83,7 +83,7 @@ def test_params_file_precedence_in_real_rcl(tmp_path, device_arg, want):
     rclpy.init(args=ros_args, context=ctx, domain_id=unique_domain())
     try:
         node = rclpy.create_node(names.NODE_NAME, context=ctx)
-        assert params.declare(node) == {}
+        assert param_io.declare(node) == {}
         assert node.get_parameter("device").value == want
         assert node.get_parameter("checkpoint").value == "mine.pt"  # no launch default over it
         node.destroy_node()

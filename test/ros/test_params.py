@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 pytest.importorskip("rclpy", reason="needs rclpy (ROS 2)")
 
 from stemseg_core.config import LIVE_THRESHOLD_BY_NAME, LIVE_THRESHOLDS  # noqa: E402
+from stemseg_ros import core_settings, param_docs, param_io  # noqa: E402
+from stemseg_ros import param_checks as checks  # noqa: E402
 from stemseg_ros import params as P  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +52,7 @@ def test_shipped_params_file_equals_the_declared_defaults():
     values = data["/**"]["ros__parameters"]
     assert values == P.defaults()
     for name, value in values.items():
-        P.check_value(name, value)
+        checks.check_value(name, value)
 
 
 @pytest.mark.parametrize("changes,match", [
@@ -73,38 +75,40 @@ def test_shipped_params_file_equals_the_declared_defaults():
 ])
 def test_validation_names_the_parameter_and_allowed_values(changes, match):
     with pytest.raises(P.ParamError, match=match):
-        P.validate(_defaults(**changes))
+        checks.validate(_defaults(**changes))
 
 
 def test_lidar_to_camera_takes_integers_and_floats_as_floats():
-    assert P.check_value("lidar_to_camera", [1, 0, 0, 0.5] * 3) == (1.0, 0.0, 0.0, 0.5) * 3
-    P.validate(_defaults(use_lidar=True, lidar_to_camera=(0.0,) * 16))
-    P.validate(_defaults(use_lidar=True, calib_file="calib.txt"))
+    assert checks.check_value("lidar_to_camera", [1, 0, 0, 0.5] * 3) == (1.0, 0.0, 0.0, 0.5) * 3
+    checks.validate(_defaults(use_lidar=True, lidar_to_camera=(0.0,) * 16))
+    checks.validate(_defaults(use_lidar=True, calib_file="calib.txt"))
 
 
 def test_overrides_and_thresholds():
     p = _defaults()
     # the node runs one pass per clip unless told otherwise, whatever the checkpoint says, on
     # the device's deployment default backend
-    assert P.tracker_overrides(p) == ["inference.flip_test=false", "inference.backend=openvino",
-                                      "inference.precision=bf16"]
-    assert P.tracker_overrides(p, "cuda") == [
-        "inference.flip_test=false", "inference.backend=torch", "inference.precision=fp32"]
+    assert core_settings.tracker_overrides(p) == {
+        "inference.flip_test": False, "inference.backend": "openvino",
+        "inference.precision": "bf16"}
+    assert core_settings.tracker_overrides(p, "cuda") == {
+        "inference.flip_test": False, "inference.backend": "torch", "inference.precision": "fp32"}
     # a backend without a precision: the checkpoint's precision
-    assert P.tracker_overrides(_defaults(backend="torch")) == [
-        "inference.flip_test=false", "inference.backend=torch"]
+    assert core_settings.tracker_overrides(_defaults(backend="torch")) == {
+        "inference.flip_test": False, "inference.backend": "torch"}
     p = _defaults(clip_length=6, clip_overlap=2, flip_test=True, input_width=640,
                   input_height=192, backend="openvino", num_threads=3)
-    assert P.tracker_overrides(p) == [
-        "inference.flip_test=true", "model.clip_length=6", "inference.clip_overlap=2",
-        "input.min_side=192", "input.max_side=640", "inference.backend=openvino",
-        "inference.num_threads=3"]
+    assert core_settings.tracker_overrides(p) == {
+        "inference.flip_test": True, "model.clip_length": 6, "inference.clip_overlap": 2,
+        "input.min_side": 192, "input.max_side": 640, "inference.backend": "openvino",
+        "inference.num_threads": 3}
     ckpt = {"mask_threshold": 0.5, "classes": ["car"], "min_mask_area_per_class": {"car": 9}}
-    assert P.thresholds({"mask_threshold": -1.0, "classes": (), "min_mask_area_per_class":
-                         "{pedestrian: 60}", "qos_depth": 5}, ckpt) == {
+    assert core_settings.thresholds({"mask_threshold": -1.0, "classes": (),
+                                     "min_mask_area_per_class": "{pedestrian: 60}",
+                                     "qos_depth": 5}, ckpt) == {
         "mask_threshold": 0.5, "classes": ["car"], "min_mask_area_per_class": {"pedestrian": 60}}
-    assert P.thresholds({"min_mask_area_per_class": "", "classes": ("ped",)}, ckpt) == {
-        "min_mask_area_per_class": {"car": 9}, "classes": ["ped"]}
+    got = core_settings.thresholds({"min_mask_area_per_class": "", "classes": ("ped",)}, ckpt)
+    assert got == {"min_mask_area_per_class": {"car": 9}, "classes": ["ped"]}
 
 
 def test_node_flip_test_parameter_beats_the_checkpoint(tmp_path, tiny_config):
@@ -123,7 +127,7 @@ def test_node_flip_test_parameter_beats_the_checkpoint(tmp_path, tiny_config):
     assert StreamingTracker.from_checkpoint(ckpt, device="cpu").flip_test is True
     for on in (False, True):
         tr = StreamingTracker.from_checkpoint(
-            ckpt, device="cpu", overrides=P.tracker_overrides(_defaults(flip_test=on)))
+            ckpt, device="cpu", overrides=core_settings.tracker_overrides(_defaults(flip_test=on)))
         assert tr.flip_test is on
 
 
@@ -131,9 +135,10 @@ def test_resolve_checkpoint_looks_in_the_share_directory(tmp_path):
     share = tmp_path / "share"
     (share / "checkpoints").mkdir(parents=True)
     (share / "checkpoints" / "m.pt").write_bytes(b"x")
-    assert P.resolve_checkpoint("checkpoints/m.pt", str(share)) == share / "checkpoints" / "m.pt"
+    found = core_settings.resolve_checkpoint("checkpoints/m.pt", str(share))
+    assert found == share / "checkpoints" / "m.pt"
     with pytest.raises(P.ParamError, match="file not found: 'nope.pt'"):
-        P.resolve_checkpoint("nope.pt", str(share))
+        core_settings.resolve_checkpoint("nope.pt", str(share))
 
 
 def test_bad_overrides_are_recorded_not_raised():
@@ -148,7 +153,7 @@ def test_bad_overrides_are_recorded_not_raised():
             Parameter("mask_threshold", value=1.5), Parameter("qos_depth", value=0),
             Parameter("idle_flush_sec", value=2), Parameter("device", value="cpu"),
             Parameter("autostart", value="yes")])
-        errors = P.declare(node)
+        errors = param_io.declare(node)
         assert set(errors) == {"mask_threshold", "qos_depth", "autostart"}
         high = LIVE_THRESHOLD_BY_NAME["mask_threshold"].high
         assert "1.5" in errors["mask_threshold"]
@@ -166,10 +171,10 @@ def test_bad_overrides_are_recorded_not_raised():
 
 
 def test_docs_parameter_table_is_generated_from_the_specs():
-    """docs/node.md shows exactly the table P.markdown_table() makes (one source)."""
+    """docs/node.md shows exactly the table param_docs.markdown_table() makes (one source)."""
     page = (Path(__file__).resolve().parents[2] / "docs" / "node.md").read_text()
-    table = P.markdown_table()
-    assert table in page, "docs/node.md is stale: regenerate with `python -m stemseg_ros.params`"
+    table = param_docs.markdown_table()
+    assert table in page, "docs/node.md stale: regenerate: `python -m stemseg_ros.param_docs`"
     for spec in P.SPECS:
         assert f"| `{spec.name}` |" in table
 
@@ -187,7 +192,7 @@ def test_trust_switches_and_limits_are_read_only():
         assert d.read_only and "set at start only" in d.additional_constraints, name
     assert not P.SPEC_BY_NAME["checkpoint"].descriptor().read_only
     assert P.defaults()["max_image_pixels"] == 4096 * 2160  # DCI 4K: covers UHD 3840x2160
-    assert "| `allow_pickle` | `False` | bool | start |" in P.markdown_table()
+    assert "| `allow_pickle` | `False` | bool | start |" in param_docs.markdown_table()
 
 
 class _Prm:
@@ -196,7 +201,7 @@ class _Prm:
 
 
 def _changes(active=False, remote=False, **values):
-    return P.check_changes([_Prm(k, v) for k, v in values.items()], active=active,
+    return checks.check_changes([_Prm(k, v) for k, v in values.items()], active=active,
                            remote_model_change=remote)
 
 
@@ -237,14 +242,13 @@ def test_hostile_values_are_refused_with_a_short_reason(name, value, match):
 @pytest.mark.parametrize("value", ["yes", "no", "/tmp/x # c", "null", "~", "", "'q'", '"q"',
                                    "a: b", "[1]", "{a: 1}", "-1", " lead", "ü😀", "a=b", "1e3"])
 def test_string_parameters_reach_the_core_config_unchanged(value):
-    """engine_cache_dir / backend / precision go to the core as key=value overrides, which the
-    core reads as YAML: they are quoted so that `yes` stays "yes" and `# c` is kept."""
-    from stemseg_core.config.loading import _apply_override
+    """engine_cache_dir / backend / precision go to the core as a typed override (no text read
+    back as YAML): `yes` stays "yes" and `# c` is kept."""
+    from stemseg_core.config.loading import apply_overrides
 
     p = _defaults(engine_cache_dir=value, backend="torch", precision="fp32")
     data: dict = {}
-    for o in P.tracker_overrides(p):
-        _apply_override(data, o)
+    apply_overrides(data, core_settings.tracker_overrides(p))
     assert data["inference"].get("engine_cache_dir", "") == value
     assert data["inference"]["backend"] == "torch"
 
@@ -277,10 +281,5 @@ def test_fuzz_parameter_changes_only_refuse(name, value, active, remote):
     assert not spec.read_only
     assert isinstance(out[name], tuple if spec.item else spec.kind)
     if isinstance(out[name], str) and name in P.THRESHOLDS and out[name]:
-        assert isinstance(P.thresholds(out, {})[name], dict)
+        assert isinstance(core_settings.thresholds(out, {})[name], dict)
 
-
-@_FUZZ
-@given(value=st.text(max_size=100))
-def test_fuzz_quoted_strings_read_back_exactly(value):
-    assert yaml.safe_load(P.quoted(value)) == value
