@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "_any_arguments", False):
         parser.parse_args(argv)  # exits with argparse's message naming the unknown arguments
-    if not getattr(args, "_run", None):
+    if args.command is None:  # every command sets _run (_add_command, _add_stand_in)
         parser.print_help()
-        return 0 if args.command is None else 2
+        return 0
     from stemseg_core.checkpoint import CheckpointError
     from stemseg_core.config import ConfigError
 

@@ -22,7 +22,7 @@ each imported once, before the first look-up of any registry; a module may regis
 several registries. The registries and what they hold:
 
 - ``BACKBONES`` (``model/backbones/``): ``builder(cfg.model.backbone) -> nn.Module`` mapping
-  (N, 3, H, W) images to the 4 FPN maps at strides 4, 8, 16, 32 (see model/backbone.py).
+  (N, 3, H, W) images to the 4 FPN maps at strides 4, 8, 16, 32 (backbones/torchvision_fpn.py).
 - ``MIXING_FUNCTIONS`` (``model/mixings/``): ``builder(cfg.model.embedding) -> Mixing``-like.
 - ``ARCHITECTURES`` (``model/architectures/``): ``builder(cfg) -> nn.Module``, the whole network.
 - ``DATASET_FORMATS`` (``data/formats/``): ``DatasetFormat`` subclasses (detect + load).

@@ -19,8 +19,6 @@ import numpy as np
 from stemseg_core.inference.types import TrackedInstance
 
 _GOLDEN = 0.6180339887498949
-#: Largest value a uint16 track-ID pixel can hold; larger IDs wrap around to 1..65535.
-MAX_TRACK_ID_PIXEL = 65535
 
 
 @lru_cache(maxsize=4096)
@@ -41,24 +39,6 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 def _draw_order(instances: Sequence[TrackedInstance]) -> list[TrackedInstance]:
     """Lowest score first, so that higher-scoring instances end up on top where masks overlap."""
     return sorted(instances, key=lambda inst: float(inst.score))
-
-
-def track_id_image(instances: Sequence[TrackedInstance], height: int, width: int) -> np.ndarray:
-    """(H, W) uint16 image whose pixels hold the track ID of the instance there (0 = background).
-
-    Where masks overlap the higher-scoring instance wins. IDs above 65535 wrap to 1..65535.
-    """
-    out = np.zeros((int(height), int(width)), dtype=np.uint16)
-    for inst in _draw_order(instances):
-        mask = np.asarray(inst.mask, dtype=bool)
-        if mask.shape != out.shape:
-            raise ValueError(f"track {inst.track_id}: mask shape {mask.shape} != image size "
-                             f"{out.shape}")
-        tid = int(inst.track_id)
-        if tid > MAX_TRACK_ID_PIXEL:
-            tid = (tid - 1) % MAX_TRACK_ID_PIXEL + 1
-        out[mask] = tid
-    return out
 
 
 def _label_text(inst: TrackedInstance) -> str:

@@ -84,7 +84,7 @@ def spin_until(executor: Any, stop: threading.Event, logger: Any) -> int:
 def run(node_class: Any, args: list[str] | None = None) -> int:
     """Run a node of `node_class` until SIGINT/SIGTERM; ends the process (exit status 0)."""
     from stemseg_ros import dds, memory
-    from stemseg_ros.model import share_dir
+    from stemseg_ros.model_holder import share_dir
 
     arenas = memory.limit_malloc_arenas()  # before any thread starts (DDS, executor, worker)
     os.environ.update(dds.environment(os.environ, share_dir()))  # before the DDS participant

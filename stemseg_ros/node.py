@@ -34,7 +34,7 @@ from stemseg_ros.diagnostics import (
 )
 from stemseg_ros.guard import cut, guarded, log_limited
 from stemseg_ros.intake import Intake
-from stemseg_ros.model import ModelHolder, share_dir
+from stemseg_ros.model_holder import ModelHolder, share_dir
 from stemseg_ros.outputs import Outputs
 from stemseg_ros.worker import FlushRequest, FrameQueue, Stats, Worker
 

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if not results.is_dir():
         raise FileNotFoundError(f"results folder not found: {results}")
     if args.format == "davis":
-        from stemseg_core.evaluation.davis import evaluate_davis
+        from stemseg_core.evaluation.davis_jf import evaluate_davis
 
         metrics = evaluate_davis(args.gt, results, sequences=args.seqs)
         title = f"DAVIS J&F: {results}"

@@ -68,7 +68,7 @@ def _print_table(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from stemseg_core.evaluation.robustness import LOSSLESS, summary_rows
+    from stemseg_core.evaluation.robustness_benchmark import LOSSLESS, summary_rows
 
     classes, sevs = result["classes"], [f"{s:g}" for s in result["severities"]]
     table = Table(title="HOTA under camera effects (Δ: mean change from lossless over drives "
@@ -96,7 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_core.backends.cache import file_sha256
     from stemseg_core.data.camera_effects import effect_names
     from stemseg_core.data.safe_names import check_plain_name
-    from stemseg_core.evaluation.robustness import markdown_table, measure_robustness, plot
+    from stemseg_core.evaluation.robustness_benchmark import (
+        markdown_table,
+        measure_robustness,
+        plot,
+    )
     from stemseg_core.evaluation.trackeval_kitti import find_seqmap, read_seqmap
     from stemseg_core.inference.tracker import StreamingTracker
 

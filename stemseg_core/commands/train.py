@@ -95,7 +95,7 @@ def _check_new_run(args: argparse.Namespace, overrides: list[str]):
     """(config, None) or (None, error message) for the run directory and config (rank 0)."""
     from stemseg_core.checkpoint import load_checkpoint
     from stemseg_core.config import config_from_dict, load_config
-    from stemseg_core.training.checkpointing import NoCheckpointError, find_resume_checkpoint
+    from stemseg_core.training.run_checkpoints import NoCheckpointError, find_resume_checkpoint
 
     out = Path(args.out)
     if args.resume:

@@ -11,7 +11,6 @@ from stemseg_core.config.coerce import (
     parse_flat_mapping,
     short_repr,
 )
-from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.loading import config_from_dict, load_config, save_config
 from stemseg_core.config.schema import (
     CHANNEL_ORDERS,
@@ -33,6 +32,7 @@ from stemseg_core.config.schema import (
     TrainConfig,
 )
 from stemseg_core.config.validation import check_live_threshold, resolve_device, validate
+from stemseg_core.errors import ConfigError
 
 __all__ = [
     "CHANNEL_ORDERS", "CLASS_VOTES", "DEVICES", "LIVE_THRESHOLDS",

@@ -21,7 +21,7 @@ import types
 import typing
 from typing import Any
 
-from stemseg_core.config.errors import ConfigError
+from stemseg_core.errors import ConfigError
 
 #: Longest map / list string read (4 kB: hundreds of class names); longer is refused unread.
 MAX_TEXT_CHARS = 4096

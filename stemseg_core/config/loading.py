@@ -17,9 +17,9 @@ from typing import Any, TypeAlias
 import yaml
 
 from stemseg_core.config.coerce import build
-from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.schema import Config
 from stemseg_core.config.validation import validate
+from stemseg_core.errors import ConfigError
 
 #: ``key=value`` strings, or {"section.key": value} with Python values.
 Overrides: TypeAlias = Sequence[str] | Mapping[str, Any]

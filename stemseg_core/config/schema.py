@@ -175,7 +175,7 @@ class InferenceConfig:
     #: Class names re-linking applies to (empty = all).
     relink_classes: list[str] = field(default_factory=list)
     #: Not in the paper: also run each clip mirrored left-right and average the two outputs
-    #: (inference/flip_test.py). Doubles the network's time. The ROS node ignores this and
+    #: (inference/flip_average.py). Doubles the network's time. The ROS node ignores this and
     #: follows its own flip_test parameter (default off, for frame rate).
     flip_test: bool = False
     #: Not in the paper (0 = off): refine each output mask with a colour-guided filter of this

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from stemseg_core.config.coerce import coerce, short_repr
-from stemseg_core.config.errors import ConfigError
 from stemseg_core.config.schema import (
     CHANNEL_ORDERS,
     CLASS_VOTES,
@@ -19,6 +18,7 @@ from stemseg_core.config.schema import (
     PRECISIONS,
     Config,
 )
+from stemseg_core.errors import ConfigError
 from stemseg_core.registry import (
     ARCHITECTURES,
     BACKBONES,

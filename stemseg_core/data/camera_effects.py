@@ -287,7 +287,7 @@ def apply_plan(images: np.ndarray, plan: Iterable[tuple[str, dict]],
 def check_settings(settings: Mapping, key: str = "data.camera_effects") -> None:
     """ConfigError on an unknown effect name, a probability outside [0, 1] or a severity range
     that is not [low, high] within [0, 3]."""
-    from stemseg_core.config.errors import ConfigError
+    from stemseg_core.errors import ConfigError
 
     for name, s in settings.items():
         if name not in CAMERA_EFFECTS:

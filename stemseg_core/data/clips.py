@@ -161,10 +161,6 @@ class ClipDataset(Dataset):
             f"{d.oversample_weight:g}): {share:.0%} of clip starts have one, drawn {drawn:.0%} "
             f"of the time")
 
-    def set_epoch(self, epoch: int) -> None:
-        """Change the random draws of all items (call once per epoch for fresh samples)."""
-        self.epoch = int(epoch)
-
     #: Training indices past len() select later epochs: item ``e * len + i`` is item i drawn
     #: afresh for epoch e (the trainer's sampler sends such indices; see training/sampling.py).
     indexed_with_epoch = True

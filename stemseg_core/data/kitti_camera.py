@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stemseg_core.data.errors import DataFormatError
+from stemseg_core.errors import DataFormatError
 
 DEFAULT_RATE = 10.0
 #: Fixed start of every bag written here (2011-09-26 00:00:00 UTC, the first KITTI recording

@@ -11,7 +11,7 @@ writer all ask here)::
     root/<split>/velodyne/<seq>/<frame:06d>.bin   LiDAR, float32 x y z reflectance (KITTI)
 
 Sequence names are KITTI's four digits: ``2``, ``"2"`` and ``"0002"`` all name ``"0002"``.
-Malformed files raise :class:`~stemseg_core.data.errors.DataFormatError` naming file and line;
+Malformed files raise :class:`~stemseg_core.errors.DataFormatError` naming file and line;
 missing ones ``FileNotFoundError`` naming what was looked for.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from stemseg_core.data.errors import DataFormatError
+from stemseg_core.errors import DataFormatError
 
 #: Image folders of a sequence, relative to the root, in the order they are tried.
 SEQUENCE_PARENTS = ("training/image_02", "testing/image_02", "image_02", ".")

@@ -107,14 +107,3 @@ def kitti_string_to_mask(rle: str, height: int, width: int, *,
 def kitti_string_area(rle: str, height: int, width: int) -> int:
     """Pixel count of a KITTI MOTS RLE string, without decoding the mask."""
     return int(mask_utils.area({"size": [height, width], "counts": rle.encode("ascii")}))
-
-
-def counts_to_kitti_string(counts: np.ndarray | list[int], height: int, width: int, *,
-                           max_pixels: int | None = MAX_MASK_PIXELS) -> str:
-    """Message `mask_counts` -> KITTI MOTS string, via pycocotools in one call (the counts and
-    size checked as :func:`counts_to_mask` does)."""
-    height, width = _check_size(height, width, max_pixels)
-    counts = _check_counts(counts, height, width)
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": [int(c) for c in counts]},
-                                 height, width)
-    return rle["counts"].decode("ascii")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stemseg_core.data.errors import DataFormatError
 from stemseg_core.data.formats import DATASET_FORMATS, check_class_ids, format_names
 from stemseg_core.data.sequence import Sequence
+from stemseg_core.errors import DataFormatError
 
 
 def detect_format(path: str | Path) -> str:

@@ -1,7 +1,7 @@
 """Evaluation: KITTI MOTS result writer, TrackEval wrappers (KITTI MOTS, DAVIS), reports."""
 from __future__ import annotations
 
-from stemseg_core.evaluation.davis import evaluate_davis, write_davis_masks
+from stemseg_core.evaluation.davis_jf import evaluate_davis, write_davis_masks
 from stemseg_core.evaluation.kitti_results import (
     read_kitti_mots,
     resolve_overlaps,

@@ -277,9 +277,3 @@ class ClipStitcher:
             else:
                 vel = self._memory[tid][3] if tid in self._memory else np.zeros(2)
             self._memory[tid] = (classes[k], start + f1, boxes[k, f1].copy(), vel)
-
-    def update_masks(self, masks: np.ndarray, n_shared: int | None = None,
-                     class_ids: list[int] | None = None) -> list[int]:
-        """As :meth:`update`, from (N, L, H, W) bool masks that are disjoint in every frame."""
-        masks = np.asarray(masks, dtype=bool)
-        return self.update(labels_from_masks(masks), masks.shape[0], n_shared, class_ids)

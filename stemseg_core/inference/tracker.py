@@ -29,7 +29,7 @@ network's masks; dropping such detections cost 5 pedestrian HOTA on held-out dri
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ import torch
 
 from stemseg_core.config import LIVE_THRESHOLDS, Config, check_live_threshold, resolve_device
 from stemseg_core.config.loading import Overrides
+from stemseg_core.inference.clip_schedule import BufferedFrame, ClipSchedule
 from stemseg_core.inference.clustering import cluster_clip_labels
-from stemseg_core.inference.flip_test import predict_with_flip
+from stemseg_core.inference.flip_average import predict_with_flip
 from stemseg_core.inference.postprocess import (
     Samplers,
     clip_masks,
@@ -201,10 +202,7 @@ class StreamingTracker:
         """Drop all buffered frames and state; the next push starts a new stream. Track IDs
         restart at 1, or with ``keep_ids`` go on from the last one (never reused in a stream)."""
         next_id = self._stitcher.next_id if keep_ids else 1
-        # Each entry: (model input (3, Hp, Wp) on device, stamp, frame index, the RGB image at
-        # the refinement's size when mask refinement needs it, else None).
-        self._buffer: deque[tuple[torch.Tensor, Any, int, np.ndarray | None]] = deque()
-        self._n_new = 0  # buffered frames not output yet (always the last ones of the buffer)
+        self._schedule = ClipSchedule()
         self._geo: Geometry | None = None
         self._samplers: Samplers | None = None  # output size and samplers of this stream
         self._stitcher.reset(next_id)
@@ -216,7 +214,12 @@ class StreamingTracker:
     @property
     def pending(self) -> int:
         """Frames pushed but not returned yet."""
-        return self._n_new
+        return self._schedule.new
+
+    @property
+    def buffered(self) -> int:
+        """Frames held: the pending ones plus the overlap kept from the last clip."""
+        return len(self._schedule)
 
     @property
     def input_geometry(self) -> Geometry | None:
@@ -246,18 +249,17 @@ class StreamingTracker:
                              f"(results {out[0]}x{out[1]}) mid-stream; call reset() (after "
                              f"flush() if the buffered frames are wanted) first")
         frame = self._prepare(image, self._geo)
-        self._buffer.append((frame, stamp, self.frames_pushed,
-                             refinement_image(image, self._geo)
-                             if self.mask_refinement_radius > 0 else None))
+        self._schedule.add(BufferedFrame(
+            frame, stamp, self.frames_pushed,
+            refinement_image(image, self._geo) if self.mask_refinement_radius > 0 else None))
         self.frames_pushed += 1
-        self._n_new += 1
-        if len(self._buffer) >= self.clip_length:
+        if len(self._schedule) >= self.clip_length:
             return self._run_clip()
         return []
 
     def flush(self) -> list[FrameResult]:
         """Finalise all frames not returned yet (runs one shorter clip); the stream may go on."""
-        if self._n_new == 0:
+        if self._schedule.new == 0:
             return []
         return self._run_clip()
 
@@ -390,21 +392,18 @@ class StreamingTracker:
         try:
             return self._run_clip_unguarded()
         except Exception:
-            self._buffer.clear()
-            self._n_new = 0
+            self._schedule.clear()
             self._stitcher.reset(self._stitcher.next_id)
             raise
 
     def _run_clip_unguarded(self) -> list[FrameResult]:
         assert self._geo is not None
-        frames = list(self._buffer)
-        n_clip, n_new = len(frames), self._n_new
-        n_shared = n_clip - n_new
+        frames, n_shared = self._schedule.clip()
         timings: dict[str, float] = {}
 
         t0 = time.perf_counter()
         with torch.inference_mode():
-            clip = torch.stack([f[0] for f in frames])[None]  # (1, L, 3, Hp, Wp)
+            clip = torch.stack([f.model_input for f in frames])[None]  # (1, L, 3, Hp, Wp)
             out = self._forward(clip)
             self._sync()
             t1 = time.perf_counter()
@@ -433,16 +432,13 @@ class StreamingTracker:
         t4 = time.perf_counter()
         timings["postprocess"] = t3 - t2
         results = frame_results(self, masks, grid, scores, class_ids, ids,
-                                [(f[1], f[2], f[3]) for f in frames[n_shared:]], n_shared,
+                                [(f.stamp, f.index, f.refinement_image)
+                                 for f in frames[n_shared:]], n_shared,
                                 self._samplers)
         timings["postprocess"] += time.perf_counter() - t4
         timings["stitching"] = t4 - t3
         timings["total"] = time.perf_counter() - t0
         self.last_timings = timings
 
-        # Keep only the overlap for the next clip (memory stays flat).
-        keep = min(self.clip_overlap, n_clip)
-        while len(self._buffer) > keep:
-            self._buffer.popleft()
-        self._n_new = 0
+        self._schedule.keep_overlap(self.clip_overlap)
         return results

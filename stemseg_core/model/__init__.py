@@ -5,8 +5,8 @@ Parts are found by name in registries (stemseg_core/registry.py): a backbone is 
 backbones/, a mixing function one in mixings/, a whole-network layout one in architectures/."""
 from __future__ import annotations
 
-from stemseg_core.model.backbone import Backbone, BackboneWeightsError
-from stemseg_core.model.mixing import Mixing, coordinate_grid
+from stemseg_core.model.backbones.torchvision_fpn import Backbone, BackboneWeightsError
+from stemseg_core.model.mixings.coordinate_letters import Mixing, coordinate_grid
 from stemseg_core.model.stemseg import STEmSeg, build_model, downsample_targets
 from stemseg_core.model.tse_decoder import TSEDecoder
 from stemseg_core.registry import ARCHITECTURES, BACKBONES, MIXING_FUNCTIONS

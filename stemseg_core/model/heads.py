@@ -1,8 +1,8 @@
 """Output heads on top of the TSE decoders: 1x1x1 convolutions.
 
 - :class:`EmbeddingHead` (decoder 1): raw embedding offsets (E channels) and raw log-precisions for
-  the non-free dims (V channels); :class:`~stemseg_core.model.mixing.Mixing` turns them into
-  embeddings and precisions.
+  the non-free dims (V channels); :class:`~stemseg_core.model.mixings.coordinate_letters.Mixing`
+  turns them into embeddings and precisions.
 - :class:`SeedinessHead` (decoder 2): sigmoid heat map in [0, 1].
 - :class:`SemanticHead` (decoder 3, optional): class logits, background = class 0.
 """

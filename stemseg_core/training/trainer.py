@@ -33,13 +33,6 @@ from torch.utils.data import DataLoader, Dataset
 from stemseg_core.checkpoint import load_checkpoint
 from stemseg_core.config import Config, save_config
 from stemseg_core.training import distributed as D
-from stemseg_core.training.checkpointing import (
-    LAST,
-    NoCheckpointError,
-    find_resume_checkpoint,
-    remove_stale_temp_files,
-    write_checkpoint,
-)
 from stemseg_core.training.hooks import (
     HookBase,
     ImageLogger,
@@ -48,6 +41,13 @@ from stemseg_core.training.hooks import (
     ProgressBar,
     StepInfo,
     StopOnSignal,
+)
+from stemseg_core.training.run_checkpoints import (
+    LAST,
+    NoCheckpointError,
+    find_resume_checkpoint,
+    remove_stale_temp_files,
+    write_checkpoint,
 )
 from stemseg_core.training.sampling import StepBatchSampler
 from stemseg_core.training.schedule import build_scheduler

@@ -11,7 +11,7 @@ CKPT = Path(__file__).resolve().parents[2] / "checkpoints" / "stemseg_demo.pt"
 
 @pytest.mark.skipif(not CKPT.is_file(), reason="checkpoints/stemseg_demo.pt not present")
 def test_demo_checkpoint_tracks_a_held_out_car(tmp_path):
-    from stemseg_core.data.kitti_mots import load_split
+    from stemseg_core.data.formats.kitti_mots import load_split
     from stemseg_core.inference.tracker import StreamingTracker
 
     # seed 4242 is not used by the demo model's training data (seed 0)

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 TOY_BACKBONE = '''
 from dataclasses import replace
 
-from stemseg_core.model.backbone import Backbone
+from stemseg_core.model.backbones.torchvision_fpn import Backbone
 from stemseg_core.registry import BACKBONES
 
 
@@ -29,7 +29,7 @@ def build(cfg):
 '''
 
 TOY_FORMAT = '''
-from stemseg_core.data import kitti_mots
+from stemseg_core.data.formats import kitti_mots
 from stemseg_core.data.formats import DatasetFormat
 from stemseg_core.registry import DATASET_FORMATS
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from stemseg_core.inference.types import TrackedInstance
-from stemseg_core.visualize import contact_sheet, draw_overlay, track_colour, track_id_image
+from stemseg_core.visualize import contact_sheet, draw_overlay, track_colour
 
 H, W = 48, 64
 
@@ -30,21 +30,6 @@ def test_track_colour_deterministic_and_distinct():
     # Consecutive ids are far apart in colour.
     for a, b in zip(cols, cols[1:]):
         assert sum(abs(x - y) for x, y in zip(a, b)) > 60
-
-
-def test_track_id_image_values():
-    insts = _instances()
-    img = track_id_image(insts, H, W)
-    assert img.shape == (H, W) and img.dtype == np.uint16
-    assert img[0, 0] == 0
-    assert img[10, 10] == 3
-    assert img[20, 20] == 3  # overlap: higher score wins
-    wrapped = (70000 - 1) % 65535 + 1
-    assert img[30, 40] == wrapped
-    assert set(np.unique(img)) == {0, 3, wrapped}
-    assert track_id_image([], H, W).sum() == 0
-    with pytest.raises(ValueError, match="mask shape"):
-        track_id_image(insts, H + 1, W)
 
 
 def test_overlay_colours_per_track():

@@ -9,7 +9,7 @@ import pytest
 from publish_instances import HEIGHT, WIDTH, sample, sample_3d
 from ros_helpers import REPO, ros_env
 
-from stemseg_core.data.rle import counts_to_kitti_string, mask_to_kitti_string
+from stemseg_core.data.rle import counts_to_mask, mask_to_kitti_string
 
 
 @pytest.mark.ros
@@ -57,7 +57,8 @@ def test_tracked_instance_array_received_intact(ros_client, domain_id, namespace
             pos += n
         np.testing.assert_array_equal(flat.reshape(WIDTH, HEIGHT).T.astype(bool), w.mask)
         # ... and into the KITTI MOTS string with pycocotools.
-        assert counts_to_kitti_string(m.mask_counts, HEIGHT, WIDTH) == mask_to_kitti_string(w.mask)
+        got = mask_to_kitti_string(counts_to_mask(m.mask_counts, HEIGHT, WIDTH))
+        assert got == mask_to_kitti_string(w.mask)
     # 3-D (issue 36): metres in the camera optical frame; without a position all zero
     for m, t in zip(msg.instances, sample_3d()):
         assert m.has_position == t.object.has_position

@@ -17,8 +17,8 @@ from test_depth_input import _cloud
 from test_node import Collector, _flush, _header, _wait_connected
 
 from stemseg_core.data.bag_writer import read_png
+from stemseg_core.data.formats.kitti_mots import decode_instance_png
 from stemseg_core.data.kitti_camera import read_calib
-from stemseg_core.data.kitti_mots import decode_instance_png
 from stemseg_core.geometry import intrinsics_of, lift_from_depth
 from stemseg_ros import conversions as cv
 

@@ -47,7 +47,7 @@ def format_names() -> list[str]:
 def check_class_ids(class_ids: dict[int, str], class_names: list[str] | tuple[str, ...],
                     source: str) -> None:
     """Every data set category must have a model class (else it would be silently ignored)."""
-    from stemseg_core.data.errors import DataFormatError
+    from stemseg_core.errors import DataFormatError
 
     missing = {i: n for i, n in class_ids.items() if not 1 <= i < len(class_names)}
     if missing:

@@ -1,14 +1,79 @@
-"""DAVIS 2017 / 2019: ``JPEGImages/<res>/<seq>`` and ``Annotations[_unsupervised]/<res>/<seq>``
+"""DAVIS 2017 / 2019 reader.
+
+Layout::
+
+    root/JPEGImages/480p/<seq>/<frame:05d>.jpg
+    root/Annotations/480p/<seq>/<frame:05d>.png     palette PNG, pixel index = object id
+    root/ImageSets/<year>/{train,val}.txt           one sequence name per line
+
+DAVIS 2019 unsupervised annotations live in ``Annotations_unsupervised`` (pass
+``annotations="Annotations_unsupervised"``). Object ids 1..254 become track ids with class 1
+(DAVIS has no categories); index 255 (void / object boundaries) becomes the ignore mask. Frames
+without an annotation PNG have no instances.
+
+As a data format (``data.format: davis``, one file: reader and registration):
+DAVIS 2017 / 2019: ``JPEGImages/<res>/<seq>`` and ``Annotations[_unsupervised]/<res>/<seq>``
 (the unsupervised annotations of DAVIS 2019 are preferred when present), splits from
-``ImageSets/<year>/<split>.txt`` (reader: :mod:`stemseg_core.data.davis`)."""
+``ImageSets/<year>/<split>.txt``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from stemseg_core.data import davis
-from stemseg_core.data.errors import DataFormatError
+import numpy as np
+from PIL import Image
+
 from stemseg_core.data.formats import DATASET_FORMATS, DatasetFormat, check_class_ids
-from stemseg_core.data.sequence import Sequence
+from stemseg_core.data.sequence import FrameAnnotation, Instance, Sequence
+from stemseg_core.errors import DataFormatError
+
+VOID = 255
+
+
+def list_sequences(root: str | Path, split: str = "train", year: str | int = "2017") -> list[str]:
+    path = Path(root) / "ImageSets" / str(year) / f"{split}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"DAVIS split file not found: {path}")
+    return [s.strip() for s in path.read_text().splitlines() if s.strip()]
+
+
+def read_palette_png(path: str | Path) -> np.ndarray:
+    """Palette (or grayscale) PNG -> (H, W) uint8 indices."""
+    with Image.open(path) as im:
+        if im.mode not in ("P", "L"):
+            im = im.convert("L")
+        return np.array(im, dtype=np.uint8)
+
+
+def decode_annotation(idx: np.ndarray) -> FrameAnnotation:
+    insts = [Instance(int(v), 1, idx == v) for v in np.unique(idx) if v not in (0, VOID)]
+    return FrameAnnotation(insts, idx == VOID)
+
+
+def load_sequence(root: str | Path, name: str, resolution: str = "480p",
+                  annotations: str = "Annotations") -> Sequence:
+    root = Path(root)
+    img_dir = root / "JPEGImages" / resolution / name
+    paths = sorted(str(p) for p in img_dir.glob("*.jpg"))
+    if not paths:
+        raise FileNotFoundError(f"no images in {img_dir}")
+    with Image.open(paths[0]) as im:
+        w, h = im.size
+    ann_dir = root / annotations / resolution / name
+
+    def fn(t: int) -> FrameAnnotation:
+        p = ann_dir / (Path(paths[t]).stem + ".png")
+        if not p.is_file():
+            return FrameAnnotation([], np.zeros((h, w), bool))
+        return decode_annotation(read_palette_png(p))
+
+    return Sequence(name, paths, h, w, fn, {"dataset": "davis"})
+
+
+def load_split(root: str | Path, split: str = "train", year: str | int = "2017",
+               resolution: str = "480p", annotations: str = "Annotations") -> list[Sequence]:
+    return [load_sequence(root, s, resolution, annotations)
+            for s in list_sequences(root, split, year)]
 
 
 def annotations_folder(root: Path) -> str:
@@ -51,7 +116,7 @@ class DavisFormat(DatasetFormat):
     @classmethod
     def load(cls, path: Path, split: str, class_names: list[str] | tuple[str, ...] | None
              ) -> list[Sequence]:
-        seqs = davis.load_split(path, split, newest_year(path, split), resolution(path),
+        seqs = load_split(path, split, newest_year(path, split), resolution(path),
                                 annotations_folder(path))
         if class_names is not None:
             check_class_ids({1: "object"}, class_names, f"DAVIS {path}")

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from stemseg_core.data.kitti_layout import write_seqmap
 from stemseg_core.data.synth.generator import SequenceGenerator, sequence_generator, split_of
-from stemseg_core.data.synth.types import (
+from stemseg_core.data.synth.scene_types import (
     CAR,
     IGNORE_CLASS,
     IGNORE_ID,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stemseg_core.data.synth.types import IGNORE_CLASS, IGNORE_ID, Agent, Frame, FrameObject
+from stemseg_core.data.synth.scene_types import IGNORE_CLASS, IGNORE_ID, Agent, Frame, FrameObject
 
 
 class Annotator:

@@ -11,8 +11,8 @@ import numpy as np
 
 from stemseg_core.data.synth.annotate import Annotator
 from stemseg_core.data.synth.render import Renderer
+from stemseg_core.data.synth.scene_types import CAR, PEDESTRIAN, Agent, Frame, SynthParams
 from stemseg_core.data.synth.sensors import SensorSimulation
-from stemseg_core.data.synth.types import CAR, PEDESTRIAN, Agent, Frame, SynthParams
 from stemseg_core.data.synth.world import WorldSimulation
 
 

@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-from stemseg_core.data.synth.types import CAM_HEIGHT, CAR, NEAR, Agent
+from stemseg_core.data.synth.scene_types import CAM_HEIGHT, CAR, NEAR, Agent
 
 SHIFT = 4  # sub-pixel bits for OpenCV drawing
 ONE = 1 << SHIFT

@@ -24,7 +24,7 @@ import numpy as np
 
 from stemseg_core.data.synth.raycast import ray_box, ray_ellipsoid, ray_ground
 from stemseg_core.data.synth.render import car_parts
-from stemseg_core.data.synth.types import CAM_HEIGHT, CAR, Agent
+from stemseg_core.data.synth.scene_types import CAM_HEIGHT, CAR, Agent
 
 #: Largest depth a uint16 millimetre image holds (REP 118 16UC1); farther is "no return".
 DEPTH_MAX_M = 65.535

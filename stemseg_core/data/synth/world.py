@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from stemseg_core.data.synth.types import CAR, FPS, PEDESTRIAN, Agent
+from stemseg_core.data.synth.scene_types import CAR, FPS, PEDESTRIAN, Agent
 
 CAR_PALETTE = np.array([
     (232, 232, 230), (235, 235, 238), (178, 180, 184), (180, 182, 185), (105, 106, 112),

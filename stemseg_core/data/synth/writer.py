@@ -15,8 +15,8 @@ from stemseg_core.data.kitti_camera import format_calib
 from stemseg_core.data.kitti_layout import seq_name, sequence_frames, write_seqmap
 from stemseg_core.data.rle import mask_to_kitti_string
 from stemseg_core.data.synth.generator import sequence_generator, split_of
+from stemseg_core.data.synth.scene_types import IGNORE_CLASS, IGNORE_ID, SynthParams
 from stemseg_core.data.synth.sensors import velo_to_cam
-from stemseg_core.data.synth.types import IGNORE_CLASS, IGNORE_ID, SynthParams
 from stemseg_core.geometry.depth import depth_to_mm
 from stemseg_core.visualize import contact_sheet as tile_images
 

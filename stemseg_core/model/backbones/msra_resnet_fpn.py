@@ -25,7 +25,7 @@ from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from stemseg_core.config import BackboneConfig
-from stemseg_core.model.backbone import BackboneWeightsError
+from stemseg_core.model.backbones.torchvision_fpn import BackboneWeightsError
 from stemseg_core.registry import BACKBONES
 
 #: maskrcnn-benchmark's frozen BatchNorm has no epsilon (detectron2 and torchvision use 1e-5).
@@ -107,7 +107,7 @@ class MsraFPN(nn.Module):
 
 
 class MsraResNetFPN(nn.Module):
-    """``body`` (MsraResNet) + ``fpn`` (MsraFPN); the Backbone contract of backbone.py."""
+    """``body`` (MsraResNet) + ``fpn`` (MsraFPN); the Backbone contract of torchvision_fpn.py."""
 
     def __init__(self, cfg: BackboneConfig, depth: int):
         super().__init__()

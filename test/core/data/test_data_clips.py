@@ -8,7 +8,7 @@ import torch
 
 from stemseg_core.config import load_config
 from stemseg_core.data.clips import ClipDataset, build_dataset, collate_clips, zoom_clip
-from stemseg_core.data.kitti_mots import FrameAnnotation, Instance, Sequence
+from stemseg_core.data.formats.kitti_mots import FrameAnnotation, Instance, Sequence
 from stemseg_core.data.synth import generate_dataset
 
 SH, SW, N_FRAMES = 30, 40, 6  # source frames (aspect 4:3 -> padded in a 64x128 canvas)
@@ -162,7 +162,7 @@ def test_later_epochs_draw_fresh_clips(tmp_path):
     draws0 = [tuple(ds.sample(i)["frames"]) + (ds.sample(i)["flip"],) for i in range(n)]
     draws1 = [tuple(ds.sample(n + i)["frames"]) + (ds.sample(n + i)["flip"],) for i in range(n)]
     assert draws0 != draws1  # epoch 1 is not a replay of epoch 0
-    ds.set_epoch(1)  # index n + i is item i of epoch 1
+    ds.epoch = 1  # index n + i is item i of epoch 1
     assert [tuple(ds.sample(i)["frames"]) + (ds.sample(i)["flip"],) for i in range(n)] == draws1
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from stemseg_core.cli import main
-from stemseg_core.data import kitti_layout, kitti_mots
+from stemseg_core.data import kitti_layout
 from stemseg_core.data import rosbag_io as rio
-from stemseg_core.data.errors import DataFormatError
+from stemseg_core.data.formats import kitti_mots
 from stemseg_core.data.rle import mask_to_kitti_string
 from stemseg_core.data.sources import load_training_sequences
+from stemseg_core.errors import DataFormatError
 
 H, W, N = 16, 24, 3
 SEQ = "0004"

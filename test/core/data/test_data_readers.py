@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from stemseg_core.data import davis, kitti_mots, youtube_vis
+from stemseg_core.data.formats import davis, kitti_mots, youtube_vis
 from stemseg_core.data.rle import mask_to_counts, mask_to_kitti_string
 
 H, W = 12, 20

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from stemseg_core.data import kitti_camera, kitti_layout
-from stemseg_core.data.errors import DataFormatError
+from stemseg_core.errors import DataFormatError
 
 
 def _touch(path: Path) -> Path:

@@ -6,7 +6,7 @@ import pytest
 
 from stemseg_core.config import ConfigError, load_config
 from stemseg_core.data.clips import ClipDataset, build_dataset
-from stemseg_core.data.kitti_mots import FrameAnnotation, Instance, Sequence, load_sequence
+from stemseg_core.data.formats.kitti_mots import FrameAnnotation, Instance, Sequence, load_sequence
 from stemseg_core.data.oversample import small_instance_counts, start_weights
 from stemseg_core.data.synth import generate_dataset
 

@@ -4,7 +4,6 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from stemseg_core.data.rle import (
-    counts_to_kitti_string,
     counts_to_mask,
     kitti_string_to_mask,
     mask_to_counts,
@@ -47,7 +46,7 @@ def test_counts_round_trip_and_match_pycocotools(name, mask):
     assert np.array_equal(mask_utils.decode(rle).astype(bool), mask)
     # and the KITTI string made from counts equals the one made from the mask
     s = mask_to_kitti_string(mask)
-    assert counts_to_kitti_string(counts, h, w) == s
+    assert mask_to_kitti_string(counts_to_mask(counts, h, w)) == s
     assert np.array_equal(kitti_string_to_mask(s, h, w), mask)
 
 
@@ -89,7 +88,7 @@ def test_counts_to_mask_checks_sizes_before_allocating():
     with pytest.raises(ValueError, match=r"8 runs, more than a 2x3 mask can have \(7\)"):
         counts_to_mask([0] * 7 + [6], 2, 3)
     with pytest.raises(ValueError, match="over the limit"):
-        counts_to_kitti_string([0, 100], 10, 10, max_pixels=99)
+        counts_to_mask([0, 100], 10, 10, max_pixels=99)
     with pytest.raises(ValueError, match="over the limit"):
         kitti_string_to_mask("0", 100_000, 100_000)
     # at the limit and with the limit lifted, valid masks decode

@@ -83,7 +83,7 @@ def test_infer_refuses_a_seqmap_name_before_loading_anything(tmp_path, capsys):
 
 
 def test_evaluation_and_davis_writers_refuse_bad_names(tmp_path):
-    from stemseg_core.evaluation.davis import write_davis_masks
+    from stemseg_core.evaluation.davis_jf import write_davis_masks
     from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
     from stemseg_core.inference.types import FrameResult
 

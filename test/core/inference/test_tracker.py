@@ -29,7 +29,7 @@ def run_stream(tr: StreamingTracker, images: list[np.ndarray]) -> list:
     out = []
     for i, img in enumerate(images):
         out += tr.push(img, stamp=1000 + i)
-        assert len(tr._buffer) <= tr.clip_length  # memory stays flat
+        assert tr.buffered <= tr.clip_length  # memory stays flat
     out += tr.flush()
     return out
 

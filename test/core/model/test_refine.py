@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from stemseg_core.config import ConfigError, config_from_dict
 from stemseg_core.model import build_model, downsample_targets
-from stemseg_core.model.backbone import Backbone
+from stemseg_core.model.backbones.torchvision_fpn import Backbone
 from stemseg_core.model.refine import StrideTwoRefiner
 
 

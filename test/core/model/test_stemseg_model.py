@@ -7,8 +7,8 @@ import torch
 
 from stemseg_core.config import load_config
 from stemseg_core.model import STEmSeg, build_model, coordinate_grid, downsample_targets
-from stemseg_core.model.backbone import BackboneWeightsError
-from stemseg_core.model.mixing import PRECISION_SCALE
+from stemseg_core.model.backbones.torchvision_fpn import BackboneWeightsError
+from stemseg_core.model.mixings.coordinate_letters import PRECISION_SCALE
 from stemseg_core.registry import MIXING_FUNCTIONS as MIXING_REGISTRY
 
 CHEAP = ["model.backbone.fpn_channels=32", "model.decoder.widths=[32,32,32,32]",

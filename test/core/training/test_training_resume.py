@@ -19,8 +19,8 @@ from stemseg_core.checkpoint import (
     atomic_torch_save,
     load_checkpoint,
 )
-from stemseg_core.training.checkpointing import find_resume_checkpoint
 from stemseg_core.training.hooks import HookBase
+from stemseg_core.training.run_checkpoints import find_resume_checkpoint
 from stemseg_core.training.trainer import TrainingError
 
 WORKER = Path(__file__).parent / "kill_worker.py"

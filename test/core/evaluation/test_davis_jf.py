@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stemseg_core.evaluation.davis import evaluate_davis, write_davis_masks
+from stemseg_core.evaluation.davis_jf import evaluate_davis, write_davis_masks
 from stemseg_core.evaluation.trackeval_kitti import EvaluationError
 from stemseg_core.evaluation.trackeval_runner import run_trackeval
 from stemseg_core.inference.types import FrameResult, TrackedInstance

@@ -3,6 +3,9 @@
 Weights are never downloaded: `cfg.weights` may name a local torchvision classification
 state_dict (e.g. ``resnet101-63fe2227.pth`` copied onto the machine), loaded with strict key
 checks.
+
+Registered here (registry.BACKBONES): the torchvision ResNets and MobileNetV3s + FPN, under
+their torchvision names.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from stemseg_core.config import BackboneConfig
+from stemseg_core.registry import BACKBONES
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 MOBILENETS = ("mobilenet_v3_large", "mobilenet_v3_small")
@@ -155,3 +159,11 @@ def _last_channels(module: nn.Module) -> int:
         if hasattr(last_block, attr):
             return int(getattr(last_block, attr).out_channels)
     return int(convs[-1].out_channels)
+
+
+def build_torchvision_backbone(cfg: BackboneConfig) -> Backbone:
+    return Backbone(cfg)
+
+
+for _name in RESNETS + MOBILENETS:
+    BACKBONES.register(_name)(build_torchvision_backbone)

@@ -3,9 +3,10 @@
 Not in the paper. The network runs on the clip and on the clip flipped left-right; the second
 result is flipped back and averaged with the first. Seediness, precisions and semantic logits
 only need the flip back. An embedding dim holding the x coordinate (mixing letter ``x``) is
-offset + x, with x on a grid symmetric about the image centre (``model/mixing.py``), so the
-mirror's value at column W-1-j, negated, estimates the value at column j. Free and y/t dims
-are flipped back unchanged. It doubles the network's time; the clustering sees one set of maps.
+offset + x, with x on a grid symmetric about the image centre
+(``model/mixings/coordinate_letters.py``), so the mirror's value at column W-1-j, negated,
+estimates the value at column j. Free and y/t dims are flipped back unchanged. It doubles the
+network's time; the clustering sees one set of maps.
 
 Shapes: clip (B, T, 3, H, W); outputs (B, C, T, h, w) as ``STEmSeg.forward`` in eval mode.
 """

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stemseg_core.inference.flip_test import predict_with_flip, unflip_outputs
+from stemseg_core.inference.flip_average import predict_with_flip, unflip_outputs
 from stemseg_core.inference.tracker import StreamingTracker
-from stemseg_core.model.mixing import Mixing, coordinate_grid
+from stemseg_core.model.mixings.coordinate_letters import Mixing, coordinate_grid
 
 
 def test_unflip_mirrors_columns_and_negates_only_x_dims():
