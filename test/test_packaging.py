@@ -62,9 +62,9 @@ def test_bag_eval_is_the_ros_package_entry_point():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/tmp")
     assert r.returncode == 0, r.stderr
     commands = ast.literal_eval(r.stdout.strip())
-    assert commands.get("bag.eval") == "stemseg_ros.bag_eval"
-    assert commands.get("bag.bench") == "stemseg_ros.bench_node"
-    assert commands.get("bag.soak") == "stemseg_ros.soak"
+    assert commands.get("bag.eval") == "stemseg_ros.tools.bag_eval"
+    assert commands.get("bag.bench") == "stemseg_ros.tools.bench_node"
+    assert commands.get("bag.soak") == "stemseg_ros.tools.soak"
     r = subprocess.run([sys.executable, "-m", "stemseg_core.cli", "bag", "eval", "--help"],
                        capture_output=True, text=True, cwd="/tmp")
     assert r.returncode == 0 and "--lockstep" in r.stdout, r.stdout + r.stderr

@@ -9,7 +9,7 @@ from ros_helpers import make_frames
 
 from stemseg_core.cli import main
 from stemseg_core.data import rosbag_io as rio
-from stemseg_ros.bench_node import _proc_times, find_peak
+from stemseg_ros.tools.bench_node import _proc_times, find_peak
 
 
 def test_find_peak_bisects_between_the_best_pass_and_the_first_failure():

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from stemseg_ros.replay_node import LOCKSTEP_PARAMS, ReplayError, node_command, parse_node_args
+from stemseg_ros.tools.replay_node import (
+    LOCKSTEP_PARAMS,
+    ReplayError,
+    node_command,
+    parse_node_args,
+)
 
 
 def _params(cmd: list[str]) -> list[str]:

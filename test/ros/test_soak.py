@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import threading
 
-from stemseg_ros.soak import Sample, judge, proc_sample, report
+from stemseg_ros.tools.soak import Sample, judge, proc_sample, report
 
 
 def _s(phase: str, rss: float, threads: int = 20, fds: int = 30, cycle: int = 0) -> Sample:

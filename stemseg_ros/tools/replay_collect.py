@@ -11,7 +11,7 @@ from rclpy.serialization import deserialize_message
 from stemseg_core.data.rosbag_io import BagError
 from stemseg_ros import names
 from stemseg_ros.msg import TrackedInstanceArray
-from stemseg_ros.replay_node import ReplayError
+from stemseg_ros.tools.replay_node import ReplayError
 
 
 def stamp_ns(header) -> int:

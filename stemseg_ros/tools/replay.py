@@ -31,8 +31,8 @@ from stemseg_core.data.rosbag_io import COMPRESSED_MSGTYPE, BagImage
 from stemseg_core.evaluation.replay_scoring import ReplayOutcome
 from stemseg_ros import dds, names
 from stemseg_ros.msg import TrackedInstanceArray
-from stemseg_ros.replay_collect import Collector, OutputRecorder
-from stemseg_ros.replay_node import (
+from stemseg_ros.tools.replay_collect import Collector, OutputRecorder
+from stemseg_ros.tools.replay_node import (
     NodeProcess,
     ReplayError,
     node_command,

@@ -21,7 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stemseg_core.commands.bag import HelpWithDefaults
-from stemseg_ros.bench_node import MAX_LOSS, add_node_arguments, find_peak, load_frames, run_at
+from stemseg_ros.tools.bench_node import (
+    MAX_LOSS,
+    add_node_arguments,
+    find_peak,
+    load_frames,
+    run_at,
+)
 from stemseg_ros.worker import DEFAULT_IDLE_FLUSH_SEC
 
 HELP = "soak the node: its peak rate for 20 min of camera time, then 50 lifecycle cycles"
@@ -155,8 +161,8 @@ class LifecycleClient:
         self.timeout = player.opts.timeout
 
     def change(self, transition: int, label: str) -> None:
-        from stemseg_ros.replay import _wait_future
-        from stemseg_ros.replay_node import ReplayError
+        from stemseg_ros.tools.replay import _wait_future
+        from stemseg_ros.tools.replay_node import ReplayError
 
         if not self.cli.wait_for_service(timeout_sec=self.timeout):
             raise ReplayError("the node offers no ~/change_state service")
@@ -299,8 +305,8 @@ def report(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from stemseg_core.data.rosbag_io import BagError
-    from stemseg_ros.replay import Player, ReplayOptions
-    from stemseg_ros.replay_node import ReplayError
+    from stemseg_ros.tools.replay import Player, ReplayOptions
+    from stemseg_ros.tools.replay_node import ReplayError
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -221,7 +221,7 @@ def _node_tracker_settings(node_args: list[str], device: str = "cpu") -> tuple[d
 
     from stemseg_core.config import resolve_device
     from stemseg_ros import core_settings, param_checks, params
-    from stemseg_ros.replay_node import parse_node_args
+    from stemseg_ros.tools.replay_node import parse_node_args
 
     values = params.defaults()
     for k, v in parse_node_args(node_args):
@@ -256,8 +256,8 @@ def load_frames(bag: str, topic: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from stemseg_core.data.rosbag_io import BagError
-    from stemseg_ros.replay import Player, ReplayOptions
-    from stemseg_ros.replay_node import ReplayError
+    from stemseg_ros.tools.replay import Player, ReplayOptions
+    from stemseg_ros.tools.replay_node import ReplayError
 
     try:
         topic, msgtype, msgs, rgb = load_frames(args.bag, args.topic)

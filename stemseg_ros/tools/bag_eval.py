@@ -2,8 +2,8 @@
 
 A command of the ``stemseg`` CLI registered by this package (entry point ``bag.eval`` of the
 group ``stemseg.commands``, written by CMakeLists.txt). Importing this module loads no ROS:
-the replay (:mod:`stemseg_ros.replay`) is imported when the command runs; scoring and the report
-are the core's (:mod:`stemseg_core.evaluation.replay_scoring`).
+the replay (:mod:`stemseg_ros.tools.replay`) is imported when the command runs; scoring and the
+report are the core's (:mod:`stemseg_core.evaluation.replay_scoring`).
 """
 from __future__ import annotations
 
@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_core.data.rosbag_io import BagError, BagImageReader, read_frame_index
     from stemseg_core.data.safe_names import check_plain_name
     from stemseg_core.evaluation.replay_scoring import ReplaySetup
-    from stemseg_ros.replay import ReplayOptions, replay
-    from stemseg_ros.replay_node import ReplayError
+    from stemseg_ros.tools.replay import ReplayOptions, replay
+    from stemseg_ros.tools.replay_node import ReplayError
 
     index = read_frame_index(args.bag)
     seq = args.seq or (index.seq if index else None) or Path(args.bag).name.split(".")[0]
