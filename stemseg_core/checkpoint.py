@@ -334,9 +334,27 @@ def migrate(payload: dict[str, Any], origin: str | Path) -> dict[str, Any]:
     if version == 1:
         payload = dict(payload)
         if "train_state" in payload:
-            from stemseg_core.training.state import migrate_v1_train_state
-
             payload["train_state"] = migrate_v1_train_state(payload["train_state"])
         payload["version"] = VERSION
         log.info("%s: format version 1 migrated to %d on load", origin, VERSION)
     return payload
+
+
+def migrate_v1_train_state(ts: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoint format 1 kept numpy's RNG state as ``np.random.get_state()`` (a tuple with a
+    uint32 array); format 2 keeps the dict of :func:`rng_state`."""
+    ts = dict(ts)
+    rngs = []
+    for r in ts.get("rng") or []:
+        r = dict(r)
+        npst = r.get("numpy")
+        if isinstance(npst, tuple):
+            name, key, pos, has_gauss, cached = npst[:5]
+            r["numpy"] = {"bit_generator": str(name),
+                          "key": torch.from_numpy(np.asarray(key).astype(np.int64)),
+                          "pos": int(pos), "has_gauss": int(has_gauss),
+                          "cached_gaussian": float(cached)}
+        rngs.append(r)
+    if "rng" in ts:
+        ts["rng"] = rngs
+    return ts

@@ -27,6 +27,7 @@ several registries. The registries and what they hold:
 - ``ARCHITECTURES`` (``model/architectures/``): ``builder(cfg) -> nn.Module``, the whole network.
 - ``DATASET_FORMATS`` (``data/formats/``): ``DatasetFormat`` subclasses (detect + load).
 - ``BACKENDS`` (``backends/``): ``Backend`` subclasses (backends/base.py), by their ``name``.
+- ``CAMERA_EFFECTS`` (the module ``data/camera_effects.py``): ``CameraEffect`` entries.
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class Registry(Generic[T]):
             return
         self._loaded = True
         package = importlib.import_module(self.package)
-        for info in pkgutil.iter_modules(package.__path__):
+        for info in pkgutil.iter_modules(getattr(package, "__path__", [])):  # a module: itself
             importlib.import_module(f"{self.package}.{info.name}")
         load_plugins()
 
@@ -140,6 +141,9 @@ ARCHITECTURES: Registry[Callable[..., Any]] = Registry(
 DATASET_FORMATS: Registry[Any] = Registry("data format", "data.format",
                                           "stemseg_core.data.formats")
 BACKENDS: Registry[Any] = Registry("backend", "inference.backend", "stemseg_core.backends")
+CAMERA_EFFECTS: Registry[Any] = Registry("camera effect", "data.camera_effects",
+                                         "stemseg_core.data.camera_effects")
 
-__all__ = ["ARCHITECTURES", "BACKBONES", "BACKENDS", "DATASET_FORMATS", "MIXING_FUNCTIONS",
-           "PLUGIN_ENV", "PLUGIN_GROUP", "Registry", "load_plugins", "plugin_modules"]
+__all__ = ["ARCHITECTURES", "BACKBONES", "BACKENDS", "CAMERA_EFFECTS", "DATASET_FORMATS",
+           "MIXING_FUNCTIONS", "PLUGIN_ENV", "PLUGIN_GROUP", "Registry", "load_plugins",
+           "plugin_modules"]

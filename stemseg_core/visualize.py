@@ -1,4 +1,4 @@
-"""Drawing of tracked instances: colour overlays, track-ID images and contact sheets.
+"""Drawing of tracked instances: colour overlays and contact sheets.
 
 Pure numpy/OpenCV and cheap enough to run per frame in the ROS node (``~/overlay`` and
 ``~/track_ids`` topics) as well as in ``stemseg infer --overlays``.
@@ -12,11 +12,13 @@ import colorsys
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from stemseg_core.inference.types import TrackedInstance
+if TYPE_CHECKING:  # instances are read by attribute only
+    from stemseg_core.inference.types import TrackedInstance
 
 _GOLDEN = 0.6180339887498949
 

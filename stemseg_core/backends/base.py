@@ -16,13 +16,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from stemseg_core.backends.cache import (
-    GRAPH_VERSION,
-    ArtifactCache,
-    config_hash,
-    device_description,
-    weights_hash,
-)
+from stemseg_core.backends.artifact_key import config_hash, device_description, weights_hash
+from stemseg_core.backends.cache import GRAPH_VERSION, ArtifactCache
 from stemseg_core.config.schema import PRECISIONS
 from stemseg_core.export.split import ClipDecoder, FrameEncoder
 from stemseg_core.registry import BACKENDS

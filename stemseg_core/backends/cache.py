@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import shutil
 import stat
 import tempfile
@@ -42,8 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import torch
-
+from stemseg_core.checkpoint import file_sha256
 from stemseg_core.data.safe_names import check_plain_name
 
 log = logging.getLogger(__name__)
@@ -51,9 +49,6 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 #: Bumped when the exported graphs change in a way the other key parts do not show.
 GRAPH_VERSION = 1
-#: CPU flags that change which kernels a CPU backend picks (x86 ISA extensions).
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx512_fp16", "amx_bf16",
-             "amx_int8", "amx_tile", "avx_vnni")
 
 T = TypeVar("T")
 
@@ -128,55 +123,6 @@ def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/stemseg/engines, or ~/.cache/stemseg/engines."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "stemseg" / "engines"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def weights_hash(model: torch.nn.Module) -> str:
-    """sha256 (16 hex digits) of the model's state_dict, names and values."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(str(tuple(v.shape)).encode())
-        if v.numel():
-            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()[:16]
-
-
-def config_hash(cfg_dict: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg_dict, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cpu_description() -> str:
-    """CPU model name and the ISA flags that matter to kernels (from /proc/cpuinfo on Linux)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    for line in text.splitlines():
-        if line.startswith("model name") and ":" in line:
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("flags") and ":" in line:
-            flags = set(line.split(":", 1)[1].split())
-            break
-    have = [f for f in CPU_FLAGS if f in flags]
-    return f"{name} [{' '.join(have)}]"
-
-
-def device_description(device: torch.device) -> str:
-    """What an artifact built on ``device`` depends on: GPU model + compute capability, or CPU."""
-    if device.type == "cuda":
-        idx = device.index if device.index is not None else torch.cuda.current_device()
-        p = torch.cuda.get_device_properties(idx)
-        return f"{p.name} sm_{p.major}{p.minor}"
-    return cpu_description()
 
 
 class ArtifactCache:

@@ -88,11 +88,11 @@ def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
             overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run ``spec``'s drives through the tracker and score them. Returns {"metrics": {class:
     {HOTA, ...}}, "checkpoint", "sha256", "overrides"}. Drives are (re)generated in out/drives."""
-    from stemseg_core.backends.cache import file_sha256
-    from stemseg_core.commands.infer import run_sequence
+    from stemseg_core.checkpoint import file_sha256
     from stemseg_core.data.kitti_layout import sequence_frames
     from stemseg_core.data.synth import generate_dataset
     from stemseg_core.evaluation.kitti_results import checkpoint_min_track_length
+    from stemseg_core.evaluation.sequence_run import run_sequence
     from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
     from stemseg_core.inference.tracker import StreamingTracker
 

@@ -93,7 +93,7 @@ def _print_table(result: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stemseg_core.backends.cache import file_sha256
+    from stemseg_core.checkpoint import file_sha256
     from stemseg_core.data.camera_effects import effect_names
     from stemseg_core.data.safe_names import check_plain_name
     from stemseg_core.evaluation.robustness_benchmark import (

@@ -20,6 +20,9 @@ CLASS_VOTES = ("mean_logits", "majority")
 DEVICES = ("auto", "cpu", "cuda")
 #: inference.precision: the network's arithmetic (which backend allows which: backends/).
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+#: The official architecture: clip length -> number of leading pool slots that pool (the
+#: authors' table; others identity; model/squeeze_expand.py). Its clip lengths are these keys.
+POOLED_SLOTS = {2: 0, 4: 1, 8: 2, 16: 3, 24: 3, 32: 3}
 #: model.output_stride: 4 = the paper's decoder output, 2 = with the stride-2 refinement.
 OUTPUT_STRIDES = (4, 2)
 

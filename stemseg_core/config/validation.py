@@ -15,6 +15,7 @@ from stemseg_core.config.schema import (
     LIVE_THRESHOLD_BY_NAME,
     LIVE_THRESHOLDS,
     OUTPUT_STRIDES,
+    POOLED_SLOTS,
     PRECISIONS,
     Config,
 )
@@ -23,6 +24,7 @@ from stemseg_core.registry import (
     ARCHITECTURES,
     BACKBONES,
     BACKENDS,
+    CAMERA_EFFECTS,
     DATASET_FORMATS,
     MIXING_FUNCTIONS,
     Registry,
@@ -85,6 +87,19 @@ def _check_registered(registry: Registry, value: str, auto: bool = False) -> Non
                              f"{registry.kind}; allowed: {', '.join(allowed)}")
 
 
+def _check_camera_effects(settings: dict, key: str = "data.camera_effects") -> None:
+    """Registered effect names, a probability in [0, 1], a severity range [low, high] in [0, 3]."""
+    for name, s in settings.items():
+        _check(name in CAMERA_EFFECTS, f"{key}: {name!r} is not a camera effect; allowed: "
+                                       f"{', '.join(CAMERA_EFFECTS.names())}")
+        _check(0.0 <= s.prob <= 1.0, f"{key}.{name}.prob must be in [0, 1] (0 = off), got "
+                                     f"{s.prob}")
+        sev = list(s.severity)
+        _check(len(sev) == 2 and 0.0 <= sev[0] <= sev[1] <= 3.0,
+               f"{key}.{name}.severity must be [low, high] with 0 <= low <= high <= 3 (1, 2, "
+               f"3 = the benchmark's levels), got {sev}")
+
+
 def _validate_model_parts(cfg: Config) -> None:
     """Registered names (stemseg_core/registry.py) and the architecture's switches."""
     m = cfg.model
@@ -98,8 +113,6 @@ def _validate_model_parts(cfg: Config) -> None:
     _check(not m.foreground_channel or m.semantic_head,
            "model.foreground_channel needs model.semantic_head: true")
     if official:
-        from stemseg_core.model.squeeze_expand import POOLED_SLOTS
-
         _check(m.clip_length in POOLED_SLOTS, f"model.clip_length: the official architecture "
                                               f"has clip lengths {sorted(POOLED_SLOTS)}, got "
                                               f"{m.clip_length}")
@@ -125,8 +138,14 @@ def _validate_model_parts(cfg: Config) -> None:
 
 def validate(cfg: Config) -> None:
     """Raise ConfigError on the first value outside its allowed range."""
-    m = cfg.model
     _validate_model_parts(cfg)
+    _validate_model_and_loss(cfg)
+    _validate_inference(cfg)
+    _validate_data_and_train(cfg)
+
+
+def _validate_model_and_loss(cfg: Config) -> None:
+    m = cfg.model
     _check(m.embedding.free_dim_std > 0, "model.embedding.free_dim_std must be > 0")
     _check(m.embedding.time_scale > 0, "model.embedding.time_scale must be > 0")
     _check(0 <= m.backbone.frozen_stages <= 5, "model.backbone.frozen_stages must be in 0..5")
@@ -157,6 +176,10 @@ def validate(cfg: Config) -> None:
     sr = cfg.data.scale_range
     _check(len(sr) == 2 and 0 < sr[0] <= sr[1],
            f"data.scale_range must be [low, high] with 0 < low <= high ([1, 1] = off), got {sr}")
+
+
+def _validate_inference(cfg: Config) -> None:
+    m = cfg.model
     i = cfg.inference
     _check(0 <= i.clip_overlap < m.clip_length,
            f"inference.clip_overlap must be in 0..clip_length-1 = 0..{m.clip_length - 1}, "
@@ -190,6 +213,10 @@ def validate(cfg: Config) -> None:
                                       f"{', '.join(PRECISIONS)}")
     _check(i.num_threads >= 0, f"inference.num_threads must be >= 0 (0 = the library's "
                                f"default), got {i.num_threads}")
+
+
+def _validate_data_and_train(cfg: Config) -> None:
+    m = cfg.model
     d = cfg.data
     _check(d.height > 0 and d.height % 32 == 0 and d.width > 0 and d.width % 32 == 0,
            f"data.height/width must be positive multiples of 32, got {d.height}x{d.width}")
@@ -202,9 +229,7 @@ def validate(cfg: Config) -> None:
                                        f"{d.oversample_max_area}")
     if d.oversample_weight > 0:
         _check_class_names("data.oversample_class", [d.oversample_class], m.class_names)
-    if d.camera_effects:  # names live in the data package's registry
-        from stemseg_core.data.camera_effects import check_settings
-        check_settings(d.camera_effects)
+    _check_camera_effects(d.camera_effects)
     t = cfg.train
     _check(t.batch_size >= 1 and t.max_steps >= 1, "train.batch_size and train.max_steps >= 1")
     _check(t.lr > 0, f"train.lr must be > 0, got {t.lr}")

@@ -1,6 +1,6 @@
 """Camera-pipeline effects: what a real camera and its transport do to a frame (issue 38).
 
-Each effect is an entry of :data:`CAMERA_EFFECTS` (the data package's :class:`Registry`) with a
+Each effect is an entry of ``stemseg_core.registry.CAMERA_EFFECTS`` with a
 *severity* scale shared by training and the robustness benchmark: severity 1, 2, 3 are the
 benchmark's levels (:data:`LEVELS` gives each effect's physical values), 0 the mildest end of
 a training range; values in between are interpolated. An effect draws its *clip* parameters
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from stemseg_core.data import image_codec
-from stemseg_core.registry import Registry
+from stemseg_core.registry import CAMERA_EFFECTS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ class CameraEffect:
     description: str
 
 
-CAMERA_EFFECTS: Registry[CameraEffect] = Registry("camera effect")
 
 #: Physical value of each effect at severity 0, 1, 2, 3 (interpolated in between, clamped
 #: outside); chroma's are subsampling levels (1 = 4:2:2, 2 = 4:2:0, 3 = 4:1:0).
@@ -284,24 +283,6 @@ def apply_plan(images: np.ndarray, plan: Iterable[tuple[str, dict]],
     return out
 
 
-def check_settings(settings: Mapping, key: str = "data.camera_effects") -> None:
-    """ConfigError on an unknown effect name, a probability outside [0, 1] or a severity range
-    that is not [low, high] within [0, 3]."""
-    from stemseg_core.errors import ConfigError
-
-    for name, s in settings.items():
-        if name not in CAMERA_EFFECTS:
-            raise ConfigError(f"{key}: {name!r} is not a camera effect; allowed: "
-                              f"{', '.join(effect_names())}")
-        if not 0.0 <= s.prob <= 1.0:
-            raise ConfigError(f"{key}.{name}.prob must be in [0, 1] (0 = off), got {s.prob}")
-        sev = list(s.severity)
-        if len(sev) != 2 or not 0.0 <= sev[0] <= sev[1] <= 3.0:
-            raise ConfigError(f"{key}.{name}.severity must be [low, high] with "
-                              f"0 <= low <= high <= 3 (1, 2, 3 = the benchmark's levels), "
-                              f"got {sev}")
-
-
 def effect_rng(seed: int, name: str, severity: float, key: str = "") -> np.random.Generator:
     """A generator for one (effect, severity, sequence) of the benchmark, stable across runs
     and Python versions (names hashed with CRC-32)."""
@@ -321,5 +302,5 @@ def apply_effect(images: Iterable[np.ndarray], name: str, severity: float,
 
 
 __all__ = ["CAMERA_EFFECTS", "LEVELS", "CameraEffect", "apply_effect", "apply_plan",
-           "check_settings", "chroma_round_trip", "draw_clip_plan", "effect_names", "effect_rng",
+           "chroma_round_trip", "draw_clip_plan", "effect_names", "effect_rng",
            "jpeg_round_trip", "level", "motion_kernel", "poisson_gauss"]

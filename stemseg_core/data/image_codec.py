@@ -32,6 +32,9 @@ scaling: faster and smaller than decoding in full and resizing).
 
 Every failure raises :class:`ImageDecodeError` (no OpenCV exception, no None) naming the
 encoding, the size, the step and what to do.
+
+Raw images are coded here; compressed ones in compressed_image.py, the errors and shared checks
+in image_checks.py. This module is the codec's one entry point: it exports all of them.
 """
 from __future__ import annotations
 
@@ -40,6 +43,24 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from stemseg_core.data.compressed_image import (
+    COMPRESSED_FORMATS,
+    compress_array,
+    compressed_format_string,
+    compressed_size,
+    decode_compressed,
+    encode_compressed,
+)
+from stemseg_core.data.image_checks import (
+    ImageDecodeError,
+    ImageTooLarge,
+    as_bytes,
+    check_pixels,
+    check_rgb,
+    cv_reason,
+    top8,
+)
+
 __all__ = [
     "COMPRESSED_FORMATS", "ENCODINGS", "ImageDecodeError", "ImageTooLarge", "Layout",
     "compress_array", "compressed_format_string", "compressed_size", "decode_compressed",
@@ -47,43 +68,6 @@ __all__ = [
     "unpack_image",
 ]
 
-COMPRESSED_FORMATS = ("jpeg", "png")
-_JPEG_SOI = b"\xff\xd8"
-_JPEG_EOI = b"\xff\xd9"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: JPEG frame-header (SOFn) markers: C0-CF except DHT (C4), JPG (C8) and DAC (CC).
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-#: Marker segments read before giving up on finding the frame header (real files have < 30).
-_JPEG_MAX_SEGMENTS = 1024
-#: Reduced-scale JPEG decoding: denominator -> OpenCV flag (largest reduction first).
-_JPEG_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                 (2, cv2.IMREAD_REDUCED_COLOR_2))
-#: Bytes at the end of a jpeg in which its end-of-image marker must appear (encoders may pad).
-_JPEG_TAIL = 64
-_DEFAULT_JPEG_QUALITY = 95
-
-
-class ImageDecodeError(ValueError):
-    """An image cannot be decoded or encoded; the message names encoding, size, step and fix."""
-
-
-class ImageTooLarge(ImageDecodeError):
-    """An image has more pixels than the caller's limit (``max_pixels``, the node's
-    ``max_image_pixels``); raised before the image is decoded or any pixel buffer allocated.
-    ``height``, ``width`` and ``limit`` say by how much."""
-
-    def __init__(self, what: str, height: int, width: int, limit: int):
-        self.height, self.width, self.limit = int(height), int(width), int(limit)
-        super().__init__(
-            f"{what} image {self.width}x{self.height} ({self.width * self.height} pixels) is "
-            f"over the limit of {self.limit} pixels (max_image_pixels); refused before "
-            f"decoding. Send smaller images or raise max_image_pixels")
-
-
-def _check_pixels(what: str, height: int, width: int, max_pixels: int | None) -> None:
-    """:class:`ImageTooLarge` when ``height * width`` is over ``max_pixels`` (None = no limit)."""
-    if max_pixels is not None and height * width > max_pixels:
-        raise ImageTooLarge(what, height, width, max_pixels)
 
 
 @dataclass(frozen=True)
@@ -170,17 +154,6 @@ def _check_size(encoding: str, layout: Layout, height: int, width: int) -> None:
                                f"(two rows share their chroma)")
 
 
-def _as_bytes(data) -> np.ndarray:
-    """Message data (bytes, bytearray, memoryview, array.array, numpy array or a list of ints)
-    as a flat uint8 array, without a copy where the buffer allows."""
-    if isinstance(data, np.ndarray):
-        return np.ascontiguousarray(data).view(np.uint8).reshape(-1)
-    try:
-        return np.frombuffer(data, dtype=np.uint8)
-    except TypeError:  # a plain sequence of byte values
-        return np.asarray(data, dtype=np.uint8).reshape(-1)
-
-
 def unpack_image(encoding: str, height: int, width: int, step: int, is_bigendian: bool,
                  data, *, max_pixels: int | None = None) -> np.ndarray:
     """Message fields -> array in the encoding's own layout, host byte order, rows unpadded.
@@ -193,7 +166,7 @@ def unpack_image(encoding: str, height: int, width: int, step: int, is_bigendian
     layout = layout_of(encoding)
     height, width, step = int(height), int(width), int(step)
     _check_size(encoding, layout, height, width)
-    _check_pixels(encoding, height, width, max_pixels)
+    check_pixels(encoding, height, width, max_pixels)
     row = layout.row_bytes(width)
     if step < row:
         raise ImageDecodeError(
@@ -203,7 +176,7 @@ def unpack_image(encoding: str, height: int, width: int, step: int, is_bigendian
     if layout.dtype.itemsize > 1 and step % layout.dtype.itemsize:
         raise ImageDecodeError(f"{encoding} image {width}x{height}: step {step} is not a "
                                f"multiple of the {layout.dtype.itemsize}-byte sample size")
-    buf = _as_bytes(data)
+    buf = as_bytes(data)
     n_rows = layout.rows(height)
     need = step * (n_rows - 1) + row
     if buf.size < need:
@@ -219,31 +192,26 @@ def unpack_image(encoding: str, height: int, width: int, step: int, is_bigendian
     return np.ascontiguousarray(arr, dtype=layout.dtype)
 
 
-def _top8(img: np.ndarray) -> np.ndarray:
-    """uint16 -> uint8 keeping the 8 most significant bits; uint8 unchanged."""
-    return (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else img
-
-
 def to_rgb8(native: np.ndarray, encoding: str) -> np.ndarray:
     """Array in ``encoding``'s layout (as :func:`unpack_image` gives) -> (H, W, 3) uint8 RGB."""
     layout = layout_of(encoding)
     kind = layout.kind
     if kind == "rgb":
-        return np.ascontiguousarray(_top8(native))
+        return np.ascontiguousarray(top8(native))
     if kind == "bgr":
-        return np.ascontiguousarray(_top8(native)[..., ::-1])
+        return np.ascontiguousarray(top8(native)[..., ::-1])
     if kind == "rgba":
-        return np.ascontiguousarray(_top8(native)[..., :3])
+        return np.ascontiguousarray(top8(native)[..., :3])
     if kind == "bgra":
-        return np.ascontiguousarray(_top8(native)[..., 2::-1])
+        return np.ascontiguousarray(top8(native)[..., 2::-1])
     if kind == "mono":
-        return cv2.cvtColor(np.ascontiguousarray(_top8(native)), cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(np.ascontiguousarray(top8(native)), cv2.COLOR_GRAY2RGB)
     if kind == "float":
         grey = np.nan_to_num(native, nan=0.0, posinf=1.0, neginf=0.0)
         grey = np.rint(np.clip(grey, 0.0, 1.0) * 255.0).astype(np.uint8)
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
     if kind == "bayer":  # demosaic at full depth, then keep the top 8 bits
-        return _top8(cv2.cvtColor(native, layout.code))
+        return top8(cv2.cvtColor(native, layout.code))
     return cv2.cvtColor(native, layout.code)  # yuv, nv
 
 
@@ -257,27 +225,11 @@ def decode_image(encoding: str, height: int, width: int, step: int, is_bigendian
         return to_rgb8(native, encoding)
     except cv2.error as e:  # e.g. a demosaic or colour conversion refusing a tiny image
         raise ImageDecodeError(f"{encoding} image {int(width)}x{int(height)} cannot be "
-                               f"converted to RGB: {_cv_reason(e)}") from None
-
-
-def _cv_reason(e: Exception) -> str:
-    """The last line of an OpenCV error (its message without the source location), short."""
-    text = str(e).strip().splitlines()
-    return (text[-1] if text else type(e).__name__)[:200]
+                               f"converted to RGB: {cv_reason(e)}") from None
 
 
 # --------------------------------------------------------------------------------------------
 # RGB -> raw images
-
-
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    rgb = np.asarray(rgb)
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageDecodeError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} "
-                               f"{rgb.dtype}")
-    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
-        raise ImageDecodeError(f"empty image {rgb.shape[1]}x{rgb.shape[0]}")
-    return np.ascontiguousarray(rgb)
 
 
 # Bayer pattern -> (row, column) of R and B in each 2x2 cell; G fills the other two.
@@ -358,182 +310,7 @@ def encode_image(rgb: np.ndarray, encoding: str = "rgb8") -> tuple[str, int, byt
     >>> enc, step, len(data)
     ('mono16', 8, 16)
     """
-    step, data = pack_image(_from_rgb8(_check_rgb(rgb), encoding), encoding)
+    step, data = pack_image(_from_rgb8(check_rgb(rgb), encoding), encoding)
     return encoding, step, data
 
 
-# --------------------------------------------------------------------------------------------
-# Compressed images
-
-
-def _jpeg_size(raw: bytes) -> tuple[int, int] | None:
-    """(height, width) from a JPEG's frame header (SOFn), walking the marker segments before
-    it; None when there is none before the scan data, or the data ends first."""
-    i, n = 2, len(raw)
-    for _ in range(_JPEG_MAX_SEGMENTS):
-        if i + 2 > n or raw[i] != 0xFF:
-            return None
-        marker = raw[i + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            i += 1
-            continue
-        i += 2
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # TEM, RSTn: no length
-            continue
-        if marker in (0xD8, 0xD9, 0xDA) or i + 2 > n:  # SOI again, EOI, scan before a frame
-            return None
-        length = int.from_bytes(raw[i:i + 2], "big")
-        if length < 2:
-            return None
-        if marker in _JPEG_SOF:
-            if length < 8 or i + 7 > n:
-                return None
-            height = int.from_bytes(raw[i + 3:i + 5], "big")
-            width = int.from_bytes(raw[i + 5:i + 7], "big")
-            return (height, width) if height and width else None
-        i += length
-    return None
-
-
-def _png_size(raw: bytes) -> tuple[int, int] | None:
-    """(height, width) from a PNG's IHDR chunk (which must come first); None if absent."""
-    if len(raw) < 24 or raw[12:16] != b"IHDR":
-        return None
-    width, height = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
-    return (height, width) if height and width else None
-
-
-def _compressed_kind(raw: bytes) -> str | None:
-    if raw[:3] == _JPEG_SOI + b"\xff":
-        return "jpeg"
-    if raw[:8] == _PNG_SIGNATURE:
-        return "png"
-    return None
-
-
-def compressed_size(fmt: str, data) -> tuple[int, int] | None:
-    """(height, width) of a jpeg / png from its header, without decoding anything; None when
-    the data is neither or its header is unreadable. The data's content decides the format;
-    ``fmt`` (the message's format string) is not needed and only kept for symmetry with
-    :func:`decode_compressed`."""
-    raw = data if isinstance(data, bytes) else bytes(data)
-    kind = _compressed_kind(raw)
-    if kind == "jpeg":
-        return _jpeg_size(raw)
-    if kind == "png":
-        return _png_size(raw)
-    return None
-
-
-def _jpeg_reduction(height: int, width: int, min_size: tuple[int, int]) -> int:
-    """Denominator of the smallest JPEG scale whose output (ceil(side / k)) still covers
-    ``min_size`` (h, w); 1 = full size."""
-    min_h, min_w = min_size
-    for k, _ in _JPEG_REDUCED:
-        if -(-height // k) >= min_h and -(-width // k) >= min_w:
-            return k
-    return 1
-
-
-def decode_compressed(fmt: str, data, *, max_pixels: int | None = None,
-                      min_size: tuple[int, int] | None = None) -> np.ndarray:
-    """``sensor_msgs/CompressedImage`` (jpeg or png; colour, grey or 16-bit) -> (H, W, 3) uint8
-    RGB. ``fmt`` is the message's format string; the data is decoded by its content.
-
-    ``max_pixels``: the width x height in the header must not exceed it, else
-    :class:`ImageTooLarge` is raised before decoding (None = no limit of ours; OpenCV's own
-    CV_IO_MAX_IMAGE_PIXELS still applies). ``min_size`` (h, w): a JPEG is decoded at the
-    smallest of 1/2, 1/4, 1/8 scale whose result is still at least ``h`` x ``w`` (each side
-    ceil(side / k)); the result then equals a full decode resized (INTER_AREA) to that size
-    within JPEG's rounding. PNG, and JPEG that cannot be reduced, decode at full size.
-    """
-    fmt = fmt or "?"
-    if min_size is not None:
-        if len(min_size) != 2 or any(int(v) < 0 for v in min_size):
-            raise ValueError(f"min_size must be (height, width) >= 0, got {min_size!r}")
-        min_size = (int(min_size[0]), int(min_size[1]))
-    if "compresseddepth" in fmt.lower():
-        raise ImageDecodeError(f"compressed format {fmt[:60]!r} (depth images) is not "
-                               f"supported; send jpeg or png colour images")
-    raw = data if isinstance(data, bytes) else bytes(data)
-    if not raw:
-        raise ImageDecodeError(f"empty CompressedImage (format {fmt[:60]!r}, 0 bytes)")
-    kind = _compressed_kind(raw)
-    if kind is None:
-        raise ImageDecodeError(f"cannot decode CompressedImage ({len(raw)} bytes, format "
-                               f"{fmt[:60]!r}, starts with {raw[:4].hex()}): not jpeg/png "
-                               f"(or corrupted data)")
-    size = _jpeg_size(raw) if kind == "jpeg" else _png_size(raw)
-    if size is None:
-        raise ImageDecodeError(f"corrupted {kind} ({len(raw)} bytes, format {fmt[:60]!r}): no "
-                               f"readable width/height in its header; the data is truncated "
-                               f"or damaged")
-    height, width = size
-    _check_pixels(kind, height, width, max_pixels)
-    if kind == "jpeg" and _JPEG_EOI not in raw[-_JPEG_TAIL:]:
-        raise ImageDecodeError(f"corrupted jpeg ({len(raw)} bytes, format {fmt[:60]!r}): no "
-                               f"end-of-image marker, the data is truncated")
-    flags = cv2.IMREAD_UNCHANGED  # (ignores EXIF orientation, as the reduced decode below)
-    if kind == "jpeg" and min_size is not None:
-        k = _jpeg_reduction(height, width, min_size)
-        if k > 1:
-            flags = dict(_JPEG_REDUCED)[k] | cv2.IMREAD_IGNORE_ORIENTATION
-    try:
-        img = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), flags)
-    except cv2.error as e:
-        raise ImageDecodeError(f"cannot decode {kind} {width}x{height} ({len(raw)} bytes, "
-                               f"format {fmt[:60]!r}): {_cv_reason(e)}") from None
-    if img is None or img.size == 0:
-        raise ImageDecodeError(f"cannot decode {kind} {width}x{height} ({len(raw)} bytes, "
-                               f"format {fmt[:60]!r}): corrupted data")
-    if img.shape[0] > height or img.shape[1] > width:  # the decoder disagrees with the header
-        raise ImageDecodeError(f"corrupted {kind}: decoded {img.shape[1]}x{img.shape[0]}, its "
-                               f"header says {width}x{height}")
-    if img.dtype not in (np.uint8, np.uint16):
-        raise ImageDecodeError(f"decoded {fmt[:60]!r} image has unsupported depth {img.dtype}; "
-                               f"send 8- or 16-bit jpeg/png")
-    img = _top8(img)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    if img.shape[2] != 3:
-        raise ImageDecodeError(f"decoded {kind} image has {img.shape[2]} channels; send grey, "
-                               f"colour or colour + alpha jpeg/png")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def compress_array(img: np.ndarray, fmt: str = "png", *,
-                   quality: int = _DEFAULT_JPEG_QUALITY) -> bytes:
-    """Grey (H, W) or RGB(A) (H, W, 3|4) uint8/uint16 array -> jpeg/png bytes (OpenCV, which
-    stores colour as BGR). 16-bit is kept by png; jpeg takes uint8 only."""
-    if fmt not in COMPRESSED_FORMATS:
-        raise ImageDecodeError(f"compressed format {fmt!r} is not one of {COMPRESSED_FORMATS}")
-    img = np.asarray(img)
-    if img.dtype not in (np.uint8, np.uint16) or (fmt == "jpeg" and img.dtype != np.uint8):
-        raise ImageDecodeError(f"cannot write a {img.dtype} image as {fmt} (png takes uint8 "
-                               f"or uint16, jpeg uint8)")
-    if img.ndim == 3 and img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA)
-    elif img.ndim != 2:
-        raise ImageDecodeError(f"cannot write an image of shape {img.shape} as {fmt}")
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == "jpeg" else []
-    ok, buf = cv2.imencode(".jpg" if fmt == "jpeg" else ".png", img, params)
-    if not ok:
-        raise ImageDecodeError(f"OpenCV could not encode a {img.shape} image as {fmt}")
-    return buf.tobytes()
-
-
-def encode_compressed(rgb: np.ndarray, fmt: str = "jpeg", *,
-                      quality: int = _DEFAULT_JPEG_QUALITY) -> bytes:
-    """(H, W, 3) uint8 RGB -> jpeg or png bytes (``quality`` for jpeg, 0-100)."""
-    return compress_array(_check_rgb(rgb), fmt, quality=quality)
-
-
-def compressed_format_string(fmt: str, encoding: str = "rgb8") -> str:
-    """``CompressedImage.format`` as image_transport writes it, e.g. "rgb8; jpeg compressed
-    bgr8" (OpenCV stores colour as BGR; grey stays as it is)."""
-    stored = encoding.replace("rgb", "bgr")
-    return f"{encoding}; {fmt} compressed {stored}"

@@ -4,7 +4,7 @@
 once per (effect, severity): each sequence's frames go through
 :func:`stemseg_core.data.camera_effects.apply_effect` with a generator fixed by (seed, effect,
 severity, sequence), are written as PNG (lossless) and tracked by
-:func:`stemseg_core.commands.infer.run_sequence`, then scored by
+:func:`stemseg_core.evaluation.sequence_run.run_sequence`, then scored by
 :func:`~stemseg_core.evaluation.trackeval_kitti.evaluate_kitti_mots`. With ``frames`` only the
 first N frames of each sequence (and of its ground truth) count.
 
@@ -95,8 +95,8 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
                        on_variant: Callable[[dict], None] | None = None) -> dict:
     """Lossless, then every effect at every severity (module doc). ``on_variant`` is called
     with each variant's result as soon as it is scored."""
-    from stemseg_core.commands.infer import run_sequence
     from stemseg_core.data.kitti_layout import sequence_frames
+    from stemseg_core.evaluation.sequence_run import run_sequence
     from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
 
     data, out = Path(data), Path(out)

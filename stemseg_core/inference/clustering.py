@@ -92,6 +92,88 @@ def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: 
         class_vote=class_vote).instances()
 
 
+def _check_inputs(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: torch.Tensor,
+                  semantic: torch.Tensor | None, foreground: torch.Tensor | None,
+                  class_vote: str, center_refinement_steps: int,
+                  by_class: dict[int, float]) -> None:
+    """ValueError naming the first input of cluster_clip_labels with a wrong shape or value."""
+    if embeddings.dim() != 4 or precisions.shape != embeddings.shape:
+        raise ValueError(f"embeddings/precisions must both be (E, T, h, w), got "
+                         f"{tuple(embeddings.shape)} and {tuple(precisions.shape)}")
+    _e, t, h, w = embeddings.shape
+    if tuple(seediness.shape) != (t, h, w):
+        raise ValueError(f"seediness must be (T, h, w) = {(t, h, w)}, got "
+                         f"{tuple(seediness.shape)}")
+    if semantic is not None and (semantic.dim() != 4 or tuple(semantic.shape[1:]) != (t, h, w)):
+        raise ValueError(f"semantic must be (C, T, h, w) with (T, h, w) = {(t, h, w)}, got "
+                         f"{tuple(semantic.shape)}")
+    if semantic is not None and semantic.shape[0] < 2:
+        raise ValueError("semantic needs at least 2 classes (background + one)")
+    if foreground is not None and tuple(foreground.shape) != (t, h, w):
+        raise ValueError(f"foreground must be (T, h, w) = {(t, h, w)}, got "
+                         f"{tuple(foreground.shape)}")
+    if class_vote not in ("mean_logits", "majority"):
+        raise ValueError(f"class_vote must be 'mean_logits' or 'majority', got {class_vote!r}")
+    if center_refinement_steps < 0:
+        raise ValueError(f"center_refinement_steps must be >= 0, got {center_refinement_steps}")
+    if by_class and semantic is None:
+        raise ValueError("seediness_threshold_by_class needs a semantic map (class per pixel)")
+    bad = {c: v for c, v in by_class.items()
+           if not (semantic is not None and 1 <= c < semantic.shape[0])}
+    if bad:
+        raise ValueError(f"seediness_threshold_by_class: class ids must be 1..C-1, got {bad}")
+
+
+def _candidates(seed_map: torch.Tensor, sem_flat: torch.Tensor | None,
+                foreground: torch.Tensor | None, threshold: float) -> torch.Tensor:
+    """(T*h*w,) bool: the pixels clustered (foreground channel, else 1 - P(background), else
+    seediness above ``threshold``)."""
+    if foreground is not None:
+        return foreground.reshape(-1).float() > threshold
+    if sem_flat is not None:
+        fg_prob = 1.0 - torch.softmax(sem_flat, dim=0)[0]
+        return fg_prob > threshold
+    return seed_map > threshold
+
+
+def _vote_classes(assign: torch.Tensor, sem_c: torch.Tensor | None, n: int,
+                  class_vote: str) -> list[int]:
+    """Class id of each of the ``n`` instances from the (C, K) semantic logits of the
+    candidates and their instance (``assign``, -1 = none); 1 for all without semantics."""
+    if n > 0 and sem_c is not None:
+        # Mean logits per instance over its pixels (index_add over the assigned candidates).
+        sel = assign >= 0
+        sums = torch.zeros(n, sem_c.shape[0], device=sem_c.device)
+        sums.index_add_(0, assign[sel], sem_c[:, sel].T)
+        counts = torch.bincount(assign[sel], minlength=n).clamp(min=1).to(sums.dtype)
+        mean = sums / counts[:, None]
+        by_mean = mean[:, 1:].argmax(dim=1) + 1
+        if class_vote == "majority":
+            pixel_class = sem_c.argmax(dim=0)  # (K,), background included
+            voting = sel & (pixel_class > 0)
+            votes = torch.zeros(n, sem_c.shape[0], dtype=torch.long, device=sem_c.device)
+            votes.index_put_((assign[voting], pixel_class[voting]),
+                             torch.ones_like(pixel_class[voting]), accumulate=True)
+            by_mean = torch.where(votes.sum(dim=1) > 0, votes.argmax(dim=1), by_mean)
+        return by_mean.tolist()
+    return [1] * n
+
+
+def _seed_values(seeds: torch.Tensor, sem_c: torch.Tensor | None, threshold: float,
+                 by_class: dict[int, float]) -> torch.Tensor:
+    """(K,) seediness of the candidates, -1 where below their class's threshold: those are
+    never a seed but stay free to join an instance."""
+    seeds = seeds.clone()
+    thr: float | torch.Tensor = float(threshold)
+    if by_class:
+        thr_table = torch.full((sem_c.shape[0],), thr, device=seeds.device)
+        for c, v in by_class.items():
+            thr_table[c] = float(v)
+        thr = thr_table[sem_c[1:].argmax(dim=0) + 1]  # (K,) per candidate pixel
+    seeds[seeds < thr] = -1.0
+    return seeds
+
+
 def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
                         seediness: torch.Tensor, semantic: torch.Tensor | None = None, *,
                         seediness_threshold: float = 0.5, foreground_threshold: float = 0.5,
@@ -108,43 +190,13 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
     foreground: optional (T, h, w) foreground probabilities deciding the candidates.
     class_vote: "mean_logits" or "majority" (module docstring).
     """
-    if embeddings.dim() != 4 or precisions.shape != embeddings.shape:
-        raise ValueError(f"embeddings/precisions must both be (E, T, h, w), got "
-                         f"{tuple(embeddings.shape)} and {tuple(precisions.shape)}")
-    e_dims, t, h, w = embeddings.shape
-    if tuple(seediness.shape) != (t, h, w):
-        raise ValueError(f"seediness must be (T, h, w) = {(t, h, w)}, got "
-                         f"{tuple(seediness.shape)}")
-    if semantic is not None and (semantic.dim() != 4 or tuple(semantic.shape[1:]) != (t, h, w)):
-        raise ValueError(f"semantic must be (C, T, h, w) with (T, h, w) = {(t, h, w)}, got "
-                         f"{tuple(semantic.shape)}")
-    if semantic is not None and semantic.shape[0] < 2:
-        raise ValueError("semantic needs at least 2 classes (background + one)")
-    if foreground is not None and tuple(foreground.shape) != (t, h, w):
-        raise ValueError(f"foreground must be (T, h, w) = {(t, h, w)}, got "
-                         f"{tuple(foreground.shape)}")
-    if class_vote not in ("mean_logits", "majority"):
-        raise ValueError(f"class_vote must be 'mean_logits' or 'majority', got {class_vote!r}")
-    if center_refinement_steps < 0:
-        raise ValueError(f"center_refinement_steps must be >= 0, got {center_refinement_steps}")
     by_class = dict(seediness_threshold_by_class or {})
-    if by_class and semantic is None:
-        raise ValueError("seediness_threshold_by_class needs a semantic map (class per pixel)")
-    bad = {c: v for c, v in by_class.items()
-           if not (semantic is not None and 1 <= c < semantic.shape[0])}
-    if bad:
-        raise ValueError(f"seediness_threshold_by_class: class ids must be 1..C-1, got {bad}")
-
+    _check_inputs(embeddings, precisions, seediness, semantic, foreground, class_vote,
+                  center_refinement_steps, by_class)
+    e_dims, t, h, w = embeddings.shape
     seed_map = seediness.reshape(-1).float()
     sem_flat = semantic.reshape(semantic.shape[0], -1).float() if semantic is not None else None
-    if foreground is not None:
-        candidates = foreground.reshape(-1).float() > foreground_threshold
-    elif sem_flat is not None:
-        fg_prob = 1.0 - torch.softmax(sem_flat, dim=0)[0]
-        candidates = fg_prob > foreground_threshold
-    else:
-        candidates = seed_map > foreground_threshold
-
+    candidates = _candidates(seed_map, sem_flat, foreground, foreground_threshold)
     idx = torch.nonzero(candidates, as_tuple=False).squeeze(1)  # (K,) flat indices
     k = idx.numel()
     if k == 0 or max_instances <= 0:
@@ -157,16 +209,7 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
     # Working set: the candidates not assigned yet, compacted whenever it has halved.
     # pos maps a working position to its candidate number (0..K-1); seeds of assigned = -1.
     pos = torch.arange(k, device=idx.device)
-    # Seed candidates: pixels at or above their class's seediness threshold; the others keep
-    # seed value -1 (never a seed) but stay free to join an instance.
-    seeds = seed_map[idx].clone()
-    thr: float | torch.Tensor = float(seediness_threshold)
-    if by_class:
-        thr_table = torch.full((sem_c.shape[0],), thr, device=idx.device)
-        for c, v in by_class.items():
-            thr_table[c] = float(v)
-        thr = thr_table[sem_c[1:].argmax(dim=0) + 1]  # (K,) per candidate pixel
-    seeds[seeds < thr] = -1.0
+    seeds = _seed_values(seed_map[idx], sem_c, seediness_threshold, by_class)
     free = torch.ones(k, dtype=torch.bool, device=idx.device)
     work_emb = emb
     assign = torch.full((k,), -1, dtype=torch.long, device=idx.device)  # candidate -> instance
@@ -202,26 +245,7 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
             keep = free.nonzero().squeeze(1)
             pos, seeds, work_emb, free = pos[keep], seeds[keep], work_emb[:, keep], free[keep]
 
-    n = len(scores)
-    if n > 0 and sem_c is not None:
-        # Mean logits per instance over its pixels (index_add over the assigned candidates).
-        sel = assign >= 0
-        sums = torch.zeros(n, sem_c.shape[0], device=sem_c.device)
-        sums.index_add_(0, assign[sel], sem_c[:, sel].T)
-        counts = torch.bincount(assign[sel], minlength=n).clamp(min=1).to(sums.dtype)
-        mean = sums / counts[:, None]
-        by_mean = mean[:, 1:].argmax(dim=1) + 1
-        if class_vote == "majority":
-            pixel_class = sem_c.argmax(dim=0)  # (K,), background included
-            voting = sel & (pixel_class > 0)
-            votes = torch.zeros(n, sem_c.shape[0], dtype=torch.long, device=sem_c.device)
-            votes.index_put_((assign[voting], pixel_class[voting]),
-                             torch.ones_like(pixel_class[voting]), accumulate=True)
-            by_mean = torch.where(votes.sum(dim=1) > 0, votes.argmax(dim=1), by_mean)
-        class_ids = by_mean.tolist()
-    else:
-        class_ids = [1] * n
-
+    class_ids = _vote_classes(assign, sem_c, len(scores), class_vote)
     labels = torch.full((t * h * w,), -1, dtype=torch.long, device=idx.device)
     labels[idx] = assign
     seeds_thw = [(s // (h * w), (s // w) % h, s % w) for s in seed_flat]

@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stemseg_core.config.schema import POOLED_SLOTS
 from stemseg_core.model.tse_decoder import Conv3d
 
-#: Clip length -> number of leading pool slots that pool (the authors' table; others identity).
-POOLED_SLOTS = {2: 0, 4: 1, 8: 2, 16: 3, 24: 3, 32: 3}
 #: Convolution blocks at 1/32, 1/16, 1/8 (each followed by a pool slot); 1/4 has one, unpooled.
 BLOCKS = (3, 2, 1)
 

@@ -52,21 +52,3 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def migrate_v1_train_state(ts: dict[str, Any]) -> dict[str, Any]:
-    """Checkpoint format 1 kept numpy's RNG state as ``np.random.get_state()`` (a tuple with a
-    uint32 array); format 2 keeps the dict of :func:`rng_state`."""
-    ts = dict(ts)
-    rngs = []
-    for r in ts.get("rng") or []:
-        r = dict(r)
-        npst = r.get("numpy")
-        if isinstance(npst, tuple):
-            name, key, pos, has_gauss, cached = npst[:5]
-            r["numpy"] = {"bit_generator": str(name),
-                          "key": torch.from_numpy(np.asarray(key).astype(np.int64)),
-                          "pos": int(pos), "has_gauss": int(has_gauss),
-                          "cached_gaussian": float(cached)}
-        rngs.append(r)
-    if "rng" in ts:
-        ts["rng"] = rngs
-    return ts

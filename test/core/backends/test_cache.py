@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from stemseg_core.backends.cache import MANIFEST, ArtifactCache, cpu_description, weights_hash
+from stemseg_core.backends.artifact_key import cpu_description, weights_hash
+from stemseg_core.backends.cache import MANIFEST, ArtifactCache
 
 
 def _key(**kw):

@@ -10,8 +10,8 @@ import pytest
 
 from stemseg_core.cli import main
 from stemseg_core.data.bag_writer import read_png
+from stemseg_core.data.formats.kitti_mots import decode_instance_png
 from stemseg_core.data.kitti_camera import read_calib
-from stemseg_core.data.kitti_mots import decode_instance_png
 from stemseg_core.geometry import intrinsics_of, lift_from_depth
 
 REPO = Path(__file__).resolve().parents[3]
