@@ -89,7 +89,8 @@ def clip_geometry(checkpoint: str, node_args: list[str]) -> tuple[int, int]:
     return T, Tc
 
 
-def _wait_future(future, timeout: float) -> object | None:
+def wait_future(future, timeout: float) -> object | None:
+    """The future's result, or None when it is not done within ``timeout`` seconds."""
     done = threading.Event()
     future.add_done_callback(lambda _f: done.set())
     return future.result() if done.wait(timeout) else None
@@ -223,7 +224,7 @@ class Player:
         """The node's lifecycle state (served once its autostart transitions are done)."""
         if not self.state_cli.service_is_ready():
             return None
-        res = _wait_future(self.state_cli.call_async(self._get_state.Request()), 5.0)
+        res = wait_future(self.state_cli.call_async(self._get_state.Request()), 5.0)
         return None if res is None else res.current_state
 
     def lockstep_window(self) -> tuple[int, int]:
@@ -331,7 +332,7 @@ class Player:
         if not self.flush_cli.wait_for_service(timeout_sec=5.0):
             self.log("warning: the node offers no ~/flush service; waiting for its idle flush")
             return
-        res = _wait_future(self.flush_cli.call_async(self._trigger.Request()), self.opts.timeout)
+        res = wait_future(self.flush_cli.call_async(self._trigger.Request()), self.opts.timeout)
         if res is None or not res.success:
             self.log(f"warning: ~/flush did not succeed: {getattr(res, 'message', 'timeout')}")
 

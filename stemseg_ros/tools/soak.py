@@ -161,14 +161,14 @@ class LifecycleClient:
         self.timeout = player.opts.timeout
 
     def change(self, transition: int, label: str) -> None:
-        from stemseg_ros.tools.replay import _wait_future
+        from stemseg_ros.tools.replay import wait_future
         from stemseg_ros.tools.replay_node import ReplayError
 
         if not self.cli.wait_for_service(timeout_sec=self.timeout):
             raise ReplayError("the node offers no ~/change_state service")
         req = self._srv.Request()
         req.transition.id = transition
-        res = _wait_future(self.cli.call_async(req), self.timeout)
+        res = wait_future(self.cli.call_async(req), self.timeout)
         if res is None or not res.success:
             raise ReplayError(f"lifecycle transition '{label}' failed "
                               f"({'no answer' if res is None else 'refused'})")
