@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from stemseg_core.data.bag_writer import FrameSource
-from stemseg_core.data.errors import DataFormatError
+from stemseg_core.errors import DataFormatError
 from stemseg_core.data.kitti_calib import (
     RAW_CAM_TO_CAM,
     projection_of,
