@@ -64,13 +64,47 @@ class GridSampler:
     def sample(self, src: np.ndarray, r0: int, c0: int, rows: slice,
                cols: slice) -> np.ndarray:
         """float32 bilinear values at output ``rows`` x ``cols`` of a source whose crop starting
-        at (r0, c0) is ``src`` (it must hold every tap of those pixels)."""
-        y0, y1, fy = self.y0[rows] - r0, self.y1[rows] - r0, self.fy[rows][:, None]
-        x0, x1, fx = self.x0[cols] - c0, self.x1[cols] - c0, self.fx[cols][None, :]
-        top, bottom = src[y0], src[y1]
-        # Weights and their order of summation as upsample_labels (bit-equal results).
-        return ((1 - fy) * (1 - fx) * top[:, x0] + (1 - fy) * fx * top[:, x1]
-                + fy * (1 - fx) * bottom[:, x0] + fy * fx * bottom[:, x1])
+        at (r0, c0) is ``src`` (it must hold every tap of those pixels). Separable: columns on
+        the small source first, then whole rows; equal to the four-tap sum of
+        ``upsample_labels`` up to float rounding."""
+        fy, fx = self.fy[rows][:, None], self.fx[cols][None, :]
+        src = np.asarray(src, np.float32)
+        mid = ((1 - fx) * np.take(src, self.x0[cols] - c0, axis=1)
+               + fx * np.take(src, self.x1[cols] - c0, axis=1))
+        return ((1 - fy) * np.take(mid, self.y0[rows] - r0, axis=0)
+                + fy * np.take(mid, self.y1[rows] - r0, axis=0))
+
+    def sample_mask(self, src: np.ndarray, r0: int, c0: int, rows: slice,
+                    cols: slice) -> np.ndarray:
+        """bool: bilinear value of a bool source > 0.5 at output ``rows`` x ``cols`` (``src``
+        as in :meth:`sample`), bit for bit as ``upsample_labels`` decides it: its float32 weights
+        summed in its order, but only where the four taps differ (elsewhere the value is 0 or
+        the four weights' sum, about 1). Columns are gathered on the small source, rows copied."""
+        y0, y1 = self.y0[rows] - r0, self.y1[rows] - r0
+        x0, x1 = self.x0[cols] - c0, self.x1[cols] - c0
+        left, right = np.take(src, x0, axis=1), np.take(src, x1, axis=1)  # (src rows, cols)
+        both, either = left & right, left | right
+        out = np.take(both, y0, axis=0) & np.take(both, y1, axis=0)  # all four taps set
+        mixed = (np.take(either, y0, axis=0) | np.take(either, y1, axis=0)) & ~out
+        flat = np.flatnonzero(mixed)
+        if flat.size:
+            n = out.shape[1]
+            ii, jj = flat // n, flat % n
+            top, bottom = y0[ii] * n + jj, y1[ii] * n + jj  # flat indices into left/right
+            left, right = left.ravel(), right.ravel()
+            fy, fx = self.fy[rows][ii], self.fx[cols][jj]
+            f32 = np.float32
+            a, b = np.take(left, top).astype(f32), np.take(right, top).astype(f32)
+            c, d = np.take(left, bottom).astype(f32), np.take(right, bottom).astype(f32)
+            value = (1 - fy) * (1 - fx) * a + (1 - fy) * fx * b + fy * (1 - fx) * c + fy * fx * d
+            np.put(out, flat, value > 0.5)
+        return out
+
+    def is_identity(self) -> bool:
+        """Source and output are the same grid (sampling returns the source)."""
+        return (self.src_hw == (self.out_h, self.out_w) and not self.fy.any()
+                and not self.fx.any() and (self.y0 == np.arange(self.out_h)).all()
+                and (self.x0 == np.arange(self.out_w)).all())
 
     def upsample_instance(self, labels: np.ndarray, value: int, box: tuple[slice, slice]
                           ) -> Piece | None:
@@ -80,8 +114,8 @@ class GridSampler:
             return None
         r0, c0 = int(self.y0[rows.start]), int(self.x0[cols.start])
         r1, c1 = int(self.y1[rows.stop - 1]) + 1, int(self.x1[cols.stop - 1]) + 1
-        src = (labels[r0:r1, c0:c1] == value).astype(np.float32)
-        return tight(rows.start, cols.start, self.sample(src, r0, c0, rows, cols) > 0.5)
+        return tight(rows.start, cols.start,
+                     self.sample_mask(labels[r0:r1, c0:c1] == value, r0, c0, rows, cols))
 
 
 def tight(top: int, left: int, mask: np.ndarray) -> Piece | None:
@@ -222,8 +256,12 @@ def refine_frame(image: np.ndarray, grid_labels: np.ndarray, pieces: dict[int, P
         small = paste(pieces, size)  # refinement at the output size: the same masks
     else:
         small = paste(upsample_frame(grid_labels, grid_to_image, kept), image.shape[:2])
-    soft = []  # (k, top, left, sampled q) at the output size
+    identity = image_to_out.is_identity()
+    soft = []  # (k, top, left, q at the output size)
     for k, win, q in filtered_masks(image, small, refine, eps):
+        if identity:
+            soft.append((k, win[0].start, win[1].start, q))
+            continue
         # q is 0 beyond its window (more than 2r from the mask): a ring of zeros around it lets
         # every output pixel with a tap in the window be sampled.
         r0, c0 = win[0].start - 1, win[1].start - 1
@@ -231,28 +269,32 @@ def refine_frame(image: np.ndarray, grid_labels: np.ndarray, pieces: dict[int, P
         if rows.start < rows.stop and cols.start < cols.stop:
             soft.append((k, rows.start, cols.start,
                          image_to_out.sample(np.pad(q, 1), r0, c0, rows, cols)))
-    fixed = [(y, x, m) for k, (y, x, m) in pieces.items() if k not in refine]
     out = {k: p for k, p in pieces.items() if k not in refine}
-    for k, top, left, q in soft:
-        box = (top, left, q.shape)
-        total = np.zeros(q.shape, np.float32)
-        best = np.zeros(q.shape, np.float32)
-        best_label = np.full(q.shape, -1, np.int64)
-        for j, tj, lj, qj in soft:  # in radii order, as refine_labels sums them
-            ov = _overlap(box, (tj, lj, qj.shape))
-            if ov is None:
-                continue
-            part = qj[ov[2], ov[3]]
-            total[ov[0], ov[1]] += part
-            higher = part > best[ov[0], ov[1]]
-            best[ov[0], ov[1]] = np.where(higher, part, best[ov[0], ov[1]])
-            best_label[ov[0], ov[1]] = np.where(higher, j, best_label[ov[0], ov[1]])
-        mine = (best_label == k) & (best > 1.0 - total)
-        for fy, fx, fm in fixed:
-            ov = _overlap(box, (fy, fx, fm.shape))
-            if ov is not None:
-                mine[ov[0], ov[1]] &= ~fm[ov[2], ov[3]]
-        piece = tight(top, left, mine)
+    if not soft:
+        return dict(sorted(out.items()))
+    # Sum, highest value and its instance over the soft masks' union box, in radii order (as
+    # refine_labels sums them); then each instance keeps the pixels it wins.
+    top = min(t for _, t, _, _ in soft)
+    left = min(x for _, _, x, _ in soft)
+    shape = (max(t + q.shape[0] for _, t, _, q in soft) - top,
+             max(x + q.shape[1] for _, _, x, q in soft) - left)
+    total = np.zeros(shape, np.float32)
+    best = np.zeros(shape, np.float32)
+    best_label = np.full(shape, -1, np.int64)
+    for k, t, x, q in soft:
+        win = (slice(t - top, t - top + q.shape[0]), slice(x - left, x - left + q.shape[1]))
+        total[win] += q
+        higher = q > best[win]
+        best[win] = np.where(higher, q, best[win])
+        best_label[win] = np.where(higher, k, best_label[win])
+    free = best > 1.0 - total
+    for fy, fx, fm in out.values():  # instances not refined keep their pixels
+        ov = _overlap((top, left, shape), (fy, fx, fm.shape))
+        if ov is not None:
+            free[ov[0], ov[1]] &= ~fm[ov[2], ov[3]]
+    for k, t, x, q in soft:
+        win = (slice(t - top, t - top + q.shape[0]), slice(x - left, x - left + q.shape[1]))
+        piece = tight(t, x, (best_label[win] == k) & free[win])
         if piece is not None:
             out[k] = piece
     return dict(sorted(out.items()))
