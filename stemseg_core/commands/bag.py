@@ -44,9 +44,9 @@ environment. In the repository: `make setup` (it colcon-builds the package), the
 
 FROM_KITTI_DESCRIPTION = """\
 Write one KITTI MOTS / KITTI tracking sequence (<kitti>/training/image_02/<seq>/*.png, the layout
-`stemseg synth` writes too) into a rosbag2: sensor_msgs/Image rgb8 (or CompressedImage png with
---compressed) on --topic and CameraInfo (K and P from <split>/calib/<seq>.txt when present) on
-<topic's namespace>/camera_info; when the data set has them, the depth image
+`stemseg synth` writes too) into a rosbag2: sensor_msgs/Image rgb8 (or CompressedImage: png with
+--compressed, jpeg with --jpeg-quality) on --topic and CameraInfo (K and P from
+<split>/calib/<seq>.txt when present) on <topic's namespace>/camera_info; when the data set has them, the depth image
 (<split>/depth_02/<seq>/<frame>.png, uint16 mm) as 16UC1 on <topic's namespace>/depth/image_raw
 and the LiDAR scan (<split>/velodyne/<seq>/<frame>.bin) as PointCloud2 on --points-topic.
 At --rate Hz, or at the sequence's own times when a timestamps file is found
@@ -58,6 +58,8 @@ examples:
   stemseg bag from-kitti --kitti /data/kitti_mots --seq 0002 --out kitti_0002.mcap
   stemseg bag from-kitti --kitti data/synth --seq 0030 --out drive_db3 --format sqlite3 \\
       --compressed
+  stemseg bag from-kitti --kitti data/synth720 --seq 0000 --out drive_jpeg.mcap \\
+      --jpeg-quality 95
 """
 
 
@@ -87,6 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
                    help="rosbag2 storage")
     p.add_argument("--compressed", action="store_true",
                    help="sensor_msgs/CompressedImage (lossless png) instead of Image")
+    p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
+                   help="sensor_msgs/CompressedImage as JPEG of quality Q (0-100; cameras send "
+                        "90-95), as a camera driver's compressed topic; 8-bit images only")
     p.add_argument("--topic", default="/camera/image_raw", help="image topic")
     p.add_argument("--frame-id", default="camera", help="header.frame_id of the images")
     p.add_argument("--rate", type=float, default=10.0,
@@ -111,14 +116,17 @@ def _run_from_kitti(args: argparse.Namespace) -> int:
                             compressed=args.compressed, topic=args.topic,
                             frame_id=args.frame_id, rate=args.rate, overwrite=args.overwrite,
                             progress=True, points_topic=args.points_topic,
-                            lidar_frame_id=args.lidar_frame_id)
+                            lidar_frame_id=args.lidar_frame_id,
+                            jpeg_quality=args.jpeg_quality)
     except (BagError, ValueError) as err:
         print(f"stemseg bag from-kitti: error: {err}", file=sys.stderr)
         return 2
     h, w = s.image_size
     timing = (f"times from {s.timestamps_file}" if s.timestamps_file else f"{args.rate:g} Hz")
     calib = f"K from {s.calibration_file}" if s.calibration_file else "K: plausible pinhole"
-    print(f"wrote {s.bag}: {len(s.frames)} frames {w}x{h} {s.encoding} on {s.topic} "
+    pixels = s.encoding + (f" as jpeg q{args.jpeg_quality}" if args.jpeg_quality is not None
+                           else " as png" if args.compressed else "")
+    print(f"wrote {s.bag}: {len(s.frames)} frames {w}x{h} {pixels} on {s.topic} "
           f"({s.msgtype.rsplit('/', 1)[-1]}), {s.info_topic} ({calib}), {timing}, "
           f"{args.format}")
     if s.depth_topic:

@@ -1,7 +1,7 @@
 """KITTI image sequence -> rosbag2 (MCAP or sqlite3), without ROS (pure Python ``rosbags``).
 
 A KITTI MOTS / KITTI tracking sequence (``<root>/<split>/image_02/<seq>/*.png``) becomes a bag
-with ``sensor_msgs/Image`` (or ``CompressedImage``, PNG) and ``sensor_msgs/CameraInfo`` (K and P
+with ``sensor_msgs/Image`` (or ``CompressedImage``, PNG or JPEG) and ``sensor_msgs/CameraInfo`` (K and P
 of the calib file when there is one), plus, when the data set has them, the frame's depth image
 (``<camera ns>/depth/image_raw``, 16UC1 millimetres, the camera's frame_id: registered) and LiDAR
 scan (``/velodyne_points``, PointCloud2 x y z intensity float32, frame ``velodyne``) at the
@@ -81,8 +81,16 @@ def encoding_of(img: np.ndarray) -> str:
 
 def encode_png(img: np.ndarray) -> tuple[str, bytes]:
     """(CompressedImage.format, PNG bytes), lossless; format as image_transport writes it."""
+    return encode_compressed_image(img, None)
+
+
+def encode_compressed_image(img: np.ndarray, jpeg_quality: int | None) -> tuple[str, bytes]:
+    """(CompressedImage.format, bytes): lossless PNG, or JPEG of ``jpeg_quality`` (0-100, 8-bit
+    images only) as a camera driver's image_transport sends it."""
+    fmt = "png" if jpeg_quality is None else "jpeg"
     try:
-        return compressed_format_string("png", encoding_of(img)), compress_array(img, "png")
+        return (compressed_format_string(fmt, encoding_of(img)),
+                compress_array(img, fmt, quality=95 if jpeg_quality is None else jpeg_quality))
     except ImageDecodeError as e:
         raise BagError(str(e)) from None
 
@@ -206,14 +214,20 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
                      topic: str = DEFAULT_TOPIC, frame_id: str = DEFAULT_FRAME_ID,
                      overwrite: bool = False, progress: bool = False,
                      points_topic: str = DEFAULT_POINTS_TOPIC,
-                     lidar_frame_id: str = DEFAULT_LIDAR_FRAME_ID) -> KittiBagSummary:
-    """Write a :class:`FrameSource` into a new rosbag2 directory ``out`` (see the module doc)."""
+                     lidar_frame_id: str = DEFAULT_LIDAR_FRAME_ID,
+                     jpeg_quality: int | None = None) -> KittiBagSummary:
+    """Write a :class:`FrameSource` into a new rosbag2 directory ``out`` (see the module doc);
+    ``jpeg_quality`` (0-100): CompressedImage as JPEG of that quality (implies compressed)."""
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore
     from tqdm import tqdm
 
     if storage not in ("mcap", "sqlite3"):
         raise BagError(f"--format must be mcap or sqlite3, got {storage!r}")
+    if jpeg_quality is not None:
+        if not 0 <= int(jpeg_quality) <= 100:
+            raise BagError(f"--jpeg-quality must be in 0..100, got {jpeg_quality}")
+        compressed = True
     seq_dir, frames, stamps = src.seq_dir, src.frames, src.stamps_ns
     numbers = [k for k, _ in frames]
     ts_file, calib, P = src.timestamps_file, src.calibration_file, src.projection
@@ -239,6 +253,9 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
     info_topic = info_topic_for(topic)
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
     encoding = encoding_of(first)
+    if jpeg_quality is not None and first.dtype != np.uint8:
+        raise BagError(f"{frames[0][1]} is {encoding}: JPEG holds 8-bit images only; use "
+                       f"--compressed (lossless PNG) for it")
     try:
         writer = Writer(out, version=9, storage_plugin=plugin)
         writer.set_custom_data("stemseg.source", f"kitti:{seq_dir}")
@@ -271,7 +288,7 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
                                f"but the sequence starts with {encoding} {w}x{h}")
             header = T["std_msgs/msg/Header"](stamp=_stamp(ts, stamp_ns), frame_id=frame_id)
             if compressed:
-                fmt, data = encode_png(img)
+                fmt, data = encode_compressed_image(img, jpeg_quality)
                 msg = T[COMPRESSED_MSGTYPE](header=header, format=fmt,
                                             data=np.frombuffer(data, np.uint8))
             else:

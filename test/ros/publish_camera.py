@@ -4,12 +4,19 @@
         bgr8 (or jpeg on TOPIC/compressed) frames of moving boxes, best effort, like a driver
     python test/ros/publish_camera.py faults TOPIC
         FAULTS: good frames (reliable) interleaved with every kind of bad input
+    python test/ros/publish_camera.py drive TOPIC WIDTH HEIGHT HZ SECONDS QUALITY
+        a synthetic drive (stemseg synth's renderer at half size, upscaled 2x) as JPEG of
+        QUALITY on TOPIC/compressed, best effort, plus camera_info beside TOPIC (reliable, from
+        the start, as a driver publishes it: "ready" is printed then); prints "playing
+        WALLTIME" when the node's subscription matched (the node is active) and the first
+        frame goes out
 
 Waits until the node's reader has matched, publishes, prints "sent N", exits. ROS_DOMAIN_ID and
 FASTDDS_DEFAULT_PROFILES_FILE come from the environment.
 """
 from __future__ import annotations
 
+import array
 import sys
 import time
 
@@ -68,6 +75,61 @@ def message(kind: str, stamp: int, rgb: np.ndarray | None):
     return msg
 
 
+def drive_jpegs(w: int, h: int, n: int, quality: int) -> list[bytes]:
+    """JPEG bytes of n frames of a synthetic drive at w x h (rendered at half size: the model
+    sees at most 640x192 of it, and rendering at full size takes 0.3 s a frame)."""
+    import cv2
+
+    from stemseg_core.data import image_codec as codec
+    from stemseg_core.data.synth.generator import sequence_generator
+    from stemseg_core.data.synth.types import SynthParams
+
+    gen = sequence_generator(7919, 0, "val", SynthParams(height=h // 2, width=w // 2, frames=n))
+    return [codec.encode_compressed(cv2.resize(f.image, (w, h), interpolation=cv2.INTER_LINEAR),
+                                    "jpeg", quality=quality) for f in gen.frames()]
+
+
+def play_drive(node, topic: str, argv: list[str]) -> int:
+    """The "drive" mode (module doc); returns the frames sent."""
+    import threading
+
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, CompressedImage
+
+    from stemseg_core.data import image_codec as codec
+
+    w, h, hz, secs, quality = (int(argv[0]), int(argv[1]), float(argv[2]), float(argv[3]),
+                               int(argv[4]))
+    pub = node.create_publisher(CompressedImage, f"{topic}/compressed",
+                                QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+    info_pub = node.create_publisher(CameraInfo, f"{topic.rsplit('/', 1)[0]}/camera_info", 10)
+    stop = threading.Event()
+
+    def camera_info() -> None:
+        while not stop.is_set():
+            info_pub.publish(CameraInfo(width=w, height=h))
+            time.sleep(1.0 / hz)
+
+    threading.Thread(target=camera_info, daemon=True).start()
+    print("ready", flush=True)  # camera_info is out; the frames follow once the node is active
+    jpegs = drive_jpegs(w, h, int(round(hz * secs)), quality)
+    while pub.get_subscription_count() == 0:
+        rclpy.spin_once(node, timeout_sec=0.02)
+    t0 = time.monotonic()
+    print(f"playing {time.time():.3f}", flush=True)
+    fmt = codec.compressed_format_string("jpeg")
+    for i, data in enumerate(jpegs):
+        stamp = 1000 * SEC + int(i * SEC / hz)
+        msg = CompressedImage(format=fmt, data=array.array("B", data))
+        msg.header.frame_id = "cam"
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp // SEC, stamp % SEC
+        pub.publish(msg)
+        time.sleep(max(0.0, t0 + (i + 1) / hz - time.monotonic()))
+    stop.set()
+    return len(jpegs)
+
+
 def main(argv: list[str]) -> None:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -78,6 +140,12 @@ def main(argv: list[str]) -> None:
     mode, topic = argv[0], argv[1]
     rclpy.init()
     node = rclpy.create_node("test_camera")
+    if mode == "drive":
+        print(f"sent {play_drive(node, topic, argv[2:])}", flush=True)
+        time.sleep(1.0)
+        node.destroy_node()
+        rclpy.try_shutdown()
+        return
     compressed = mode == "stream" and argv[-1] == "compressed"
     reliability = ReliabilityPolicy.RELIABLE if mode == "faults" else ReliabilityPolicy.BEST_EFFORT
     pub = node.create_publisher(CompressedImage if compressed else Image,

@@ -123,6 +123,36 @@ def test_sixteen_bit_images_are_mono16(tmp_path, compressed):
         np.testing.assert_array_equal(rio.to_rgb8(rgb), rgb)  # already RGB8: unchanged
 
 
+def test_jpeg_quality_writes_a_cameras_jpeg(tmp_path, capsys):
+    from stemseg_core.cli import main
+
+    root = tmp_path / "kitti"
+    seq_dir = root / "training" / "image_02" / "0001"
+    seq_dir.mkdir(parents=True)
+    yy, xx = np.mgrid[0:48, 0:80]
+    for k in range(3):  # smooth images: JPEG keeps them close, and closer at a higher quality
+        img = np.stack([(xx * 3 + k) % 256, (yy * 5) % 256, (xx + yy) % 256], -1).astype(np.uint8)
+        cv2.imwrite(str(seq_dir / f"{k:06d}.png"), img)
+    err = {}
+    for q in (50, 95):
+        out = tmp_path / f"q{q}"
+        assert main(["bag", "from-kitti", "--kitti", str(root), "--seq", "1", "--out", str(out),
+                     "--jpeg-quality", str(q)]) == 0
+        assert f"rgb8 as jpeg q{q}" in capsys.readouterr().out
+        frames = rio.read_image_frames(out)
+        assert [f.msgtype for f in frames] == [rio.COMPRESSED_MSGTYPE] * 3
+        assert frames[0].encoding == "rgb8; jpeg compressed bgr8"
+        raw = [_png(seq_dir / f"{k:06d}.png").astype(int) for k in range(3)]
+        err[q] = max(np.abs(f.decode().astype(int) - r).mean() for f, r in zip(frames, raw))
+    assert 0 < err[95] < err[50] < 10, err  # lossy, and the quality is the one asked for
+    with pytest.raises(rio.BagError, match="0..100"):
+        rio.write_kitti_bag(root, "1", tmp_path / "bad", jpeg_quality=101)
+    sixteen = tmp_path / "kitti16"
+    _kitti(sixteen, "0005", sixteen_bit=True)
+    with pytest.raises(rio.BagError, match="8-bit images only"):
+        rio.write_kitti_bag(sixteen, "5", tmp_path / "bad16", jpeg_quality=90)
+
+
 def _bag_with(tmp_path: Path, topics: dict[str, str]) -> Path:
     """A bag with one message per topic: topic -> msgtype (Image, CompressedImage, String)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
