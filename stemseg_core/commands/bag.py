@@ -46,9 +46,10 @@ FROM_KITTI_DESCRIPTION = """\
 Write one KITTI MOTS / KITTI tracking sequence (<kitti>/training/image_02/<seq>/*.png, the layout
 `stemseg synth` writes too) into a rosbag2: sensor_msgs/Image rgb8 (or CompressedImage: png with
 --compressed, jpeg with --jpeg-quality) on --topic and CameraInfo (K and P from
-<split>/calib/<seq>.txt when present) on <topic's namespace>/camera_info; when the data set has them, the depth image
-(<split>/depth_02/<seq>/<frame>.png, uint16 mm) as 16UC1 on <topic's namespace>/depth/image_raw
-and the LiDAR scan (<split>/velodyne/<seq>/<frame>.bin) as PointCloud2 on --points-topic.
+<split>/calib/<seq>.txt when present) on <topic's namespace>/camera_info; when the data set has
+them, the depth image (<split>/depth_02/<seq>/<frame>.png, uint16 mm) as 16UC1 on
+<topic's namespace>/depth/image_raw and the LiDAR scan (<split>/velodyne/<seq>/<frame>.bin) as
+PointCloud2 on --points-topic.
 At --rate Hz, or at the sequence's own times when a timestamps file is found
 (image_02/<seq>/times.txt, <split>/timestamps/<seq>.txt, <split>/oxts/<seq>/timestamps.txt).
 16-bit PNGs stay 16-bit. frames.csv in the bag folder maps stamps back to frame numbers.

@@ -1,15 +1,15 @@
 """KITTI image sequence -> rosbag2 (MCAP or sqlite3), without ROS (pure Python ``rosbags``).
 
 A KITTI MOTS / KITTI tracking sequence (``<root>/<split>/image_02/<seq>/*.png``) becomes a bag
-with ``sensor_msgs/Image`` (or ``CompressedImage``, PNG or JPEG) and ``sensor_msgs/CameraInfo`` (K and P
-of the calib file when there is one), plus, when the data set has them, the frame's depth image
-(``<camera ns>/depth/image_raw``, 16UC1 millimetres, the camera's frame_id: registered) and LiDAR
-scan (``/velodyne_points``, PointCloud2 x y z intensity float32, frame ``velodyne``) at the
-frame's stamp. Frame
-``k`` (the number in its file name) gets the stamp ``start_ns + k / rate`` exactly, or the times
-of a timestamps file next to the sequence. The bag directory also holds ``frames.csv`` (frame
-number, stamp, file) so results can be matched back to KITTI frame numbers by stamp. Pixels are
-packed by the one codec (:mod:`stemseg_core.data.image_codec`).
+with ``sensor_msgs/Image`` (or ``CompressedImage``, PNG or JPEG) and ``sensor_msgs/CameraInfo``
+(K and P of the calib file when there is one), plus, when the data set has them, the frame's
+depth image (``<camera ns>/depth/image_raw``, 16UC1 millimetres, the camera's frame_id:
+registered) and LiDAR scan (``/velodyne_points``, PointCloud2 x y z intensity float32, frame
+``velodyne``) at the frame's stamp. Frame ``k`` (the number in its file name) gets the stamp
+``start_ns + k / rate`` exactly, or the times of a timestamps file next to the sequence. The bag
+directory also holds ``frames.csv`` (frame number, stamp, file) so results can be matched back to
+KITTI frame numbers by stamp. Pixels are packed by the one codec
+(:mod:`stemseg_core.data.image_codec`).
 """
 from __future__ import annotations
 

@@ -55,11 +55,9 @@ def test_carried_share_counts_ids_seen_in_the_result_before():
 def run_camera(ros_client, start_node, namespace: str, domain_id: int, tmp_path,
                hz: float) -> dict:
     """One run: the node with an empty engine cache, the camera at ``hz``; the figures."""
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    from stemseg_ros.msg import TrackedInstanceArray
-
     from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from stemseg_ros.msg import TrackedInstanceArray
 
     camera = f"{namespace}/camera/image_raw"
     got: list[tuple[float, object]] = []
