@@ -82,7 +82,7 @@ def drive_jpegs(w: int, h: int, n: int, quality: int) -> list[bytes]:
 
     from stemseg_core.data import image_codec as codec
     from stemseg_core.data.synth.generator import sequence_generator
-    from stemseg_core.data.synth.types import SynthParams
+    from stemseg_core.data.synth.scene_types import SynthParams
 
     gen = sequence_generator(7919, 0, "val", SynthParams(height=h // 2, width=w // 2, frames=n))
     return [codec.encode_compressed(cv2.resize(f.image, (w, h), interpolation=cv2.INTER_LINEAR),
