@@ -34,12 +34,12 @@ import cv2
 import numpy as np
 
 from stemseg_core.data.bag_writer import FrameSource
-from stemseg_core.errors import DataFormatError
 from stemseg_core.data.kitti_calib import (
     RAW_CAM_TO_CAM,
     projection_of,
     read_kitti_calib,
 )
+from stemseg_core.errors import DataFormatError
 
 #: ``2011_09_26_drive_0005`` with or without ``_sync``.
 DRIVE_NAME = re.compile(r"(\d{4}_\d\d_\d\d)_drive_(\d{4})(_sync)?")
