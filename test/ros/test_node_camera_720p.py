@@ -5,13 +5,15 @@ The node starts as the README tells camera users (the shipped model, the CPU def
 cache; the camera process publishes camera_info from the start, as drivers do, and begins
 playback once the node's subscription matches (the node is active). A synthetic drive at 10 Hz
 for 20 s, JPEG quality 95: >= 95 % of the frames answered and track IDs carried between
-consecutive results (>= 75 % of the instances). 15 Hz: measured and printed, not asserted.
+consecutive results (>= 75 % of the instances). 15 Hz: measured and printed, not asserted
+(only with ``STEMSEG_MEASURE_15HZ=1``: it costs the suite another engine build and 20 s).
 
 Timing figures need the machine to itself (2 cores): run under ``bash /tmp/quiet.sh`` or with
 nothing else busy, ``-s`` to see them.
 """
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -123,7 +125,9 @@ def run_camera(ros_client, start_node, namespace: str, domain_id: int, tmp_path,
 
 @pytest.mark.ros
 @pytest.mark.slow
-@pytest.mark.parametrize("hz", [10.0, 15.0])
+@pytest.mark.parametrize("hz", [10.0, pytest.param(15.0, marks=pytest.mark.skipif(
+    not os.environ.get("STEMSEG_MEASURE_15HZ"),
+    reason="a measurement, not a check (no assertion on the share): STEMSEG_MEASURE_15HZ=1"))])
 def test_720p_jpeg_camera_from_another_process_with_an_empty_engine_cache(
         ros_client, start_node, namespace, domain_id, tmp_path, hz):
     r = run_camera(ros_client, start_node, namespace, domain_id, tmp_path, hz)
