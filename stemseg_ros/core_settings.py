@@ -8,7 +8,7 @@ from typing import Any
 
 from stemseg_core.config import parse_flat_mapping
 from stemseg_ros.param_spec import FROM_CHECKPOINT, ParamError
-from stemseg_ros.params import THRESHOLDS, PerceptionParams
+from stemseg_ros.params import SPECS, THRESHOLDS, PerceptionParams
 
 
 def tracker_overrides(p: PerceptionParams, device: str = "cpu") -> dict[str, Any]:
@@ -17,10 +17,10 @@ def tracker_overrides(p: PerceptionParams, device: str = "cpu") -> dict[str, Any
     precision the device's deployment default when both are "", the rest only when set (else
     as trained)."""
     out: dict[str, Any] = {"inference.flip_test": bool(p.flip_test)}
-    if p.clip_length > 0:
-        out["model.clip_length"] = p.clip_length
-    if p.clip_overlap != FROM_CHECKPOINT:
-        out["inference.clip_overlap"] = p.clip_overlap
+    for spec in SPECS:  # the plain ones: passed on as they are when not the default
+        value = getattr(p, spec.name)
+        if spec.core and value != spec.default:
+            out[spec.core] = value
     if p.input_width or p.input_height:
         w, h = p.input_width or p.input_height, p.input_height or p.input_width
         out["input.min_side"], out["input.max_side"] = min(w, h), max(w, h)
@@ -31,12 +31,9 @@ def tracker_overrides(p: PerceptionParams, device: str = "cpu") -> dict[str, Any
         from stemseg_core.backends import deployment_default
 
         backend, precision = deployment_default(torch.device(device))
-    for key, value in (("backend", backend), ("precision", precision),
-                       ("engine_cache_dir", p.engine_cache_dir)):
+    for key, value in (("backend", backend), ("precision", precision)):
         if value:
             out[f"inference.{key}"] = value
-    if p.num_threads:
-        out["inference.num_threads"] = p.num_threads
     return out
 
 

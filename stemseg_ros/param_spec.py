@@ -27,6 +27,9 @@ class Spec:
     False when it needs a reload (deactivate, set, activate): refused while active.
     read_only: set at start only (launch or params file); every later set is refused (trust
     switches and limits, which any process on the DDS domain could otherwise change).
+    loads: the value decides how the model is loaded (a change reloads it).
+    core: the core config key ("section.key") the value is passed to, as is, whenever it differs
+    from the default (the default means "the checkpoint's value"); implies loads.
     """
 
     name: str
@@ -37,6 +40,8 @@ class Spec:
     choices: tuple[str, ...] | None = None
     item: type | None = None  # element type of a list parameter
     read_only: bool = False
+    loads: bool = False
+    core: str = ""
 
     @property
     def kind(self) -> type:

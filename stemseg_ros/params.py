@@ -46,34 +46,39 @@ THRESHOLDS: tuple[str, ...] = tuple(s.name for s in THRESHOLD_SPECS)
 SPECS: tuple[Spec, ...] = (
     Spec("autostart", True, "Configure and activate on start (no lifecycle manager needed)."),
     Spec("checkpoint", DEFAULT_CHECKPOINT, "Path of the stemseg checkpoint (.pt). A relative "
-         "path is looked up in the working directory, then in the package share directory."),
+         "path is looked up in the working directory, then in the package share directory.",
+         loads=True),
     Spec("allow_pickle", False, "Load checkpoints that need Python pickle (only for files you "
-         "trust: unpickling runs code).", read_only=True),
+         "trust: unpickling runs code).", read_only=True, loads=True),
     Spec("checkpoint_sha256", "", "Expected SHA-256 of the checkpoint file, checked at every "
-         "load; \"\" = any.", read_only=True),
+         "load; \"\" = any.", read_only=True, loads=True),
     Spec("allow_remote_model_change", False, "Let parameter calls change checkpoint, backend "
          "and engine_cache_dir after start (any process on the DDS domain can make them); "
          "false: those are set at start only.", read_only=True),
     Spec("device", "auto", "Inference device: auto (cuda when available), cuda or cpu.",
-         choices=DEVICES),
+         choices=DEVICES, loads=True),
     Spec("backend", "", "Inference backend (auto, torch, onnxruntime, openvino, tensorrt); "
          "\"\" = the device's deployment default (CPU: openvino bf16, CUDA: torch fp32; "
-         "stemseg_core.backends.DEPLOYMENT_DEFAULTS), or torch fp32 if that is not installed."),
+         "stemseg_core.backends.DEPLOYMENT_DEFAULTS), or torch fp32 if that is not installed.",
+         loads=True),
     Spec("precision", "", "Inference precision (fp32, bf16, fp16, int8); \"\" = the "
-         "deployment default's with backend \"\", else the checkpoint's inference.precision."),
+         "deployment default's with backend \"\", else the checkpoint's inference.precision.",
+         loads=True),
     Spec("engine_cache_dir", "", "Where built backend engines are cached; \"\" = the default "
-         "under the user's cache directory."),
+         "under the user's cache directory.", core="inference.engine_cache_dir"),
     Spec("num_threads", 0, "CPU threads of the backend; 0 = the library default.",
-         range=(0, 1024)),
-    Spec("clip_length", 0, "Frames per clip T; 0 = the checkpoint's value.", range=(0, 64)),
+         range=(0, 1024), core="inference.num_threads"),
+    Spec("clip_length", 0, "Frames per clip T; 0 = the checkpoint's value.",
+         range=(0, 64), core="model.clip_length"),
     Spec("clip_overlap", FROM_CHECKPOINT, "Frames shared by consecutive clips Tc (< T); -1 = "
-         "the checkpoint's value.", range=(-1, 63)),
+         "the checkpoint's value.", range=(-1, 63), core="inference.clip_overlap"),
     Spec("input_roi", [], "Region [x, y, width, height] of the camera image given to the model "
          "(results are mapped back to the full image); [] = the whole image.", item=int),
     Spec("input_width", 0, "Width the model input is scaled to fit (aspect kept; results are "
-         "mapped back); 0 = the checkpoint's input.min_side/max_side.", range=(0, 8192)),
+         "mapped back); 0 = the checkpoint's input.min_side/max_side.",
+         range=(0, 8192), loads=True),
     Spec("input_height", 0, "Height the model input is scaled to fit; 0 = as input_width.",
-         range=(0, 8192)),
+         range=(0, 8192), loads=True),
     Spec("expected_input_size", "", "Size WIDTHxHEIGHT (e.g. 1280x720) of the camera's "
          "images, whose engines activate builds when no camera_info (the image topic's sibling) "
          "answers; \"\" = camera_info, else the first frame (the node then warms up for its "
@@ -81,7 +86,7 @@ SPECS: tuple[Spec, ...] = (
     *THRESHOLD_SPECS,
     Spec("flip_test", False, "Also run every clip mirrored left-right and average the two "
          "outputs (more accurate, twice the network time). The node follows this parameter, "
-         "not the checkpoint's inference.flip_test (which `stemseg infer` uses)."),
+         "not the checkpoint's inference.flip_test (which `stemseg infer` uses).", loads=True),
     Spec("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Largest input image (width x height) "
          "accepted; a larger frame is dropped before it is decoded (compressed: by its header), "
          "counted (frames_too_large in /diagnostics) and logged. Default 4096x2160 (DCI 4K, "
@@ -134,9 +139,7 @@ SPEC_BY_NAME = {s.name: s for s in SPECS}
 #: Parameters that choose which model runs: set at start only unless allow_remote_model_change.
 MODEL_CHOICE = ("checkpoint", "backend", "engine_cache_dir")
 #: Parameters that decide how the model is loaded (refused while active, like every non-live).
-LOADING = ("checkpoint", "allow_pickle", "checkpoint_sha256", "device", "backend", "precision",
-           "engine_cache_dir", "num_threads", "clip_length", "clip_overlap", "input_width",
-           "input_height", "flip_test")
+LOADING: tuple[str, ...] = tuple(s.name for s in SPECS if s.loads or s.core)
 
 PerceptionParams = dataclasses.make_dataclass(
     "PerceptionParams", [(s.name, s.type) for s in SPECS], frozen=True,

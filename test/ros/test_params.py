@@ -1,8 +1,10 @@
 """Parameter table, validation messages and the shipped config/perception.yaml."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -15,6 +17,7 @@ from stemseg_core.config import LIVE_THRESHOLD_BY_NAME, LIVE_THRESHOLDS  # noqa:
 from stemseg_ros import core_settings, param_docs, param_io  # noqa: E402
 from stemseg_ros import param_checks as checks  # noqa: E402
 from stemseg_ros import params as P  # noqa: E402
+from stemseg_ros.param_spec import Spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,6 +85,20 @@ def test_lidar_to_camera_takes_integers_and_floats_as_floats():
     assert checks.check_value("lidar_to_camera", [1, 0, 0, 0.5] * 3) == (1.0, 0.0, 0.0, 0.5) * 3
     checks.validate(_defaults(use_lidar=True, lidar_to_camera=(0.0,) * 16))
     checks.validate(_defaults(use_lidar=True, calib_file="calib.txt"))
+
+
+def test_a_spec_with_a_core_key_is_a_loading_parameter_passed_on_when_set(monkeypatch):
+    """Adding a loading parameter is one Spec line: `core` alone makes it reload the model and
+    reach the core's config, only when it differs from its default."""
+    extra = Spec("decoder_threads", 0, "test only", range=(0, 8), core="inference.num_threads")
+    assert extra.name not in P.LOADING
+    assert "engine_cache_dir" in P.LOADING and "checkpoint" in P.LOADING
+    monkeypatch.setattr(core_settings, "SPECS", (*P.SPECS, extra))
+    values = dataclasses.asdict(_defaults(backend="torch"))
+    assert core_settings.tracker_overrides(SimpleNamespace(**values, decoder_threads=0)) == {
+        "inference.flip_test": False, "inference.backend": "torch"}
+    assert core_settings.tracker_overrides(SimpleNamespace(**values, decoder_threads=5)) == {
+        "inference.flip_test": False, "inference.backend": "torch", "inference.num_threads": 5}
 
 
 def test_overrides_and_thresholds():
