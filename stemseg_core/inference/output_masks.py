@@ -23,7 +23,7 @@ import torch
 from scipy import ndimage
 
 from stemseg_core.inference.mask_refinement import filtered_masks
-from stemseg_core.inference.preprocess import Geometry, _bilinear_taps
+from stemseg_core.inference.preprocess import Geometry, bilinear_taps
 
 #: One instance in one frame: (top row, left column, tight bool mask).
 Piece = tuple[int, int, np.ndarray]
@@ -38,8 +38,8 @@ class GridSampler:
         (h, w), (self.out_h, self.out_w) = src_hw, out_hw
         big_h, big_w = big_hw or out_hw
         cpu = torch.device("cpu")
-        self.y0, self.y1, self.fy = (t.numpy() for t in _bilinear_taps(h, big_h, self.out_h, cpu))
-        self.x0, self.x1, self.fx = (t.numpy() for t in _bilinear_taps(w, big_w, self.out_w, cpu))
+        self.y0, self.y1, self.fy = (t.numpy() for t in bilinear_taps(h, big_h, self.out_h, cpu))
+        self.x0, self.x1, self.fx = (t.numpy() for t in bilinear_taps(w, big_w, self.out_w, cpu))
         self.src_hw = (h, w)
 
     @classmethod

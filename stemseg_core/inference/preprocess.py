@@ -115,7 +115,7 @@ def upsample_masks(masks: torch.Tensor, geo: Geometry) -> torch.Tensor:
     return up[:, :h, :w]
 
 
-def _bilinear_taps(n_in: int, n_out: int, n_keep: int,
+def bilinear_taps(n_in: int, n_out: int, n_keep: int,
                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices i0, i1 and weight of i1 for the first n_keep of n_out output pixels, as
     F.interpolate(mode="bilinear", align_corners=False) computes them."""
@@ -141,8 +141,8 @@ def upsample_labels(labels: torch.Tensor, geo: Geometry) -> torch.Tensor:
     big_h, big_w = geo.output_frame_size(h, w)
     out_h, out_w = geo.image_size
     dev = labels.device
-    y0, y1, fy = _bilinear_taps(h, big_h, out_h, dev)
-    x0, x1, fx = _bilinear_taps(w, big_w, out_w, dev)
+    y0, y1, fy = bilinear_taps(h, big_h, out_h, dev)
+    x0, x1, fx = bilinear_taps(w, big_w, out_w, dev)
     # The 4 taps of an output pixel are the 2x2 block at (y0, x0) (edge replicated). Where that
     # block holds one label (almost everywhere) it is the answer; only at mask borders are the
     # bilinear weights of equal taps summed.
