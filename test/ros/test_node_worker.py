@@ -432,7 +432,7 @@ def test_every_callback_refuses_instead_of_raising(make_node, tiny_checkpoint, m
     from rclpy.lifecycle import TransitionCallbackReturn as R
     from rclpy.parameter import Parameter
 
-    from stemseg_ros import params
+    from stemseg_ros import param_checks
 
     node = make_node(checkpoint=str(tiny_checkpoint))
     errors = []
@@ -440,7 +440,7 @@ def test_every_callback_refuses_instead_of_raising(make_node, tiny_checkpoint, m
     res = node.set_parameters([Parameter("seediness_threshold_per_class", value="[" * 3000)])[0]
     assert not res.successful and len(res.reason) < 400 and "nested" in res.reason
     with monkeypatch.context() as m:  # anything else a check raises is a refusal too
-        m.setattr(params, "check_changes", lambda *a, **k: (_ for _ in ()).throw(
+        m.setattr(param_checks, "check_changes", lambda *a, **k: (_ for _ in ()).throw(
             RecursionError("maximum recursion depth exceeded")))
         res = node.set_parameters([Parameter("mask_threshold", value=0.5)])[0]
     assert not res.successful and "RecursionError" in res.reason
