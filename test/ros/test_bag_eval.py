@@ -211,14 +211,16 @@ def test_sequence_name_from_the_bag_must_be_a_plain_name(tmp_path, capsys, tiny_
 
 
 @pytest.mark.slow
-def test_a_bag_with_depth_gets_the_3d_error_table(tmp_path, domain_id):
-    """`stemseg synth --depth` -> bag with depth -> bag eval: positions.json and the report's
-    3-D section, per class, with the demo model's masks lifted close to the ground truth."""
+@pytest.mark.parametrize("sensor", ["depth", "lidar"])
+def test_a_bag_with_depth_or_lidar_gets_the_3d_error_table(tmp_path, domain_id, sensor):
+    """`stemseg synth --depth` (or `--lidar`, no depth) -> bag -> bag eval: positions.json and
+    the report's 3-D section, per class, with the demo model's masks lifted close to the ground
+    truth; a LiDAR-only bag is scored against its scans and the report says so."""
     from ros_helpers import REPO
 
     data, bag, out = tmp_path / "synth", tmp_path / "d.mcap", tmp_path / "out"
     assert main(["synth", "--out", str(data), "--sequences", "1", "--frames", "12", "--seed",
-                 "0", "--height", "192", "--width", "640", "--val-fraction", "0", "--depth",
+                 "0", "--height", "192", "--width", "640", "--val-fraction", "0", f"--{sensor}",
                  "--quiet"]) == 0
     assert main(["bag", "from-kitti", "--kitti", str(data), "--seq", "0000", "--out",
                  str(bag)]) == 0
@@ -228,8 +230,12 @@ def test_a_bag_with_depth_gets_the_3d_error_table(tmp_path, domain_id):
                  "--domain-id", str(domain_id), "--node-arg", "backend=torch",
                  "--no-overlays"]) == 0
     pos = json.loads((out / "positions.json").read_text())
-    assert pos["all"]["n"] >= 10 and pos["all"]["median_m"] < 0.3, pos
+    max_median = {"depth": 0.3, "lidar": 0.4}[sensor]
+    assert pos["all"]["n"] >= 10 and pos["all"]["median_m"] < max_median, pos
     assert {"car", "coverage"} <= set(pos) and 0.5 < pos["coverage"][
         "share_with_position"] <= 1
     report = (out / "report.md").read_text()
     assert "3-D position error" in report and "| car |" in report
+    if sensor == "lidar":
+        assert "Against the lidar ground truth (/velodyne_points in the bag" in report
+        assert "use_lidar lifter" in report
