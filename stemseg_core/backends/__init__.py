@@ -14,20 +14,24 @@ Every backend runs the same two graphs (export/split.py): a per-frame encoder wh
 are reused by overlapping clips (runner.py), and a per-clip decoder. Built artifacts are cached
 on disk (cache.py).
 """
-from stemseg_core.backends.base import (
-    AUTO_ORDER,
-    DEPLOYMENT_DEFAULTS,
-    Backend,
-    BackendUnavailable,
-    create_backend,
-    deployment_default,
-    register,
-    registered,
-    resolve_auto,
-)
-from stemseg_core.backends.cache import ArtifactCache, default_cache_dir
-from stemseg_core.backends.runner import NetworkRunner
+from __future__ import annotations
 
-__all__ = ["AUTO_ORDER", "DEPLOYMENT_DEFAULTS", "ArtifactCache", "Backend", "BackendUnavailable",
-           "NetworkRunner", "create_backend", "default_cache_dir", "deployment_default",
-           "register", "registered", "resolve_auto"]
+import importlib
+from typing import Any
+
+# Imported lazily (PEP 562), so that importing one module of this package (runner.py, which the
+# torch-free tracker path uses) does not import the torch-based ones.
+_LAZY = {**{name: "stemseg_core.backends.base" for name in (
+    "AUTO_ORDER", "DEPLOYMENT_DEFAULTS", "Backend", "BackendUnavailable", "create_backend",
+    "deployment_default", "register", "registered", "resolve_auto")},
+    "ArtifactCache": "stemseg_core.backends.cache",
+    "default_cache_dir": "stemseg_core.backends.cache",
+    "NetworkRunner": "stemseg_core.backends.runner"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'stemseg_core.backends' has no attribute '{name}'")

@@ -1,8 +1,10 @@
 """The backend interface: what runs the network's two graphs (export/split.py) for the tracker.
 
 A backend implements ``encode(frames)`` (per-frame features) and ``decode(features)`` (one clip's
-outputs) on its runtime; ``runner.NetworkRunner`` caches the per-frame features across
-overlapping clips and gives the tracker ``clip -> outputs`` (``StreamingTracker._forward``).
+outputs) on its runtime, numpy float32 in and out (a torch-based backend converts at this
+boundary, moving to and from its device); ``runner.NetworkRunner`` caches the per-frame
+features across overlapping clips and gives the tracker ``clip -> outputs``
+(``StreamingTracker._forward``).
 Backends register by name (``@register``, into ``stemseg_core.registry.BACKENDS``: a new
 backend is one new module in this package, or a plugin module, see registry.py);
 ``create_backend`` picks one (``auto``: the fastest installed for the device, in ``AUTO_ORDER``).
@@ -13,6 +15,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +27,8 @@ from stemseg_core.registry import BACKENDS
 
 log = logging.getLogger(__name__)
 
-Features = tuple[torch.Tensor, ...]
+#: Per-frame features: numpy float32 arrays, each (N, ...).
+Features = tuple[np.ndarray, ...]
 
 #: ``auto``: the first of these that is installed and runs on the device (fastest first, as
 #: measured by `stemseg bench --backend ...`).
@@ -99,12 +103,14 @@ class Backend(ABC):
         return None
 
     @abstractmethod
-    def encode(self, frames: torch.Tensor) -> Features:
-        """(N, 3, Hp, Wp) 0..255 on the tracker's device -> features, each (N, ...)."""
+    def encode(self, frames: np.ndarray) -> Features:
+        """(N, 3, Hp, Wp) float32 0..255 (numpy) -> features: numpy float32 arrays, each
+        (N, ...)."""
 
     @abstractmethod
-    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
-        """One clip's features, each (L, ...) -> the model's output dict (batch 1, float32)."""
+    def decode(self, feats: Features) -> dict[str, np.ndarray]:
+        """One clip's features (numpy float32, each (L, ...)) -> the model's output dict
+        (numpy float32, batch 1)."""
 
     # -- helpers for subclasses ------------------------------------------------------------------
     def artifact_key(self, part: str, shape: tuple[int, ...], **extra: Any) -> dict[str, Any]:

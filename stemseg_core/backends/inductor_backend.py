@@ -34,9 +34,11 @@ import shutil
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from stemseg_core.backends.base import Backend, Features, register
+from stemseg_core.backends.torch_backend import to_device, to_numpy
 
 log = logging.getLogger(__name__)
 
@@ -211,18 +213,20 @@ class InductorBackend(Backend):
         return out
 
     # -- running -----------------------------------------------------------------------------
-    def encode(self, frames: torch.Tensor) -> Features:
+    def encode(self, frames: np.ndarray) -> Features:
         n = int(frames.shape[0])
         size = batch_bucket(n, self._clip_length)
         if size > n:  # pad with copies of the first frame (their features are dropped)
-            frames = torch.cat([frames, frames[:1].expand(size - n, *frames.shape[1:])])
-        out = self._call("encoder", size, frames.contiguous())
-        return tuple(t[:n] for t in out) if size > n else tuple(out)
+            frames = np.concatenate([frames, np.repeat(frames[:1], size - n, axis=0)])
+        with torch.inference_mode():
+            out = self._call("encoder", size, to_device(frames, self.device))
+            return to_numpy(tuple(t[:n] for t in out) if size > n else tuple(out))
 
-    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
+    def decode(self, feats: Features) -> dict[str, np.ndarray]:
         length = int(feats[0].shape[0])
-        out = self._call("decoder", length, *(f.contiguous() for f in feats))
-        return self.decoder.as_dict(tuple(o.float() for o in out))
+        with torch.inference_mode():
+            out = self._call("decoder", length, *(to_device(f, self.device) for f in feats))
+            return self.decoder.as_dict(to_numpy(tuple(out)))
 
 
 __all__ = ["DEFAULT_MODES", "MODES", "InductorBackend", "batch_bucket", "inductor_mode"]

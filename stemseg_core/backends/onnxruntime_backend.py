@@ -1,5 +1,5 @@
 """``onnxruntime``: the two ONNX graphs in ONNX Runtime (CPU; the CUDA provider where the
-installed onnxruntime has it). fp32 only."""
+installed onnxruntime has it). fp32 only. Numpy in and out, as ONNX Runtime itself."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,15 +52,14 @@ class OnnxRuntimeBackend(Backend):
                      if self.device.type == "cuda" else ["CPUExecutionProvider"])
         return ort.InferenceSession(str(path), opts, providers=providers)
 
-    def _run(self, session, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        feed = {k: v.detach().cpu().numpy() for k, v in inputs.items()}
-        outs = session.run(None, feed)
-        return [torch.from_numpy(np.asarray(o)).to(self.device) for o in outs]
+    def _run(self, session, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        feed = {k: np.ascontiguousarray(v, np.float32) for k, v in inputs.items()}
+        return [np.asarray(o, np.float32) for o in session.run(None, feed)]
 
-    def encode(self, frames: torch.Tensor) -> Features:
-        return tuple(self._run(self._encoder, {"frames": frames.float()}))
+    def encode(self, frames: np.ndarray) -> Features:
+        return tuple(self._run(self._encoder, {"frames": frames}))
 
-    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
+    def decode(self, feats: Features) -> dict[str, np.ndarray]:
         length = int(feats[0].shape[0])
         self.prepare_decoder(length)  # a shorter clip (flush): its own graph, built once
         outs = self._run(self._decoders[length], dict(zip(self.encoder.names, feats)))

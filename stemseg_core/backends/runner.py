@@ -2,32 +2,41 @@
 
 Consecutive clips of the streaming tracker share T_c frames, and the flip test runs every
 frame mirrored too. ``NetworkRunner`` keeps the features of the last frames it encoded, keyed by
-the frame's content: a frame of a new clip that equals (``torch.equal``) a kept one reuses its
-features, so each frame (and its mirror) passes the 2D network once instead of T/(T-T_c) times.
-Equal input gives equal features, so reuse changes no result. Memory: ``capacity`` frames of
-features (default 2T: a clip and its mirror).
+the frame's content: a frame of a new clip that equals (``np.array_equal``) a kept one reuses
+its features, so each frame (and its mirror) passes the 2D network once instead of T/(T-T_c)
+times. Equal input gives equal features, so reuse changes no result. Memory: ``capacity`` frames
+of features (default 2T: a clip and its mirror).
+
+The data are numpy float32 on both sides (clip in, outputs out; the backends convert at their
+own boundary), so the tracker's path imports no torch; this module imports it only to build a
+backend for a torch model (``build_runner``).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from stemseg_core.backends.base import Backend, Features
-from stemseg_core.export.split import has_own_split
+if TYPE_CHECKING:
+    from torch import nn
 
-#: Values sampled per frame to find candidate kept frames with one device-to-host transfer.
+    from stemseg_core.backends.base import Backend
+
+#: Per-frame features: numpy arrays, each (N, ...) float32 (backends/base.py ``Features``).
+Features = tuple[np.ndarray, ...]
+#: Values sampled per frame to find candidate kept frames before comparing whole frames.
 SIGNATURE_SIZE = 4096
 
 
 class NetworkRunner:
-    """Calls ``backend`` on clips (1, L, 3, Hp, Wp) -> the model's output dict (batch 1)."""
+    """Calls ``backend`` on clips (1, L, 3, Hp, Wp) float32 -> the model's output dict (batch
+    1, numpy float32)."""
 
     def __init__(self, backend: Backend, capacity: int) -> None:
         self.backend = backend
         self.capacity = max(1, int(capacity))
-        self._kept: OrderedDict[int, tuple[torch.Tensor, np.ndarray, Features]] = OrderedDict()
+        self._kept: OrderedDict[int, tuple[np.ndarray, np.ndarray, Features]] = OrderedDict()
         self._next = 0
         #: frames encoded / frames served from kept features, since the last reset()
         self.encoded = 0
@@ -38,25 +47,26 @@ class NetworkRunner:
         self._kept.clear()
         self.encoded = self.reused = 0
 
-    def __call__(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        if clip.dim() != 5 or clip.shape[0] != 1:
-            raise ValueError(f"clip must be (1, L, 3, Hp, Wp), got {tuple(clip.shape)}")
-        frames = clip[0]
-        # A few thousand sampled values per frame, fetched in one transfer, find the candidate
-        # kept frames; torch.equal on the whole frame confirms (a static scene may differ only
-        # where no sample falls).
+    def __call__(self, clip: np.ndarray) -> dict[str, np.ndarray]:
+        if not isinstance(clip, np.ndarray) or clip.ndim != 5 or clip.shape[0] != 1:
+            raise ValueError(f"clip must be a numpy array (1, L, 3, Hp, Wp), got "
+                             f"{type(clip).__name__} {tuple(getattr(clip, 'shape', ()))}")
+        frames = np.asarray(clip[0], np.float32)
+        # A few thousand sampled values per frame find the candidate kept frames;
+        # np.array_equal on the whole frame confirms (a static scene may differ only where no
+        # sample falls).
         flat = frames.reshape(frames.shape[0], -1)
         step = max(1, flat.shape[1] // SIGNATURE_SIZE)
-        sigs = flat[:, ::step].cpu().numpy()
+        sigs = flat[:, ::step]
         found: list[Features | None] = [self._lookup(f, sig) for f, sig in zip(frames, sigs)]
         missing = [i for i, f in enumerate(found) if f is None]
         if missing:
             batch = frames[missing]
             n = len(missing)
             if n < self.backend.min_batch:  # pad with copies (see Backend.min_batch)
-                batch = torch.cat([batch, batch[:1].expand(self.backend.min_batch - n,
-                                                           *batch.shape[1:])])
-            new = self.backend.encode(batch.contiguous())
+                batch = np.concatenate([batch, np.repeat(batch[:1], self.backend.min_batch - n,
+                                                         axis=0)])
+            new = self.backend.encode(np.ascontiguousarray(batch))
             for j, i in enumerate(missing):
                 feats = tuple(t[j:j + 1] for t in new)
                 found[i] = feats
@@ -64,45 +74,77 @@ class NetworkRunner:
             self.encoded += n
         self.reused += len(frames) - len(missing)
         per_frame = [f for f in found if f is not None]
-        stacked = tuple(torch.cat([f[k] for f in per_frame]) for k in range(len(per_frame[0])))
+        stacked = tuple(np.concatenate([f[k] for f in per_frame])
+                        for k in range(len(per_frame[0])))
         return self.backend.decode(stacked)
 
-    def _lookup(self, frame: torch.Tensor, sig: np.ndarray) -> Features | None:
+    def _lookup(self, frame: np.ndarray, sig: np.ndarray) -> Features | None:
         for key, (kept, kept_sig, feats) in self._kept.items():
             if kept.shape == frame.shape and np.array_equal(kept_sig, sig) \
-                    and torch.equal(kept, frame):
+                    and np.array_equal(kept, frame):
                 self._kept.move_to_end(key)
                 return feats
         return None
 
-    def _keep(self, frame: torch.Tensor, sig: np.ndarray, feats: Features) -> None:
-        self._kept[self._next] = (frame.clone(), sig, feats)
+    def _keep(self, frame: np.ndarray, sig: np.ndarray, feats: Features) -> None:
+        self._kept[self._next] = (frame.copy(), sig.copy(), feats)
         self._next += 1
         while len(self._kept) > self.capacity:
             self._kept.popitem(last=False)
 
 
-def splittable(model: torch.nn.Module) -> bool:
+class EagerRunner:
+    """The runner of a model that is not an STEmSeg network, under the torch backend: the whole
+    model on each clip, numpy in and out (conversion at this boundary), no feature reuse."""
+
+    backend = None  # no Backend: the tracker reports "torch fp32 (eager model)"
+
+    def __init__(self, model: nn.Module, device: Any) -> None:
+        self.model = model
+        self.device = device
+        self.encoded = self.reused = 0
+
+    def reset(self) -> None:
+        self.encoded = self.reused = 0
+
+    def __call__(self, clip: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(np.ascontiguousarray(clip, np.float32))
+                             .to(self.device))
+            self.encoded += int(clip.shape[1])
+            return {k: (v.float().cpu().numpy() if isinstance(v, torch.Tensor) else v)
+                    for k, v in out.items()}
+
+
+def splittable(model: nn.Module) -> bool:
     """Whether ``model`` can be cut into the two graphs (export/split.py): an STEmSeg network,
     or a model with its own ``encode_frames`` / ``decode_clip`` (the authors' layout)."""
+    from stemseg_core.export.split import has_own_split
+
     return has_own_split(model) or all(
         hasattr(model, a) for a in ("backbone", "refiners", "embedding_decoder",
                                     "seediness_decoder", "mixing", "pixel_mean"))
 
 
-def build_runner(model: torch.nn.Module, inference_cfg, device: torch.device,
-                 frame_shape: tuple[int, int, int], clip_length: int) -> NetworkRunner | None:
+def build_runner(model: nn.Module, inference_cfg: Any, device: Any,
+                 frame_shape: tuple[int, int, int], clip_length: int
+                 ) -> NetworkRunner | EagerRunner:
     """The runner for a tracker's settings (cfg.inference: backend, precision,
     engine_cache_dir, num_threads), built or loaded for ``frame_shape`` (3, Hp, Wp) and clips of
-    ``clip_length``; None for a model that is not an STEmSeg network under the torch backend
-    (the tracker then calls the model whole)."""
+    ``clip_length`` on ``device`` (a name or torch.device); an :class:`EagerRunner` for a model
+    that is not an STEmSeg network under the torch backend."""
+    import torch
+
     from stemseg_core.backends.base import BackendUnavailable, create_backend
     from stemseg_core.backends.cache import ArtifactCache
 
+    device = torch.device(device)
     name, precision = inference_cfg.backend, inference_cfg.precision
     if not splittable(model):
         if name in ("torch", "auto") and precision == "fp32":
-            return None
+            return EagerRunner(model, device)
         raise BackendUnavailable(f"backend '{name}' ({precision}) needs an STEmSeg network; "
                                  f"got {type(model).__name__}")
     backend = create_backend(name, model, device, precision,

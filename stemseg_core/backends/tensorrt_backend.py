@@ -33,9 +33,11 @@ import inspect
 import json
 import logging
 
+import numpy as np
 import torch
 
 from stemseg_core.backends.base import Backend, Features, register
+from stemseg_core.backends.torch_backend import to_device, to_numpy
 from stemseg_core.export.split import ClipDecoder, FrameEncoder
 
 log = logging.getLogger(__name__)
@@ -244,13 +246,16 @@ class TensorRTBackend(Backend):
                                                   build)
         return self._decoders[length]
 
-    def encode(self, frames: torch.Tensor) -> Features:
-        per_frame = [self._encoder(frames[i:i + 1]) for i in range(frames.shape[0])]
-        return tuple(torch.cat([f[k] for f in per_frame]) for k in range(len(per_frame[0])))
+    def encode(self, frames: np.ndarray) -> Features:
+        x = to_device(frames, self.device)
+        per_frame = [self._encoder(x[i:i + 1]) for i in range(x.shape[0])]
+        return to_numpy(tuple(torch.cat([f[k] for f in per_frame])
+                              for k in range(len(per_frame[0]))))
 
-    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
-        outs = self._decoder_for(int(feats[0].shape[0]))(*feats)
-        return {n: o.float() for n, o in zip(self.decoder.names, outs)}
+    def decode(self, feats: Features) -> dict[str, np.ndarray]:
+        outs = self._decoder_for(int(feats[0].shape[0]))(*(to_device(f, self.device)
+                                                           for f in feats))
+        return dict(zip(self.decoder.names, to_numpy(tuple(outs))))
 
 
 __all__ = ["EngineRunner", "TensorRTBackend"]

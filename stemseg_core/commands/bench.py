@@ -251,11 +251,13 @@ def _measure(tracker: Any, args: argparse.Namespace, backend: str,
     cfg = tracker.cfg
     height = args.height or cfg.data.height
     width = args.width or cfg.data.width
-    device = tracker.device
+    device = torch.device(tracker.device)
     t0 = time.perf_counter()
     tracker.warmup(height, width)  # builds or loads the backend's artifacts
     build_seconds = time.perf_counter() - t0
     runner = tracker.runner
+    if runner is not None and runner.backend is None:  # the eager model (runner.EagerRunner)
+        runner = None
     split = runner is not None and backend_name(runner) == "torch"
     bb_timer = _StageTimer(tracker.model.backbone, device) if split else None
     frames = _frames(height, width)

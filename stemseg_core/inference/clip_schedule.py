@@ -11,14 +11,13 @@ from collections import deque
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
 
 
 class BufferedFrame(NamedTuple):
     """One pushed frame as the tracker keeps it until its clip has run."""
 
-    #: (3, Hp, Wp) model input on the tracker's device.
-    model_input: torch.Tensor
+    #: (3, Hp, Wp) float32 model input (0..255, padded).
+    model_input: np.ndarray
     #: The caller's stamp, returned with the frame's result.
     stamp: Any
     #: Index of the frame in the stream (0-based, counts across flushes).

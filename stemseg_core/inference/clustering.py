@@ -22,28 +22,29 @@ An instance's class is the argmax of its pixels' mean semantic logits (``class_v
 "mean_logits"), or the class most of its pixels' argmax names, background votes ignored
 ("majority", the authors'; where no pixel votes for a class, the mean-logit rule decides).
 
-Everything runs on the tensors' device; the only Python loop is over instances (<= max_instances).
-Since seeds are taken in decreasing seediness, the instances come out sorted by score (highest
-first) and their masks are disjoint.
+Everything is numpy float32 (the torch version's operations in the same order, so the same
+instances come out); the only Python loop is over instances (<= max_instances). Since seeds are
+taken in decreasing seediness (the first pixel wins a tie), the instances come out sorted by score
+(highest first) and their masks are disjoint.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 
 @dataclass
 class ClipInstance:
     """One instance tube of a clip.
 
-    mask: (T, h, w) bool tensor at the model's output resolution (on the model's device).
+    mask: (T, h, w) bool array at the model's output resolution.
     score: seediness at the seed pixel. class_id: index into the model's class names (>= 1).
     seed: (t, y, x) of the seed pixel.
     """
 
-    mask: torch.Tensor
+    mask: np.ndarray
     score: float
     class_id: int
     seed: tuple[int, int, int]
@@ -57,7 +58,7 @@ class ClipClusters:
     instance, sorted by score (highest first).
     """
 
-    labels: torch.Tensor
+    labels: np.ndarray
     scores: list[float]
     class_ids: list[int]
     seeds: list[tuple[int, int, int]]
@@ -71,12 +72,12 @@ class ClipClusters:
                 for j in range(len(self))]
 
 
-def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: torch.Tensor,
-                 semantic: torch.Tensor | None = None, *, seediness_threshold: float = 0.5,
+def cluster_clip(embeddings: np.ndarray, precisions: np.ndarray, seediness: np.ndarray,
+                 semantic: np.ndarray | None = None, *, seediness_threshold: float = 0.5,
                  foreground_threshold: float = 0.5, mask_threshold: float = 0.5,
                  max_instances: int = 20, center_refinement_steps: int = 0,
                  seediness_threshold_by_class: dict[int, float] | None = None,
-                 foreground: torch.Tensor | None = None, class_vote: str = "mean_logits"
+                 foreground: np.ndarray | None = None, class_vote: str = "mean_logits"
                  ) -> list[ClipInstance]:
     """Cluster one clip's outputs into instances (highest score first, disjoint masks).
 
@@ -92,19 +93,19 @@ def cluster_clip(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: 
         class_vote=class_vote).instances()
 
 
-def _check_inputs(embeddings: torch.Tensor, precisions: torch.Tensor, seediness: torch.Tensor,
-                  semantic: torch.Tensor | None, foreground: torch.Tensor | None,
+def _check_inputs(embeddings: np.ndarray, precisions: np.ndarray, seediness: np.ndarray,
+                  semantic: np.ndarray | None, foreground: np.ndarray | None,
                   class_vote: str, center_refinement_steps: int,
                   by_class: dict[int, float]) -> None:
     """ValueError naming the first input of cluster_clip_labels with a wrong shape or value."""
-    if embeddings.dim() != 4 or precisions.shape != embeddings.shape:
+    if embeddings.ndim != 4 or precisions.shape != embeddings.shape:
         raise ValueError(f"embeddings/precisions must both be (E, T, h, w), got "
                          f"{tuple(embeddings.shape)} and {tuple(precisions.shape)}")
     _e, t, h, w = embeddings.shape
     if tuple(seediness.shape) != (t, h, w):
         raise ValueError(f"seediness must be (T, h, w) = {(t, h, w)}, got "
                          f"{tuple(seediness.shape)}")
-    if semantic is not None and (semantic.dim() != 4 or tuple(semantic.shape[1:]) != (t, h, w)):
+    if semantic is not None and (semantic.ndim != 4 or tuple(semantic.shape[1:]) != (t, h, w)):
         raise ValueError(f"semantic must be (C, T, h, w) with (T, h, w) = {(t, h, w)}, got "
                          f"{tuple(semantic.shape)}")
     if semantic is not None and semantic.shape[0] < 2:
@@ -124,63 +125,69 @@ def _check_inputs(embeddings: torch.Tensor, precisions: torch.Tensor, seediness:
         raise ValueError(f"seediness_threshold_by_class: class ids must be 1..C-1, got {bad}")
 
 
-def _candidates(seed_map: torch.Tensor, sem_flat: torch.Tensor | None,
-                foreground: torch.Tensor | None, threshold: float) -> torch.Tensor:
+def _candidates(seed_map: np.ndarray, sem_flat: np.ndarray | None,
+                foreground: np.ndarray | None, threshold: float) -> np.ndarray:
     """(T*h*w,) bool: the pixels clustered (foreground channel, else 1 - P(background), else
-    seediness above ``threshold``)."""
+    seediness above ``threshold``; compared in float32, as torch compares with a scalar)."""
+    threshold = np.float32(threshold)
     if foreground is not None:
-        return foreground.reshape(-1).float() > threshold
+        return foreground.reshape(-1).astype(np.float32, copy=False) > threshold
     if sem_flat is not None:
-        fg_prob = 1.0 - torch.softmax(sem_flat, dim=0)[0]
+        fg_prob = np.float32(1.0) - softmax(sem_flat, axis=0)[0]
         return fg_prob > threshold
     return seed_map > threshold
 
 
-def _vote_classes(assign: torch.Tensor, sem_c: torch.Tensor | None, n: int,
+def softmax(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """float32 softmax along ``axis`` (exp of x - max, over the sum: torch.softmax's steps)."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _vote_classes(assign: np.ndarray, sem_c: np.ndarray | None, n: int,
                   class_vote: str) -> list[int]:
     """Class id of each of the ``n`` instances from the (C, K) semantic logits of the
     candidates and their instance (``assign``, -1 = none); 1 for all without semantics."""
     if n > 0 and sem_c is not None:
-        # Mean logits per instance over its pixels (index_add over the assigned candidates).
+        # Mean logits per instance over its pixels (summed in candidate order, float32).
         sel = assign >= 0
-        sums = torch.zeros(n, sem_c.shape[0], device=sem_c.device)
-        sums.index_add_(0, assign[sel], sem_c[:, sel].T)
-        counts = torch.bincount(assign[sel], minlength=n).clamp(min=1).to(sums.dtype)
+        sums = np.zeros((n, sem_c.shape[0]), np.float32)
+        np.add.at(sums, assign[sel], sem_c[:, sel].T)
+        counts = np.maximum(np.bincount(assign[sel], minlength=n), 1).astype(np.float32)
         mean = sums / counts[:, None]
-        by_mean = mean[:, 1:].argmax(dim=1) + 1
+        by_mean = mean[:, 1:].argmax(axis=1) + 1
         if class_vote == "majority":
-            pixel_class = sem_c.argmax(dim=0)  # (K,), background included
+            pixel_class = sem_c.argmax(axis=0)  # (K,), background included
             voting = sel & (pixel_class > 0)
-            votes = torch.zeros(n, sem_c.shape[0], dtype=torch.long, device=sem_c.device)
-            votes.index_put_((assign[voting], pixel_class[voting]),
-                             torch.ones_like(pixel_class[voting]), accumulate=True)
-            by_mean = torch.where(votes.sum(dim=1) > 0, votes.argmax(dim=1), by_mean)
+            votes = np.zeros((n, sem_c.shape[0]), np.int64)
+            np.add.at(votes, (assign[voting], pixel_class[voting]), 1)
+            by_mean = np.where(votes.sum(axis=1) > 0, votes.argmax(axis=1), by_mean)
         return by_mean.tolist()
     return [1] * n
 
 
-def _seed_values(seeds: torch.Tensor, sem_c: torch.Tensor | None, threshold: float,
-                 by_class: dict[int, float]) -> torch.Tensor:
+def _seed_values(seeds: np.ndarray, sem_c: np.ndarray | None, threshold: float,
+                 by_class: dict[int, float]) -> np.ndarray:
     """(K,) seediness of the candidates, -1 where below their class's threshold: those are
     never a seed but stay free to join an instance."""
-    seeds = seeds.clone()
-    thr: float | torch.Tensor = float(threshold)
+    seeds = seeds.copy()
+    thr: float | np.ndarray = np.float32(threshold)
     if by_class:
-        thr_table = torch.full((sem_c.shape[0],), thr, device=seeds.device)
+        thr_table = np.full((sem_c.shape[0],), thr, np.float32)
         for c, v in by_class.items():
             thr_table[c] = float(v)
-        thr = thr_table[sem_c[1:].argmax(dim=0) + 1]  # (K,) per candidate pixel
+        thr = thr_table[sem_c[1:].argmax(axis=0) + 1]  # (K,) per candidate pixel
     seeds[seeds < thr] = -1.0
     return seeds
 
 
-def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
-                        seediness: torch.Tensor, semantic: torch.Tensor | None = None, *,
+def cluster_clip_labels(embeddings: np.ndarray, precisions: np.ndarray,
+                        seediness: np.ndarray, semantic: np.ndarray | None = None, *,
                         seediness_threshold: float = 0.5, foreground_threshold: float = 0.5,
                         mask_threshold: float = 0.5, max_instances: int = 20,
                         center_refinement_steps: int = 0,
                         seediness_threshold_by_class: dict[int, float] | None = None,
-                        foreground: torch.Tensor | None = None,
+                        foreground: np.ndarray | None = None,
                         class_vote: str = "mean_logits") -> ClipClusters:
     """As :func:`cluster_clip`, but returns one label map instead of one mask per instance.
 
@@ -194,60 +201,60 @@ def cluster_clip_labels(embeddings: torch.Tensor, precisions: torch.Tensor,
     _check_inputs(embeddings, precisions, seediness, semantic, foreground, class_vote,
                   center_refinement_steps, by_class)
     e_dims, t, h, w = embeddings.shape
-    seed_map = seediness.reshape(-1).float()
-    sem_flat = semantic.reshape(semantic.shape[0], -1).float() if semantic is not None else None
+    f32 = np.float32
+    seed_map = np.asarray(seediness, f32).reshape(-1)
+    sem_flat = (np.asarray(semantic, f32).reshape(semantic.shape[0], -1)
+                if semantic is not None else None)
     candidates = _candidates(seed_map, sem_flat, foreground, foreground_threshold)
-    idx = torch.nonzero(candidates, as_tuple=False).squeeze(1)  # (K,) flat indices
-    k = idx.numel()
+    idx = np.flatnonzero(candidates)  # (K,) flat indices
+    k = idx.size
     if k == 0 or max_instances <= 0:
-        return ClipClusters(torch.full((t, h, w), -1, dtype=torch.long, device=seediness.device),
-                            [], [], [])
-    emb = embeddings.reshape(e_dims, -1).float()[:, idx]  # (E, K)
-    prec_all = precisions.reshape(e_dims, -1).float()
+        return ClipClusters(np.full((t, h, w), -1, np.int64), [], [], [])
+    emb = np.asarray(embeddings, f32).reshape(e_dims, -1)[:, idx]  # (E, K)
+    prec_all = np.asarray(precisions, f32).reshape(e_dims, -1)
     sem_c = sem_flat[:, idx] if sem_flat is not None else None
 
     # Working set: the candidates not assigned yet, compacted whenever it has halved.
     # pos maps a working position to its candidate number (0..K-1); seeds of assigned = -1.
-    pos = torch.arange(k, device=idx.device)
+    pos = np.arange(k)
     seeds = _seed_values(seed_map[idx], sem_c, seediness_threshold, by_class)
-    free = torch.ones(k, dtype=torch.bool, device=idx.device)
+    free = np.ones(k, bool)
     work_emb = emb
-    assign = torch.full((k,), -1, dtype=torch.long, device=idx.device)  # candidate -> instance
+    assign = np.full((k,), -1, np.int64)  # candidate -> instance
     scores: list[float] = []
     seed_flat: list[int] = []
-    log_thr = -2.0 * math.log(mask_threshold) if mask_threshold > 0 else math.inf
+    log_thr = f32(-2.0 * math.log(mask_threshold) if mask_threshold > 0 else math.inf)
     n_left = k
     for j in range(max_instances):
-        best_val, best = torch.max(seeds, dim=0)
-        best_val_f = float(best_val)
+        best = int(np.argmax(seeds))
+        best_val_f = float(seeds[best])
         if best_val_f < 0:
             break
         mu = work_emb[:, best]
         prec = prec_all[:, idx[pos[best]]]
         for step in range(center_refinement_steps + 1):
             # p > thr  <=>  d = sum prec (e - mu)^2 < -2 log(thr): no exp over all pixels.
-            d = torch.mv((work_emb - mu[:, None]).square_().T, prec)
+            d = prec @ np.square(work_emb - mu[:, None])
             member = (d < log_thr) & free
             member[best] = True
             if step < center_refinement_steps:
-                mu = work_emb[:, member].mean(dim=1)
-                prec = prec_all[:, idx[pos[member]]].mean(dim=1)
-        hit = member.nonzero().squeeze(1)
-        seeds.index_fill_(0, hit, -1.0)
-        free.index_fill_(0, hit, False)
-        assign.index_fill_(0, pos[hit], j)
+                mu = work_emb[:, member].mean(axis=1, dtype=f32)
+                prec = prec_all[:, idx[pos[member]]].mean(axis=1, dtype=f32)
+        hit = np.flatnonzero(member)
+        seeds[hit] = -1.0
+        free[hit] = False
+        assign[pos[hit]] = j
         scores.append(best_val_f)
         seed_flat.append(int(idx[pos[best]]))
-        n_left -= hit.numel()
+        n_left -= hit.size
         if n_left <= 0:
             break
-        if 2 * n_left < seeds.numel():
-            keep = free.nonzero().squeeze(1)
+        if 2 * n_left < seeds.size:
+            keep = np.flatnonzero(free)
             pos, seeds, work_emb, free = pos[keep], seeds[keep], work_emb[:, keep], free[keep]
 
     class_ids = _vote_classes(assign, sem_c, len(scores), class_vote)
-    labels = torch.full((t * h * w,), -1, dtype=torch.long, device=idx.device)
+    labels = np.full((t * h * w,), -1, np.int64)
     labels[idx] = assign
     seeds_thw = [(s // (h * w), (s // w) % h, s % w) for s in seed_flat]
-    return ClipClusters(labels.view(t, h, w), scores, [int(c) for c in class_ids], seeds_thw)
-
+    return ClipClusters(labels.reshape(t, h, w), scores, [int(c) for c in class_ids], seeds_thw)

@@ -14,24 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
+import numpy as np
 
-Outputs = dict[str, torch.Tensor]
+#: The model's outputs as numpy float32 arrays (backends/runner.py).
+Outputs = dict[str, np.ndarray]
 
 
 def unflip_outputs(out: Outputs, x_dims: list[int]) -> Outputs:
     """Outputs of a mirrored clip mapped back to the original's columns (module doc)."""
-    back = {k: v.flip(-1) for k, v in out.items()}
+    back = {k: v[..., ::-1] for k, v in out.items()}
     if "embeddings" in back and x_dims:
-        emb = back["embeddings"].clone()
+        emb = back["embeddings"].copy()
         emb[:, x_dims] = -emb[:, x_dims]
         back["embeddings"] = emb
     return back
 
 
-def predict_with_flip(model: Callable[[torch.Tensor], Outputs], clip: torch.Tensor,
+def predict_with_flip(model: Callable[[np.ndarray], Outputs], clip: np.ndarray,
                       x_dims: list[int]) -> Outputs:
-    """Mean of ``model(clip)`` and the unflipped ``model(clip.flip(-1))``, key by key."""
+    """Mean of ``model(clip)`` and the unflipped ``model(clip[..., ::-1])``, key by key."""
     out = model(clip)
-    mirrored = unflip_outputs(model(clip.flip(-1)), x_dims)
-    return {k: 0.5 * (v + mirrored[k]) for k, v in out.items()}
+    mirrored = unflip_outputs(model(np.ascontiguousarray(clip[..., ::-1])), x_dims)
+    return {k: np.float32(0.5) * (v + mirrored[k]) for k, v in out.items()}

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from stemseg_core.inference.mask_refinement import filtered_masks
@@ -37,9 +36,8 @@ class GridSampler:
                  big_hw: tuple[int, int] | None = None) -> None:
         (h, w), (self.out_h, self.out_w) = src_hw, out_hw
         big_h, big_w = big_hw or out_hw
-        cpu = torch.device("cpu")
-        self.y0, self.y1, self.fy = (t.numpy() for t in bilinear_taps(h, big_h, self.out_h, cpu))
-        self.x0, self.x1, self.fx = (t.numpy() for t in bilinear_taps(w, big_w, self.out_w, cpu))
+        self.y0, self.y1, self.fy = bilinear_taps(h, big_h, self.out_h)
+        self.x0, self.x1, self.fx = bilinear_taps(w, big_w, self.out_w)
         self.src_hw = (h, w)
 
     @classmethod

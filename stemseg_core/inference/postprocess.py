@@ -15,7 +15,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
 from stemseg_core.inference.clustering import ClipClusters
 from stemseg_core.inference.output_masks import ClipMasks, GridSampler, full_mask, refine_frame
@@ -83,11 +82,10 @@ def clip_masks(clusters: ClipClusters, wanted: set[int] | None, samplers: Sample
             if wanted is None or clusters.class_ids[j] in wanted]
     keep.sort(key=lambda j: -clusters.scores[j])  # clustering yields this order; to be safe
     lowres = clusters.labels  # (L, h, w), -1 = none
-    lut = torch.zeros(len(clusters) + 1, dtype=torch.int32, device=lowres.device)
+    lut = np.zeros(len(clusters) + 1, np.int32)
     if keep:
-        lut[torch.tensor(keep, device=lowres.device) + 1] = torch.arange(
-            1, len(keep) + 1, dtype=torch.int32, device=lowres.device)
-    grid = lut[lowres + 1].cpu().numpy()
+        lut[np.asarray(keep) + 1] = np.arange(1, len(keep) + 1, dtype=np.int32)
+    grid = lut[lowres + 1]
     sampler = samplers.grid_to_out(tuple(grid.shape[1:]))
     masks = ClipMasks([_upsample_frame(g, sampler) for g in grid], samplers.out.image_size)
     present = masks.present(len(keep))

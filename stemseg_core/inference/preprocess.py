@@ -6,14 +6,16 @@ longer side is ``max_side``) - rounded half to even, as the authors' Python ``ro
 disables either limit. The resized image (nh, nw) is then padded
 at the bottom/right to (Hp, Wp), multiples of 32, with the model's pixel mean (so padding is 0
 after the model's normalisation). Model outputs come at 1/4 of (Hp, Wp).
+
+Everything here is numpy: the resize reproduces ``torch.nn.functional.interpolate`` (bilinear,
+align_corners False, with or without its antialias filter) as separable weighted taps in float32
+(max |diff| to torch ~1e-4 on 0..255 values: test/core/inference/test_preprocess_bench.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 STRIDE = 32
 
@@ -76,59 +78,110 @@ def check_image(image: object) -> np.ndarray:
     return image
 
 
-def prepare_frame(image: np.ndarray, geo: Geometry, pixel_mean: list[float],
-                  device: torch.device | str = "cpu", *, channel_order: str = "rgb",
-                  antialias: bool = True) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, Hp, Wp) float32 0..255 on `device`, resized (bilinear,
-    align_corners False; antialiased when shrinking unless ``antialias`` is False, as the
-    authors) and padded. ``channel_order`` "bgr" swaps the channels for models trained on cv2
-    images (the authors'); ``pixel_mean`` is in that order."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-    t = t.permute(2, 0, 1).float()
+def prepare_frame(image: np.ndarray, geo: Geometry, pixel_mean: list[float], *,
+                  channel_order: str = "rgb", antialias: bool = True) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (3, Hp, Wp) float32 0..255, resized (bilinear, align_corners
+    False; antialiased when shrinking unless ``antialias`` is False, as the authors) and padded.
+    ``channel_order`` "bgr" swaps the channels for models trained on cv2 images (the authors');
+    ``pixel_mean`` is in that order."""
     if channel_order == "bgr":
-        t = t.flip(0)
+        image = image[..., ::-1]
     elif channel_order != "rgb":
         raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
-    if geo.needs_resize:
-        nh, nw = geo.resized_size
-        down = antialias and nh < geo.image_size[0]
-        t = F.interpolate(t[None], size=(nh, nw), mode="bilinear", align_corners=False,
-                          antialias=down)[0].clamp_(0, 255)
-    hp, wp = geo.padded_size
     nh, nw = geo.resized_size
+    hp, wp = geo.padded_size
+    out = np.empty((3, hp, wp), np.float32)
     if (hp, wp) != (nh, nw):
-        out = torch.empty((3, hp, wp), dtype=t.dtype, device=t.device)
-        out[:] = torch.tensor(pixel_mean, dtype=t.dtype, device=t.device)[:, None, None]
-        out[:, :nh, :nw] = t
-        t = out
-    return t
+        out[:] = np.asarray(pixel_mean, np.float32)[:, None, None]
+    if geo.needs_resize:
+        aa = antialias and nh < geo.image_size[0]
+        rows = resample_taps(geo.image_size[0], nh, aa)
+        cols = resample_taps(geo.image_size[1], nw, aa)
+        x = _resample(image, cols, axis=1)  # width first, as torch's separable kernel
+        x = _resample(x, rows, axis=0)
+        np.clip(x, 0, 255, out=x)
+        out[:, :nh, :nw] = x.transpose(2, 0, 1)
+    else:
+        out[:, :nh, :nw] = image.transpose(2, 0, 1)
+    return out
 
 
-def upsample_masks(masks: torch.Tensor, geo: Geometry) -> torch.Tensor:
-    """(N, h, w) masks at the model's output resolution (covering the padded input) ->
-    (N, H, W) float in [0, 1] on the caller's image (bilinear; threshold at 0.5 for a mask)."""
-    if masks.shape[0] == 0:
-        return torch.zeros((0, *geo.image_size), device=masks.device)
-    size = geo.output_frame_size(masks.shape[-2], masks.shape[-1])
-    up = F.interpolate(masks[None].float(), size=size, mode="bilinear", align_corners=False)[0]
-    h, w = geo.image_size
-    return up[:, :h, :w]
-
-
-def bilinear_taps(n_in: int, n_out: int, n_keep: int,
-                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Source indices i0, i1 and weight of i1 for the first n_keep of n_out output pixels, as
-    F.interpolate(mode="bilinear", align_corners=False) computes them."""
+def resample_taps(n_in: int, n_out: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(n_out, K) source indices and float32 weights of a 1-D bilinear resize, as
+    ``F.interpolate(mode="bilinear", align_corners=False)`` computes them; with ``antialias``
+    its triangle filter widened by the shrink factor (weights normalised, taps past the edge
+    dropped)."""
     scale = n_in / n_out
-    dst = torch.arange(n_keep, dtype=torch.float32, device=device)
-    src = ((dst + 0.5) * scale - 0.5).clamp_(min=0)
-    i0 = src.floor().long().clamp_(max=n_in - 1)
-    frac = src - i0.float()
-    i1 = torch.where(i0 < n_in - 1, i0 + 1, i0)
+    if not antialias:
+        # scale * (i + 0.5) - 0.5 rounded once to float32, as torch's fused multiply-add
+        src = np.maximum((np.float64(np.float32(scale)) * (np.arange(n_out) + 0.5) - 0.5)
+                         .astype(np.float32), np.float32(0))
+        i0 = np.minimum(src.astype(np.int64), n_in - 1)
+        frac = (src - i0).astype(np.float32)
+        i1 = np.where(i0 < n_in - 1, i0 + 1, i0)
+        return np.stack([i0, i1], 1), np.stack([1 - frac, frac], 1).astype(np.float32)
+    # torch's float32 steps: centre, support and the filter's argument rounded as it rounds them
+    f32 = np.float32
+    scale = f32(scale)
+    support = scale if scale >= 1.0 else f32(1.0)
+    invscale = f32(1.0 / np.float64(scale)) if scale >= 1.0 else f32(1.0)
+    centre = (np.float64(scale) * (np.arange(n_out) + 0.5)).astype(f32)
+    lo = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    hi = np.minimum((centre + support + 0.5).astype(np.int64), n_in)
+    k = int((hi - lo).max())
+    idx = lo[:, None] + np.arange(k)[None, :]
+    arg = (((idx.astype(f32) - centre[:, None]).astype(np.float64) + 0.5) * invscale).astype(f32)
+    w = np.where(np.abs(arg) < 1.0, f32(1.0) - np.abs(arg), f32(0.0)).astype(f32)
+    w[idx >= hi[:, None]] = 0.0
+    total = np.zeros(n_out, f32)
+    for j in range(k):  # summed in tap order, float32
+        total += w[:, j]
+    w = np.where(total[:, None] != 0, w / np.where(total != 0, total, f32(1.0))[:, None], f32(0))
+    return np.minimum(idx, n_in - 1), w.astype(np.float32)
+
+
+def _resample(x: np.ndarray, taps: tuple[np.ndarray, np.ndarray], axis: int) -> np.ndarray:
+    """Weighted sum of ``x``'s slices along ``axis`` (0 or 1 of an (H, W, C) array) at the
+    taps of :func:`resample_taps` -> float32."""
+    idx, w = taps
+    shape = [1, 1, 1]
+    shape[axis] = idx.shape[0]
+    out = np.zeros(tuple(n if i != axis else idx.shape[0] for i, n in enumerate(x.shape)),
+                   np.float32)
+    for k in range(idx.shape[1]):
+        out += np.take(x, idx[:, k], axis=axis).astype(np.float32) * w[:, k].reshape(shape)
+    return out
+
+
+def upsample_masks(masks: np.ndarray, geo: Geometry) -> np.ndarray:
+    """(N, h, w) masks at the model's output resolution (covering the padded input) ->
+    (N, H, W) float32 in [0, 1] on the caller's image (bilinear; threshold at 0.5 for a mask)."""
+    n, h, w = masks.shape
+    if n == 0:
+        return np.zeros((0, *geo.image_size), np.float32)
+    big_h, big_w = geo.output_frame_size(h, w)
+    out_h, out_w = geo.image_size
+    y0, y1, fy = bilinear_taps(h, big_h, out_h)
+    x0, x1, fx = bilinear_taps(w, big_w, out_w)
+    m = masks.astype(np.float32)
+    mid = (1 - fx) * m[:, :, x0] + fx * m[:, :, x1]
+    return (1 - fy)[:, None] * mid[:, y0] + fy[:, None] * mid[:, y1]
+
+
+def bilinear_taps(n_in: int, n_out: int, n_keep: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices i0, i1 (int64) and float32 weight of i1 for the first n_keep of n_out
+    output pixels, as F.interpolate(mode="bilinear", align_corners=False) computes them."""
+    scale = np.float32(n_in / n_out)
+    dst = np.arange(n_keep, dtype=np.float32)
+    src = np.maximum((dst + np.float32(0.5)) * scale - np.float32(0.5), np.float32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    frac = (src - i0.astype(np.float32)).astype(np.float32)
+    i1 = np.where(i0 < n_in - 1, i0 + 1, i0)
     return i0, i1, frac
 
 
-def upsample_labels(labels: torch.Tensor, geo: Geometry) -> torch.Tensor:
+def upsample_labels(labels: np.ndarray, geo: Geometry) -> np.ndarray:
     """(L, h, w) int label maps at the model's output resolution (-1 = none, instances >= 0,
     covering the padded input) -> (L, H, W) on the caller's image.
 
@@ -140,29 +193,27 @@ def upsample_labels(labels: torch.Tensor, geo: Geometry) -> torch.Tensor:
     n_frames, h, w = labels.shape
     big_h, big_w = geo.output_frame_size(h, w)
     out_h, out_w = geo.image_size
-    dev = labels.device
-    y0, y1, fy = bilinear_taps(h, big_h, out_h, dev)
-    x0, x1, fx = bilinear_taps(w, big_w, out_w, dev)
+    y0, y1, fy = bilinear_taps(h, big_h, out_h)
+    x0, x1, fx = bilinear_taps(w, big_w, out_w)
     # The 4 taps of an output pixel are the 2x2 block at (y0, x0) (edge replicated). Where that
     # block holds one label (almost everywhere) it is the answer; only at mask borders are the
     # bilinear weights of equal taps summed.
-    below = torch.cat([labels[:, 1:], labels[:, -1:]], dim=1)
-    right = torch.cat([labels[:, :, 1:], labels[:, :, -1:]], dim=2)
-    diag = torch.cat([below[:, :, 1:], below[:, :, -1:]], dim=2)
+    below = np.concatenate([labels[:, 1:], labels[:, -1:]], axis=1)
+    right = np.concatenate([labels[:, :, 1:], labels[:, :, -1:]], axis=2)
+    diag = np.concatenate([below[:, :, 1:], below[:, :, -1:]], axis=2)
     mixed_small = (labels != below) | (labels != right) | (labels != diag)
-    out = labels.index_select(1, y0).index_select(2, x0)
-    mixed = mixed_small.index_select(1, y0).index_select(2, x0)
-    where = mixed.nonzero(as_tuple=True)
-    if where[0].numel() == 0:
+    out = labels[:, y0][:, :, x0]
+    mixed = mixed_small[:, y0][:, :, x0]
+    tt, yy, xx = np.nonzero(mixed)
+    if tt.size == 0:
         return out
-    tt, yy, xx = where
     wy, wx = fy[yy], fx[xx]
     weights = [(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx]
     ya, yb, xa, xb = y0[yy], y1[yy], x0[xx], x1[xx]
     tk = [labels[tt, ya, xa], labels[tt, ya, xb], labels[tt, yb, xa], labels[tt, yb, xb]]
-    res = torch.full_like(tk[0], -1)
+    res = np.full_like(tk[0], -1)
     for c in range(4):
         total = sum(wk * (t == tk[c]) for wk, t in zip(weights, tk))
-        res = torch.where((total > 0.5) & (tk[c] >= 0), tk[c], res)
-    out[where] = res
+        res = np.where((total > 0.5) & (tk[c] >= 0), tk[c], res)
+    out[tt, yy, xx] = res
     return out

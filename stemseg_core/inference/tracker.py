@@ -32,15 +32,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from stemseg_core.config import LIVE_THRESHOLDS, Config, check_live_threshold, resolve_device
 from stemseg_core.config.loading import Overrides
 from stemseg_core.inference.clip_schedule import BufferedFrame, ClipSchedule
-from stemseg_core.inference.clustering import cluster_clip_labels
+from stemseg_core.inference.clustering import cluster_clip_labels, softmax
 from stemseg_core.inference.flip_average import predict_with_flip
 from stemseg_core.inference.postprocess import (
     Samplers,
@@ -52,6 +51,9 @@ from stemseg_core.inference.preprocess import Geometry, check_image, geometry, p
 from stemseg_core.inference.stitching import ClipStitcher
 from stemseg_core.inference.stream_policy import MAX_EXTRA_SHAPES
 from stemseg_core.inference.types import FrameResult
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class ImageSizeChangedError(ValueError):
@@ -73,13 +75,15 @@ class StreamingTracker:
     final (often none), in order, each exactly once; ``flush()`` finalises everything buffered;
     ``reset()`` starts a new stream (track IDs restart at 1). Thresholds are plain attributes
     (names in ``THRESHOLDS``) and may be changed between pushes, or with ``set_thresholds``.
-    Not thread-safe: call push/flush/reset from one thread.
+    Not thread-safe: call push/flush/reset from one thread. Everything after the backend's
+    runner (backends/runner.py) is numpy: this module imports no torch.
     """
 
-    def __init__(self, model: torch.nn.Module, cfg: Config, device: str = "auto") -> None:
+    def __init__(self, model: nn.Module, cfg: Config, device: str = "auto") -> None:
         if device == "auto":
             device = cfg.inference.device
-        self.device = torch.device(resolve_device(device))
+        #: the device the network runs on ("cpu", "cuda", "cuda:1"); the data path is numpy
+        self.device = resolve_device(device)
         self.cfg = cfg
         #: SHA-256 of the checkpoint file the weights came from (None: built in memory)
         self.weights_sha256: str | None = None
@@ -284,39 +288,38 @@ class StreamingTracker:
         h, w = images[0].shape[:2]
         inp = self.cfg.input
         geo = geometry(h, w, inp.min_side, inp.max_side)
-        with torch.inference_mode():
-            clip = torch.stack([self._prepare(im, geo) for im in images])[None]
-            out = self._forward(clip)
-            result = {k: out[k][0] for k in ("embeddings", "precisions", "seediness")}
-            if out.get("semantic") is not None:
-                result["semantic"] = torch.softmax(out["semantic"][0].float(), dim=0)
-            if out.get("foreground") is not None:
-                result["foreground"] = out["foreground"][0]
-            return {k: v.float().cpu().numpy() for k, v in result.items()}
+        clip = np.stack([self._prepare(im, geo) for im in images])[None]
+        out = self._forward(clip)
+        result = {k: out[k][0] for k in ("embeddings", "precisions", "seediness")}
+        if out.get("semantic") is not None:
+            result["semantic"] = softmax(out["semantic"][0].astype(np.float32), axis=0)
+        if out.get("foreground") is not None:
+            result["foreground"] = out["foreground"][0]
+        return {k: np.asarray(v, np.float32) for k, v in result.items()}
 
-    def prepare_frames(self, images: list[np.ndarray]) -> torch.Tensor:
-        """Same-sized (H, W, 3) uint8 RGB images -> (L, 3, Hp, Wp) model input, resized and
-        padded as push() prepares a frame (e.g. INT8 calibration clips)."""
+    def prepare_frames(self, images: list[np.ndarray]) -> np.ndarray:
+        """Same-sized (H, W, 3) uint8 RGB images -> (L, 3, Hp, Wp) float32 model input, resized
+        and padded as push() prepares a frame (e.g. INT8 calibration clips)."""
         inp = self.cfg.input
         geo = geometry(*images[0].shape[:2], inp.min_side, inp.max_side)
-        return torch.stack([self._prepare(im, geo) for im in images])
+        return np.stack([self._prepare(im, geo) for im in images])
 
     @property
     def runner(self) -> Any:
         """The backend runner (backends/runner.py) of the last clip's frame shape, with its
-        ``backend``; None before the first clip or where the eager model runs itself."""
+        ``backend`` (None where the eager model runs itself); None before the first clip."""
         return self._runner
 
     # ------------------------------------------------------------------------------------------
-    def _prepare(self, image: np.ndarray, geo: Geometry) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (3, Hp, Wp) model input on the tracker's device."""
+    def _prepare(self, image: np.ndarray, geo: Geometry) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (3, Hp, Wp) float32 model input."""
         inp = self.cfg.input
-        return prepare_frame(image, geo, self.cfg.model.pixel_mean, self.device,
+        return prepare_frame(image, geo, self.cfg.model.pixel_mean,
                              channel_order=inp.channel_order, antialias=inp.antialias)
 
-    def _forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The one network call of the tracker: clip (1, L, 3, Hp, Wp) float -> the model's
-        outputs (dict of tensors, as ``STEmSeg.forward`` in eval mode), flip test included.
+    def _forward(self, clip: np.ndarray) -> dict[str, np.ndarray]:
+        """The one network call of the tracker: clip (1, L, 3, Hp, Wp) float32 -> the model's
+        outputs (numpy float32, as ``STEmSeg.forward`` in eval mode), flip test included.
         Runs on the backend of ``cfg.inference.backend`` (stemseg_core/backends), which encodes
         each frame once and reuses its features in the overlapping clips; push/flush and
         predict_clip all come through here."""
@@ -325,10 +328,10 @@ class StreamingTracker:
             return predict_with_flip(net, clip, self._x_dims)
         return net(clip)
 
-    def _network(self, frame_shape: tuple[int, ...]) -> Callable[[torch.Tensor], Any]:
+    def _network(self, frame_shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:
         """clip -> outputs for frames of (3, Hp, Wp): the backend's runner, built (or loaded
-        from the engine cache) for this shape on first use; the model itself where no backend
-        applies (a model that is not an STEmSeg network, under the default torch backend)."""
+        from the engine cache) for this shape on first use; an eager wrapper of the model where
+        no backend applies (a model that is not an STEmSeg network, under the torch backend)."""
         if frame_shape in self._runners:
             self._runners.move_to_end(frame_shape)
         else:
@@ -339,7 +342,7 @@ class StreamingTracker:
             while len(self._runners) > MAX_RUNNERS:
                 self._runners.popitem(last=False)  # its engines are freed with it
         self._runner, self._runner_shape = self._runners[frame_shape], frame_shape
-        return self._runner if self._runner is not None else self.model
+        return self._runner
 
     @property
     def runner_shapes(self) -> list[tuple[int, ...]]:
@@ -372,18 +375,13 @@ class StreamingTracker:
                   for i in range(self.clip_length)]
         t0 = time.perf_counter()
         self.predict_clip(frames)
-        self._sync()
         if self._runner is not None:
-            if every_length:
+            if every_length and self._runner.backend is not None:
                 for n in range(1, self.clip_length + 1):
                     self._runner.backend.prepare_decoder(n)
                     self._runner.backend.prepare_encoder(n)
             self._runner.reset()  # the random frames' features are of no later use
         return time.perf_counter() - t0
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
 
     def _run_clip(self) -> list[FrameResult]:
         """Run one clip; on an error (e.g. out of GPU memory) its frames are dropped, the track
@@ -402,31 +400,29 @@ class StreamingTracker:
         timings: dict[str, float] = {}
 
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            clip = torch.stack([f.model_input for f in frames])[None]  # (1, L, 3, Hp, Wp)
-            out = self._forward(clip)
-            self._sync()
-            t1 = time.perf_counter()
-            timings["model"] = t1 - t0
-            semantic = out.get("semantic")
-            clusters = cluster_clip_labels(
-                out["embeddings"][0], out["precisions"][0], out["seediness"][0],
-                semantic[0] if semantic is not None else None,
-                seediness_threshold=self.seediness_threshold,
-                foreground_threshold=self.foreground_threshold,
-                mask_threshold=self.mask_threshold, max_instances=self.max_instances,
-                center_refinement_steps=self.center_refinement_steps,
-                seediness_threshold_by_class=self.seediness_threshold_by_id,
-                foreground=out["foreground"][0] if "foreground" in out else None,
-                class_vote=self.cfg.inference.class_vote)
-            self._sync()
-            t2 = time.perf_counter()
-            timings["clustering"] = t2 - t1
-            assert self._samplers is not None
-            wanted = ({self.class_names.index(c) for c in self.classes if c in self.class_names}
-                      if self.classes else None)
-            masks, grid, scores, class_ids = clip_masks(clusters, wanted, self._samplers)
-            t3 = time.perf_counter()
+        clip = np.stack([f.model_input for f in frames])[None]  # (1, L, 3, Hp, Wp)
+        out = self._forward(clip)
+        t1 = time.perf_counter()
+        timings["model"] = t1 - t0
+        semantic = out.get("semantic")
+        foreground = out.get("foreground")
+        clusters = cluster_clip_labels(
+            out["embeddings"][0], out["precisions"][0], out["seediness"][0],
+            semantic[0] if semantic is not None else None,
+            seediness_threshold=self.seediness_threshold,
+            foreground_threshold=self.foreground_threshold,
+            mask_threshold=self.mask_threshold, max_instances=self.max_instances,
+            center_refinement_steps=self.center_refinement_steps,
+            seediness_threshold_by_class=self.seediness_threshold_by_id,
+            foreground=foreground[0] if foreground is not None else None,
+            class_vote=self.cfg.inference.class_vote)
+        t2 = time.perf_counter()
+        timings["clustering"] = t2 - t1
+        assert self._samplers is not None
+        wanted = ({self.class_names.index(c) for c in self.classes if c in self.class_names}
+                  if self.classes else None)
+        masks, grid, scores, class_ids = clip_masks(clusters, wanted, self._samplers)
+        t3 = time.perf_counter()
         self._stitcher.min_iou = self.stitch_min_iou
         ids = self._stitcher.update(masks, len(scores), n_shared=n_shared, class_ids=class_ids)
         t4 = time.perf_counter()

@@ -125,15 +125,14 @@ class OpenVinoBackend(Backend):
         return self._encoders[n]
 
     # -- running ---------------------------------------------------------------------------------
-    def _run(self, compiled, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        result = compiled([np.ascontiguousarray(t.detach().cpu().float().numpy())
-                           for t in inputs])
-        return [torch.from_numpy(np.array(result[out], dtype=np.float32))
-                for out in compiled.outputs]
+    def _run(self, compiled, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """numpy float32 in and out; the outputs are copied (OpenVINO reuses its buffers)."""
+        result = compiled([np.ascontiguousarray(a, np.float32) for a in inputs])
+        return [np.array(result[out], dtype=np.float32) for out in compiled.outputs]
 
-    def encode(self, frames: torch.Tensor) -> Features:
+    def encode(self, frames: np.ndarray) -> Features:
         return tuple(self._run(self._encoder_for(int(frames.shape[0])), [frames]))
 
-    def decode(self, feats: Features) -> dict[str, torch.Tensor]:
+    def decode(self, feats: Features) -> dict[str, np.ndarray]:
         outs = self._run(self._decoder_for(int(feats[0].shape[0])), list(feats))
         return dict(zip(self.decoder.names, outs))

@@ -50,7 +50,7 @@ def calibration_clips(root: str | Path, clip_length: int, max_clips: int) -> lis
     return clips[:max_clips]
 
 
-def quantize_into_cache(model: torch.nn.Module, clips: list[torch.Tensor], cache: ArtifactCache
+def quantize_into_cache(model: torch.nn.Module, clips: list[np.ndarray], cache: ArtifactCache
                         ) -> tuple[int, int, int]:
     """Quantize both graphs of ``model`` on ``clips``, each (L, 3, Hp, Wp) prepared model input
     (clips of another size than the first are left out); returns the frame shape (3, Hp, Wp)."""
@@ -58,7 +58,7 @@ def quantize_into_cache(model: torch.nn.Module, clips: list[torch.Tensor], cache
     import openvino as ov
 
     shape = tuple(int(s) for s in clips[0].shape[1:])
-    clips = [c.cpu() for c in clips if tuple(c.shape[1:]) == shape]
+    clips = [np.asarray(c, np.float32) for c in clips if tuple(c.shape[1:]) == shape]
     length = int(clips[0].shape[0])
     log.info("INT8 calibration: %d clips of %d frames at %dx%d", len(clips), length,
              shape[1], shape[2])
@@ -67,9 +67,8 @@ def quantize_into_cache(model: torch.nn.Module, clips: list[torch.Tensor], cache
     fp32 = OpenVinoBackend(model, cpu, "fp32", cache=cache)
     fp32.prepare(shape, length)
     int8 = OpenVinoBackend(model, cpu, "int8", cache=cache)
-    with torch.inference_mode():
-        feats = [tuple(f.numpy() for f in fp32.encode(c)) for c in clips]
-    parts = {"encoder": (fp32.encoder_ir(), [c.numpy() for c in clips]),
+    feats = [fp32.encode(c) for c in clips]
+    parts = {"encoder": (fp32.encoder_ir(), clips),
              f"decoder-L{length}": (fp32.decoder_ir(length), feats)}
     for part, (fp32_model, items) in parts.items():
         key = ir_key(int8, part, shape)

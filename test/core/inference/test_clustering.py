@@ -1,8 +1,8 @@
-"""Clustering of one clip: hand-built outputs with known instances."""
+"""Clustering of one clip: hand-built outputs with known instances (numpy, as the tracker)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
-import torch
 
 from stemseg_core.inference.clustering import cluster_clip, cluster_clip_labels
 
@@ -16,19 +16,19 @@ BLOBS = [
 
 
 def make_clip(with_semantic: bool = True):
-    g = torch.Generator().manual_seed(0)
-    emb = torch.full((3, T, H, W), 50.0)  # background far from everything
-    prec = torch.ones(3, T, H, W)
-    seed = torch.zeros(T, H, W)
-    sem = torch.zeros(3, T, H, W)
+    g = np.random.default_rng(0)
+    emb = np.full((3, T, H, W), 50.0, np.float32)  # background far from everything
+    prec = np.ones((3, T, H, W), np.float32)
+    seed = np.zeros((T, H, W), np.float32)
+    sem = np.zeros((3, T, H, W), np.float32)
     sem[0] = 6.0  # background everywhere ...
     masks = []
     for (rs, cs), mean, peak, cls in BLOBS:
-        m = torch.zeros(T, H, W, dtype=torch.bool)
+        m = np.zeros((T, H, W), bool)
         m[:, rs, cs] = True
         masks.append(m)
-        noise = 0.1 * (torch.rand(3, T, H, W, generator=g) - 0.5)
-        emb[:, m] = torch.tensor(mean)[:, None] + noise[:, m]
+        noise = (0.1 * (g.random((3, T, H, W)) - 0.5)).astype(np.float32)
+        emb[:, m] = np.array(mean, np.float32)[:, None] + noise[:, m]
         seed[m] = 0.3
         seed[1, rs.start, cs.start] = peak  # the peak in the second frame
         sem[0][m] = 0.0  # ... except in the blobs
@@ -45,12 +45,12 @@ def test_recovers_three_blobs_exactly():
                         mask_threshold=0.5, max_instances=20)
     assert len(inst) == 3
     for got, want, blob in zip(inst, masks, BLOBS):
-        assert torch.equal(got.mask, want)
+        assert np.array_equal(got.mask, want)
         assert got.score == pytest.approx(blob[2])
         assert got.class_id == blob[3]
         assert got.seed == (1, blob[0][0].start, blob[0][1].start)
     # disjoint
-    assert int(torch.stack([i.mask for i in inst]).sum(0).max()) == 1
+    assert int(np.stack([i.mask for i in inst]).sum(0).max()) == 1
 
 
 def test_stops_at_seediness_threshold_and_max_instances():
@@ -58,7 +58,7 @@ def test_stops_at_seediness_threshold_and_max_instances():
     inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.88)
     assert [i.score for i in inst] == pytest.approx([0.95, 0.90])
     inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.5, max_instances=1)
-    assert len(inst) == 1 and torch.equal(inst[0].mask, masks[0])
+    assert len(inst) == 1 and np.array_equal(inst[0].mask, masks[0])
 
 
 def test_seediness_threshold_by_class():
@@ -68,12 +68,12 @@ def test_seediness_threshold_by_class():
                         seediness_threshold_by_class={1: 0.88})
     assert [(i.score, i.class_id) for i in inst] == [(pytest.approx(0.95), 2),
                                                      (pytest.approx(0.90), 1)]
-    assert torch.equal(inst[1].mask, masks[1])  # its sub-threshold pixels still join it
+    assert np.array_equal(inst[1].mask, masks[1])  # its sub-threshold pixels still join it
     # Pedestrians (class 2) at 0.8: blobs 0 and 2; the car (0.90 < 0.92) is not seeded.
     inst = cluster_clip(emb, prec, seed, sem, seediness_threshold=0.92,
                         seediness_threshold_by_class={2: 0.8})
     assert [i.class_id for i in inst] == [2, 2]
-    assert torch.equal(inst[1].mask, masks[2])
+    assert np.array_equal(inst[1].mask, masks[2])
     # Raising a class above the global threshold removes it.
     assert [i.class_id for i in cluster_clip(emb, prec, seed, sem, seediness_threshold=0.5,
                                              seediness_threshold_by_class={2: 0.99})] == [1]
@@ -100,16 +100,16 @@ def test_without_semantic_uses_seediness_and_class_1():
     assert len(inst) == 3
     assert all(i.class_id == 1 for i in inst)
     for got, want in zip(inst, masks):
-        assert torch.equal(got.mask, want)
+        assert np.array_equal(got.mask, want)
 
 
 def test_precision_sets_the_extent():
     # one blob whose embedding grows along x: a high precision at the seed keeps only part of it
-    emb = torch.zeros(1, 1, 1, 10)
-    emb[0, 0, 0] = torch.arange(10, dtype=torch.float32)
-    seed = torch.full((1, 1, 10), 0.3)
+    emb = np.zeros((1, 1, 1, 10), np.float32)
+    emb[0, 0, 0] = np.arange(10, dtype=np.float32)
+    seed = np.full((1, 1, 10), 0.3, np.float32)
     seed[0, 0, 0] = 0.9
-    prec = torch.ones(1, 1, 1, 10)  # p > 0.5 <=> |dx| < sqrt(2 ln 2) = 1.18
+    prec = np.ones((1, 1, 1, 10), np.float32)  # p > 0.5 <=> |dx| < sqrt(2 ln 2) = 1.18
     inst = cluster_clip(emb, prec, seed, None, seediness_threshold=0.5, foreground_threshold=0.1)
     assert len(inst) == 1 and inst[0].mask[0, 0].tolist() == [True, True] + [False] * 8
     inst = cluster_clip(emb, prec / 100, seed, None, seediness_threshold=0.5,
@@ -127,15 +127,15 @@ def test_bad_shapes_raise():
 
 def test_center_refinement_recentres_on_the_mask_mean():
     # Embedding = x along a row; seed at x=0; precision 0.25: p > 0.5 <=> |e - mu| < 2.355.
-    emb = torch.arange(10, dtype=torch.float32).view(1, 1, 1, 10)
-    seed = torch.full((1, 1, 10), 0.3)
+    emb = np.arange(10, dtype=np.float32).reshape(1, 1, 1, 10)
+    seed = np.full((1, 1, 10), 0.3, np.float32)
     seed[0, 0, 0] = 0.9
-    prec = torch.full((1, 1, 1, 10), 0.25)
+    prec = np.full((1, 1, 1, 10), 0.25, np.float32)
 
     def mask(steps):
         inst = cluster_clip(emb, prec, seed, None, seediness_threshold=0.5,
                             foreground_threshold=0.1, center_refinement_steps=steps)
-        return inst[0].mask[0, 0].nonzero().squeeze(1).tolist()
+        return np.flatnonzero(inst[0].mask[0, 0]).tolist()
 
     assert mask(0) == [0, 1, 2]        # the paper: centred on the seed pixel, e = 0
     assert mask(1) == [0, 1, 2, 3]     # mean of {0, 1, 2} = 1 -> |e - 1| < 2.355

@@ -14,12 +14,13 @@ from stemseg_core.model.mixings.coordinate_letters import Mixing, coordinate_gri
 
 
 def test_unflip_mirrors_columns_and_negates_only_x_dims():
-    emb = torch.tensor([1.0, 2.0, 3.0]).view(1, 1, 1, 1, 3).repeat(1, 3, 1, 1, 1)  # (1,E=3,1,1,3)
-    seed = torch.tensor([0.1, 0.2, 0.7]).view(1, 1, 1, 3)
+    emb = np.tile(np.array([1.0, 2.0, 3.0], np.float32).reshape(1, 1, 1, 1, 3),
+                  (1, 3, 1, 1, 1))  # (1, E=3, 1, 1, 3)
+    seed = np.array([0.1, 0.2, 0.7], np.float32).reshape(1, 1, 1, 3)
     back = unflip_outputs({"embeddings": emb, "seediness": seed}, x_dims=[0])
     assert back["embeddings"][0, 0, 0, 0].tolist() == [-3.0, -2.0, -1.0]
     assert back["embeddings"][0, 1, 0, 0].tolist() == [3.0, 2.0, 1.0]
-    assert torch.allclose(back["seediness"][0, 0, 0], torch.tensor([0.7, 0.2, 0.1]))
+    np.testing.assert_allclose(back["seediness"][0, 0, 0], [0.7, 0.2, 0.1], rtol=1e-6)
     assert emb[0, 0, 0, 0].tolist() == [1.0, 2.0, 3.0]     # input untouched
 
 
@@ -28,18 +29,20 @@ def test_x_grid_is_mirror_symmetric():
     for w in (5, 10, 320):
         g = coordinate_grid(2, 3, w)
         assert torch.equal(g[0].flip(-1), -g[0]) and torch.equal(g[1].flip(-1), g[1])
-    emb = Mixing("xyt").embeddings(torch.zeros(1, 3, 2, 3, 8))   # zero offsets -> the grid
-    assert torch.allclose(unflip_outputs({"embeddings": emb}, [0])["embeddings"], emb)
+    emb = Mixing("xyt").embeddings(torch.zeros(1, 3, 2, 3, 8)).numpy()  # zero offsets: the grid
+    np.testing.assert_allclose(unflip_outputs({"embeddings": emb}, [0])["embeddings"], emb,
+                               atol=1e-7)
 
 
 def test_columns_ramp_averages_to_its_mean():
     """A network that sees only the column index (not mirror-symmetric) is averaged out."""
     def ramp(clip):
         w = clip.shape[-1]
-        return {"seediness": torch.linspace(0, 1, w).expand(1, 2, 3, w).clone()}
+        return {"seediness": np.broadcast_to(np.linspace(0, 1, w, dtype=np.float32),
+                                             (1, 2, 3, w)).copy()}
 
-    out = predict_with_flip(ramp, torch.zeros(1, 2, 3, 3, 8), x_dims=[])
-    assert torch.allclose(out["seediness"], torch.full((1, 2, 3, 8), 0.5))
+    out = predict_with_flip(ramp, np.zeros((1, 2, 3, 3, 8), np.float32), x_dims=[])
+    np.testing.assert_allclose(out["seediness"], np.full((1, 2, 3, 8), 0.5), rtol=1e-6)
 
 
 class MirrorBlobModel(nn.Module):
@@ -88,11 +91,15 @@ def _frames(n=8, h=40, w=72):
 
 def test_mirror_symmetric_network_gives_its_own_outputs():
     model = MirrorBlobModel()
-    clip = torch.from_numpy(np.stack(_frames(4, 64, 96))).permute(0, 3, 1, 2).float()[None]
-    plain = model(clip)
-    both = predict_with_flip(model, clip, x_dims=[0])
+
+    def net(clip: np.ndarray) -> dict[str, np.ndarray]:  # numpy in and out, as a runner
+        return {k: v.numpy() for k, v in model(torch.from_numpy(clip.copy())).items()}
+
+    clip = np.stack(_frames(4, 64, 96)).transpose(0, 3, 1, 2).astype(np.float32)[None]
+    plain = net(clip)
+    both = predict_with_flip(net, clip, x_dims=[0])
     for k in plain:
-        assert torch.allclose(both[k], plain[k], atol=1e-6), k
+        np.testing.assert_allclose(both[k], plain[k], atol=1e-6, err_msg=k)
 
 
 def test_tracker_with_flip_test_runs_twice_per_clip_and_keeps_tracks(tiny_config):

@@ -26,9 +26,9 @@ def test_predict_clip_shapes_and_values(tiny_checkpoint):
     np.testing.assert_allclose(out["semantic"].sum(0), 1.0, atol=1e-5)  # probabilities
     assert 0 <= out["seediness"].min() and out["seediness"].max() <= 1
     # the same clip through the model by hand (the tracker's padding: pixel mean)
-    clip = torch.stack([tr._prepare(f, geometry(H, W)) for f in _frames(4)])[None]
+    clip = np.stack([tr._prepare(f, geometry(H, W)) for f in _frames(4)])[None]
     with torch.inference_mode():
-        ref = tr.model(clip)
+        ref = tr.model(torch.from_numpy(clip))
     np.testing.assert_array_equal(out["embeddings"], ref["embeddings"][0].numpy())
     assert tr.frames_pushed == 0 and tr.pending == 0  # the stream is untouched
 
