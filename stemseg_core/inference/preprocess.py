@@ -97,8 +97,13 @@ def prepare_frame(image: np.ndarray, geo: Geometry, pixel_mean: list[float], *,
         aa = antialias and nh < geo.image_size[0]
         rows = resample_taps(geo.image_size[0], nh, aa)
         cols = resample_taps(geo.image_size[1], nw, aa)
-        x = _resample(image, cols, axis=1)  # width first, as torch's separable kernel
-        x = _resample(x, rows, axis=0)
+        # The cheaper order of the two passes (torch runs width first; the other order differs
+        # by float rounding only, measured max 4.6e-5, and is ~3x faster from 1080p).
+        h, w = geo.image_size
+        if h * nw * cols[0].shape[1] <= nh * w * rows[0].shape[1]:
+            x = _resample(_resample(image, cols, axis=1), rows, axis=0)
+        else:
+            x = _resample(_resample(image, rows, axis=0), cols, axis=1)
         np.clip(x, 0, 255, out=x)
         out[:, :nh, :nw] = x.transpose(2, 0, 1)
     else:
