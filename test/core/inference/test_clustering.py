@@ -142,3 +142,44 @@ def test_center_refinement_recentres_on_the_mask_mean():
     assert mask(2) == [0, 1, 2, 3]     # mean 1.5 -> e = 4 is 2.5 away: stays out
     with pytest.raises(ValueError, match="center_refinement_steps"):
         mask(-1)
+
+
+def _paper_rule(emb, prec, seed, sem, seed_thr, fg_thr, mask_thr, max_instances):
+    """The paper's sec. 3.3 loop written plainly (float64, exp form, no working-set tricks)."""
+    e = emb.reshape(emb.shape[0], -1).astype(np.float64)
+    p = prec.reshape(prec.shape[0], -1).astype(np.float64)
+    s = seed.reshape(-1).astype(np.float64)
+    logits = sem.reshape(sem.shape[0], -1).astype(np.float64)
+    prob = np.exp(logits - logits.max(0)) / np.exp(logits - logits.max(0)).sum(0)
+    free = (1.0 - prob[0]) > fg_thr
+    labels = np.full(s.shape, -1)
+    for j in range(max_instances):
+        if not free.any() or s[free].max() < seed_thr:
+            break
+        best = int(np.flatnonzero(free)[np.argmax(s[free])])
+        mu, pr = e[:, best], p[:, best]
+        member = free & (np.exp(-0.5 * (pr[:, None] * (e - mu[:, None]) ** 2).sum(0)) > mask_thr)
+        member[best] = True
+        labels[member] = j
+        free &= ~member
+    return labels.reshape(seed.shape)
+
+
+def test_equals_the_papers_rule_on_random_maps():
+    """Random outputs with a few true clusters: the same label map as the plain rule."""
+    rng = np.random.default_rng(7)
+    t, h, w = 3, 20, 24
+    centres = rng.normal(0, 3, (6, 3))
+    which = rng.integers(0, 6, (t, h, w))
+    emb = (centres[which].transpose(3, 0, 1, 2)
+           + rng.normal(0, 0.4, (3, t, h, w))).astype(np.float32)
+    prec = rng.uniform(0.5, 2.0, (3, t, h, w)).astype(np.float32)
+    seed = rng.uniform(0, 1, (t, h, w)).astype(np.float32)
+    sem = rng.normal(0, 1, (3, t, h, w)).astype(np.float32)
+    for mask_thr in (0.3, 0.5):
+        got = cluster_clip_labels(emb, prec, seed, sem, seediness_threshold=0.2,
+                                  foreground_threshold=0.4, mask_threshold=mask_thr,
+                                  max_instances=15)
+        want = _paper_rule(emb, prec, seed, sem, 0.2, 0.4, mask_thr, 15)
+        assert len(got) >= 5
+        np.testing.assert_array_equal(got.labels, want)
