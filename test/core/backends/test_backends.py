@@ -247,3 +247,26 @@ def test_warmup_of_every_length_leaves_nothing_to_build_mid_stream(model, cache_
     assert sorted(backend._decoders) == list(range(1, t + 1))
     if name == "openvino":
         assert sorted(backend._encoders) == list(range(1, t + 1))
+
+
+def test_runner_contract_is_numpy_in_and_out(model, tmp_path):
+    """build_runner always gives a callable runner, numpy in and out: an EagerRunner for a
+    model that is not an STEmSeg network (the tracker never touches torch); a tensor is
+    refused with a clear error."""
+    from stemseg_core.backends.runner import EagerRunner, build_runner
+
+    class Whole(torch.nn.Module):  # not splittable: no backbone/refiners/...
+        def forward(self, clip):
+            return {"seediness": clip[:, :, 0].mean(dim=1, keepdim=True).double()}
+
+    inf = model.cfg.inference
+    eager = build_runner(Whole(), inf, "cpu", (3, H, W), 4)
+    assert isinstance(eager, EagerRunner) and eager.backend is None
+    clip = _clip(6, 2)
+    out = eager(clip)
+    assert out["seediness"].dtype == np.float32 and isinstance(out["seediness"], np.ndarray)
+    np.testing.assert_allclose(out["seediness"], clip[:, :, 0].mean(1, keepdims=True), rtol=1e-6)
+    runner = build_runner(model, inf, "cpu", (3, H, W), 4)
+    assert isinstance(runner, NetworkRunner) and runner.backend.name == "torch"
+    with pytest.raises(ValueError, match=r"numpy array \(1, L, 3, Hp, Wp\), got Tensor"):
+        runner(torch.from_numpy(clip))
