@@ -31,12 +31,12 @@ import logging
 import os
 import pickle
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -118,7 +118,8 @@ def normalize_sha256(value: str | None) -> str | None:
 def _feed(h: Any, obj: Any) -> None:
     """Feed a payload (dicts, lists, tuples, tensors, plain scalars) into a hash, in a fixed
     order."""
-    if isinstance(obj, torch.Tensor):
+    torch = sys.modules.get("torch")  # a payload holds tensors only where torch is loaded
+    if torch is not None and isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -149,6 +150,8 @@ def content_digest(payload: dict[str, Any]) -> str:
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace``: a
     kill at any moment leaves either the old file or the complete new one."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -179,7 +182,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def save_checkpoint(path: str | Path, model_state: dict[str, torch.Tensor], cfg: Config,
+def save_checkpoint(path: str | Path, model_state: dict[str, Any], cfg: Config,
                     train_state: dict[str, Any] | None = None) -> Path:
     """Atomically write a checkpoint (current format version); returns its path.
 
@@ -204,12 +207,14 @@ def save_checkpoint(path: str | Path, model_state: dict[str, torch.Tensor], cfg:
 
 
 def safe_torch_load(data: bytes, origin: str | Path, *, allow_pickle: bool = False,
-                    map_location: str | torch.device = "cpu") -> Any:
+                    map_location: Any = "cpu") -> Any:
     """Unpickle ``torch.save`` bytes without running code (``weights_only=True`` plus the numpy
     number arrays). A file that needs more is refused with :class:`UnsafeCheckpointError`
     naming what it needs, unless ``allow_pickle`` (then it is fully unpickled: trusted files
     only). Other read failures raise :class:`DamagedCheckpointError`. ``origin`` names the file
     in messages."""
+    import torch
+
     try:
         with torch.serialization.safe_globals(_SAFE_NUMPY_GLOBALS):
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
@@ -239,6 +244,8 @@ def safe_torch_load(data: bytes, origin: str | Path, *, allow_pickle: bool = Fal
 def _unsafe_globals(data: bytes) -> list[str] | None:
     """The globals a zip checkpoint references beyond the allowed ones (read from its pickle
     opcodes, nothing is run); None when the file cannot be scanned (legacy format)."""
+    import torch
+
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(io.BytesIO(data))
     except Exception:
@@ -256,9 +263,19 @@ def _damaged(origin: str | Path, e: Exception) -> DamagedCheckpointError:
         f"file is damaged or truncated - re-copy it or pick another checkpoint")
 
 
+def check_pin(path: str | Path, actual: str, pin: str | None) -> None:
+    """Refuse (:class:`ChecksumMismatchError`) a file whose hash ``actual`` is not the
+    normalized ``pin`` (None = any file)."""
+    if pin is not None and actual != pin:
+        raise ChecksumMismatchError(
+            f"{path}: SHA-256 is {actual}, but {pin} was required (--sha256 / "
+            f"checkpoint_sha256); refusing a file other than the pinned one. Pin the new hash "
+            f"if this file is the one you mean to run")
+
+
 def load_checkpoint(path: str | Path, overrides: Overrides | None = None, *,
                     allow_pickle: bool = False, sha256: str | None = None,
-                    map_location: str | torch.device = "cpu") -> tuple[Config, dict[str, Any]]:
+                    map_location: Any = "cpu") -> tuple[Config, dict[str, Any]]:
     """Read, check and migrate a checkpoint without running code from it.
 
     Returns (config with ``overrides`` applied, payload in the current format version). The
@@ -274,11 +291,7 @@ def load_checkpoint(path: str | Path, overrides: Overrides | None = None, *,
         raise CheckpointError(f"checkpoint not found: {path}")
     data = path.read_bytes()  # hash and unpickle the same bytes
     actual = hashlib.sha256(data).hexdigest()
-    if pin is not None and actual != pin:
-        raise ChecksumMismatchError(
-            f"{path}: SHA-256 is {actual}, but {pin} was required (--sha256 / "
-            f"checkpoint_sha256); refusing a file other than the pinned one. Pin the new hash "
-            f"if this file is the one you mean to run")
+    check_pin(path, actual, pin)
     payload = safe_torch_load(data, path, allow_pickle=allow_pickle)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
@@ -290,7 +303,7 @@ def load_checkpoint(path: str | Path, overrides: Overrides | None = None, *,
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint is missing '{key}'")
     payload[FILE_SHA256_KEY] = actual
-    cfg = config_from_dict(_without_machine_paths(payload["config"], path), overrides)
+    cfg = config_from_dict(without_machine_paths(payload["config"], path), overrides)
     return cfg, payload
 
 
@@ -300,7 +313,7 @@ def load_checkpoint(path: str | Path, overrides: Overrides | None = None, *,
 MACHINE_PATHS = (("inference", "engine_cache_dir"),)
 
 
-def _without_machine_paths(config: Any, origin: str | Path) -> Any:
+def without_machine_paths(config: Any, origin: str | Path) -> Any:
     """``config`` (the checkpoint's dict) with :data:`MACHINE_PATHS` cleared (a copy; the
     payload and its digest stay as read)."""
     if not isinstance(config, dict):
@@ -343,6 +356,8 @@ def migrate(payload: dict[str, Any], origin: str | Path) -> dict[str, Any]:
 def migrate_v1_train_state(ts: dict[str, Any]) -> dict[str, Any]:
     """Checkpoint format 1 kept numpy's RNG state as ``np.random.get_state()`` (a tuple with a
     uint32 array); format 2 keeps the dict of :func:`rng_state`."""
+    import torch
+
     ts = dict(ts)
     rngs = []
     for r in ts.get("rng") or []:

@@ -224,6 +224,39 @@ class ArtifactCache:
         self.prune()
         return loaded, True
 
+    def get(self, key: dict[str, Any], load: Callable[[Path], T]) -> T | None:
+        """The artifact of ``key`` loaded, or None where it is absent; an entry that fails a
+        check or does not load is deleted (the reason logged) and None returned. For a process
+        that cannot build it (no torch model)."""
+        folder = self.folder(key)
+        if not os.path.lexists(folder):
+            return None
+        problem = self._check(folder, key)
+        if problem is None:
+            try:
+                loaded = load(folder)
+            except Exception as e:  # any loader error means a damaged artifact
+                problem = f"it does not load ({type(e).__name__}: {e})"
+            else:
+                self._touch(folder)
+                self.used.append(folder)
+                return loaded
+        log.warning("cached %s %s artifact %s is unusable: %s; deleting it", key["backend"],
+                    key["part"], folder, problem)
+        self._remove(folder)
+        return None
+
+    def put(self, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
+        """Build the entry of ``key`` (replacing one there); returns its folder."""
+        folder = self.folder(key)
+        try:
+            self._build_into(folder, key, build)
+        except UntrustedCacheError as e:
+            self._use_private_root(str(e))
+            folder = self.folder(key)
+            self._build_into(folder, key, build)
+        return folder
+
     def _backend_dir(self, backend_dir: Path) -> None:
         """Create (0700) or check the root's per-backend folder; UntrustedCacheError if it is
         someone else's or writable by others and cannot be replaced."""

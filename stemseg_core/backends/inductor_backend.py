@@ -35,9 +35,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from stemseg_core.backends.base import Backend, Features, register
+from stemseg_core.backends.lazy_torch import torch
 from stemseg_core.backends.torch_backend import to_device, to_numpy
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class InductorBackend(Backend):
     name = "inductor"
     precisions = {"cpu": ("fp32",), "cuda": ("fp32", "fp16", "bf16")}
 
-    _AMP = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    _AMP = {"fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -130,7 +130,7 @@ class InductorBackend(Backend):
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._AMP[self.precision])
+        return torch.autocast(self.device.type, dtype=getattr(torch, self._AMP[self.precision]))
 
     def _options(self) -> dict:
         options = dict(torch._inductor.list_mode_options(self.mode))

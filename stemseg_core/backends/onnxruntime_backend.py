@@ -2,8 +2,9 @@
 installed onnxruntime has it). fp32 only. Numpy in and out, as ONNX Runtime itself."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from stemseg_core.backends.base import Backend, Features, register
 from stemseg_core.backends.onnx_files import decoder_onnx, encoder_onnx
@@ -13,9 +14,10 @@ from stemseg_core.backends.onnx_files import decoder_onnx, encoder_onnx
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     precisions = {"cpu": ("fp32",), "cuda": ("fp32",)}
+    needs_model = False
 
     @classmethod
-    def unavailable_reason(cls, device: torch.device) -> str | None:
+    def unavailable_reason(cls, device: Any) -> str | None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -35,12 +37,23 @@ class OnnxRuntimeBackend(Backend):
         self._frame_shape = tuple(frame_shape)
         self._decoders: dict[int, object] = {}
         self._encoder = self._session(encoder_onnx(self, self._frame_shape))
+        if self.feature_names is None:  # no torch model: the graph's own names
+            self.feature_names = tuple(o.name for o in self._encoder.get_outputs())
         self.prepare_decoder(clip_length)
+
+    def build_artifacts(self, frame_shape: tuple[int, int, int], lengths: list[int]) -> None:
+        """Build or load the ONNX files of the encoder and of the decoders of ``lengths`` (no
+        sessions: `stemseg export`, a build for a process without torch)."""
+        encoder_onnx(self, tuple(frame_shape))
+        for n in lengths:
+            decoder_onnx(self, tuple(frame_shape), n)
 
     def prepare_decoder(self, length: int) -> None:
         if length not in self._decoders:
             self._decoders[length] = self._session(
                 decoder_onnx(self, self._frame_shape, length))
+            if self.output_names is None:
+                self.output_names = tuple(o.name for o in self._decoders[length].get_outputs())
 
     def _session(self, path):
         import onnxruntime as ort
@@ -62,5 +75,5 @@ class OnnxRuntimeBackend(Backend):
     def decode(self, feats: Features) -> dict[str, np.ndarray]:
         length = int(feats[0].shape[0])
         self.prepare_decoder(length)  # a shorter clip (flush): its own graph, built once
-        outs = self._run(self._decoders[length], dict(zip(self.encoder.names, feats)))
-        return dict(zip(self.decoder.names, outs))
+        outs = self._run(self._decoders[length], dict(zip(self.feature_names, feats)))
+        return dict(zip(self.output_names, outs))

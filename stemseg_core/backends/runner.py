@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stemseg_core.backends.network import NetworkSource
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -120,7 +122,10 @@ class EagerRunner:
 
 def splittable(model: nn.Module) -> bool:
     """Whether ``model`` can be cut into the two graphs (export/split.py): an STEmSeg network,
-    or a model with its own ``encode_frames`` / ``decode_clip`` (the authors' layout)."""
+    or a model with its own ``encode_frames`` / ``decode_clip`` (the authors' layout); a
+    NetworkSource (graphs from the engine cache) always."""
+    if isinstance(model, NetworkSource):
+        return True
     from stemseg_core.export.split import has_own_split
 
     return has_own_split(model) or all(

@@ -34,9 +34,9 @@ import json
 import logging
 
 import numpy as np
-import torch
 
 from stemseg_core.backends.base import Backend, Features, register
+from stemseg_core.backends.lazy_torch import torch
 from stemseg_core.backends.torch_backend import to_device, to_numpy
 from stemseg_core.export.split import ClipDecoder, FrameEncoder
 
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 ENGINE = "model.engine"
 BINDINGS = "bindings.json"
-_DTYPES = {"fp16": torch.float16, "fp32": torch.float32}
+_DTYPES = {"fp16": "float16", "fp32": "float32"}  # torch dtype names
 
 
 def _torch_dtype(trt, dtype) -> torch.dtype:
@@ -176,7 +176,7 @@ class TensorRTBackend(Backend):
 
     def prepare(self, frame_shape: tuple[int, int, int], clip_length: int) -> None:
         self._frame_shape = tuple(frame_shape)
-        self._dtype = _DTYPES[self.precision]
+        self._dtype = getattr(torch, _DTYPES[self.precision])
         # The graphs are built from a copy in the engine's precision (fp16: a half model).
         self._net = copy.deepcopy(self.model).to(self.device, self._dtype).eval()
         self._encoder = self._engine("encoder", (1, *self._frame_shape), self._build_encoder)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
-import torch
 
 from stemseg_core.backends.base import Backend, Features, register
+from stemseg_core.backends.lazy_torch import torch
 
 
 @register
@@ -23,12 +23,12 @@ class TorchBackend(Backend):
     precisions = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16", "bf16")}
     min_batch = 2
 
-    _AMP = {"fp16": torch.float16, "bf16": torch.bfloat16}
+    _AMP = {"fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self._AMP[self.precision])
+        return torch.autocast(self.device.type, dtype=getattr(torch, self._AMP[self.precision]))
 
     def prepare(self, frame_shape: tuple[int, int, int], clip_length: int) -> None:
         if self.num_threads and self.device.type == "cpu":

@@ -53,12 +53,14 @@ def apply_overrides(data: dict[str, Any], overrides: Overrides | None) -> None:
         _apply_override(data, o)
 
 
-def config_from_dict(data: dict[str, Any] | None, overrides: Overrides | None = None) -> Config:
-    """Build and validate a :class:`Config` from a (partial) nested dict plus overrides."""
+def config_from_dict(data: dict[str, Any] | None, overrides: Overrides | None = None, *,
+                     model_parts: bool = True) -> Config:
+    """Build and validate a :class:`Config` from a (partial) nested dict plus overrides
+    (``model_parts``: see :func:`validate`)."""
     data = _deep_copy(data or {})
     apply_overrides(data, overrides)
     cfg = build(Config, data)
-    validate(cfg)
+    validate(cfg, model_parts=model_parts)
     return cfg
 
 

@@ -106,6 +106,12 @@ def _validate_model_parts(cfg: Config) -> None:
     for registry, value in ((BACKBONES, m.backbone.name), (MIXING_FUNCTIONS, m.embedding.mixing),
                             (ARCHITECTURES, m.architecture)):
         _check_registered(registry, value)
+    _validate_model_switches(cfg)
+
+
+def _validate_model_switches(cfg: Config) -> None:
+    """The architecture's switches, the input's channel order, the class vote."""
+    m = cfg.model
     official = m.architecture == "official"
     for key in ("separate_seediness_head", "foreground_channel"):
         _check(official or not getattr(m, key), f"model.{key} needs model.architecture: "
@@ -136,9 +142,18 @@ def _validate_model_parts(cfg: Config) -> None:
                          f"got {negative}")
 
 
-def validate(cfg: Config) -> None:
-    """Raise ConfigError on the first value outside its allowed range."""
-    _validate_model_parts(cfg)
+def validate(cfg: Config, *, model_parts: bool = True) -> None:
+    """Raise ConfigError on the first value outside its allowed range.
+
+    ``model_parts=False`` leaves out the registered names of the network's parts (backbone,
+    mixing, architecture): their registries import torch, and a runtime that loads the built
+    graphs from the engine cache never builds the network (its config was checked with them
+    when the checkpoint index was written, backends/checkpoint_index.py).
+    """
+    if model_parts:
+        _validate_model_parts(cfg)
+    else:
+        _validate_model_switches(cfg)
     _validate_model_and_loss(cfg)
     _validate_inference(cfg)
     _validate_data_and_train(cfg)
@@ -239,15 +254,32 @@ def _validate_data_and_train(cfg: Config) -> None:
     _check(cfg.input.min_side >= 0 and cfg.input.max_side >= 0, "input.min_side/max_side >= 0")
 
 
-def resolve_device(name: str) -> str:
-    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU raises ConfigError."""
-    import torch
+def _cuda_possible() -> bool:
+    """Whether CUDA could be available without importing torch: torch is installed and an
+    NVIDIA driver is loaded (a machine without either has no CUDA device for torch)."""
+    import importlib.util
+    import os
 
+    return (importlib.util.find_spec("torch") is not None
+            and os.path.exists("/proc/driver/nvidia/version"))
+
+
+def resolve_device(name: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; 'cuda' without a GPU raises ConfigError.
+    Imports torch only where CUDA could be there (torch installed, NVIDIA driver loaded), so a
+    CPU runtime stays without it."""
     if name not in DEVICES and not name.startswith("cuda:"):
         raise ConfigError(f"device '{name}' not one of {', '.join(DEVICES)} (or cuda:N)")
+    if name == "cpu" or (name == "auto" and not _cuda_possible()):
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    available = torch is not None and torch.cuda.is_available()
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
+        return "cuda" if available else "cpu"
+    if name.startswith("cuda") and not available:
         raise ConfigError(f"device '{name}' requested but CUDA is not available; "
                           f"use 'cpu' or 'auto'")
     return name

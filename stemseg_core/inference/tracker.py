@@ -141,37 +141,22 @@ class StreamingTracker:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto",
                         overrides: Overrides | None = None, *, allow_pickle: bool = False,
-                        sha256: str | None = None) -> StreamingTracker:
+                        sha256: str | None = None,
+                        load_model: bool | None = None) -> StreamingTracker:
         """Load config + weights from a `stemseg train` checkpoint (overrides: `key=value`
         strings or a typed {"section.key": value} mapping, config/loading.py).
 
         Read without running code (see ``stemseg_core.checkpoint.load_checkpoint``;
         ``allow_pickle`` for a trusted file that needs more); ``sha256`` pins the file's hash.
-        Raises ``CheckpointError``. The file's hash is in ``tracker.weights_sha256``.
+        With the openvino or onnxruntime backend no torch model is loaded where the engine
+        cache has the checkpoint's graphs (``load_model=True`` loads it anyway; see
+        inference/runtime_loading.py). Raises ``CheckpointError``. The file's hash is in
+        ``tracker.weights_sha256``.
         """
-        from stemseg_core.checkpoint import CheckpointError, load_checkpoint
-        from stemseg_core.model import build_model
+        from stemseg_core.inference.runtime_loading import load_tracker
 
-        cfg, payload = load_checkpoint(path, overrides, allow_pickle=allow_pickle, sha256=sha256)
-        model = build_model(cfg)
-        state = payload["model"]
-        own = model.state_dict()
-        missing = [k for k in own if k not in state]
-        unexpected = [k for k in state if k not in own]
-        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-        if missing or unexpected or shapes:
-            def show(items: list[str]) -> str:
-                return f"{len(items)} (" + ", ".join(items[:4]) + (", ...)" if len(items) > 4
-                                                                   else ")")
-            raise CheckpointError(
-                f"{path}: the weights do not match the model its config describes (were model.* "
-                f"settings overridden? overrides={overrides or []}): missing keys {show(missing)}"
-                f"; unexpected keys {show(unexpected)}; shape mismatches {show(shapes)}")
-        model.load_state_dict(state, strict=True)
-        tracker = cls(model, cfg, device=device)
-        tracker.weights_sha256 = payload["file_sha256"]
-        return tracker
+        return load_tracker(cls, path, device, overrides, allow_pickle=allow_pickle,
+                            sha256=sha256, load_model=load_model)
 
     @property
     def seediness_threshold_per_class(self) -> dict[str, float]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
 from stemseg_core.backends.base import Backend, BackendUnavailable, Features, register
 from stemseg_core.backends.onnx_files import decoder_onnx, encoder_onnx
@@ -32,6 +32,14 @@ def ir_key(backend: Backend, part: str, shape: tuple[int, ...]) -> dict:
     return key
 
 
+def int8_missing(part: str, shape: str) -> str:
+    """The error for a quantized graph that is not in the cache: how to build it."""
+    return (f"openvino int8: no quantized {part} in the cache for this model, size {shape} and "
+            f"device; build it with `stemseg export --format openvino --precision int8 "
+            f"--calibration DATA --checkpoint CKPT` (same --height/--width/--clip-length and "
+            f"engine cache dir)")
+
+
 @functools.cache
 def shared_core():
     """The process's one ``openvino.Core``. A Core per backend left ~1.3 MiB behind per
@@ -46,9 +54,10 @@ def shared_core():
 class OpenVinoBackend(Backend):
     name = "openvino"
     precisions = {"cpu": ("fp32", "bf16", "fp16", "int8")}
+    needs_model = False
 
     @classmethod
-    def unavailable_reason(cls, device: torch.device) -> str | None:
+    def unavailable_reason(cls, device: Any) -> str | None:
         try:
             import openvino  # noqa: F401
         except ImportError:
@@ -62,13 +71,25 @@ class OpenVinoBackend(Backend):
         return ov.__version__
 
     def prepare(self, frame_shape: tuple[int, int, int], clip_length: int) -> None:
+        self._load_encoder_ir(frame_shape)
+        self._encoders: dict[int, object] = {}
+        self._decoders: dict[int, object] = {}
+        self._decoder_for(clip_length)
+
+    def build_artifacts(self, frame_shape: tuple[int, int, int], lengths: list[int]) -> None:
+        """Build or load the IR of the encoder and of the decoders of ``lengths`` (no
+        compiling: `stemseg export`, a build for a process without torch)."""
+        self._load_encoder_ir(frame_shape)
+        for n in lengths:
+            self.decoder_ir(n)
+
+    def _load_encoder_ir(self, frame_shape: tuple[int, int, int]) -> None:
         self._core = shared_core()
         self._frame_shape = tuple(frame_shape)
         self._encoder_model = self._ir("encoder", self._frame_shape,
                                        lambda: encoder_onnx(self, self._frame_shape))
-        self._encoders: dict[int, object] = {}
-        self._decoders: dict[int, object] = {}
-        self._decoder_for(clip_length)
+        if self.feature_names is None:  # no torch model: the graph's own names
+            self.feature_names = tuple(o.get_any_name() for o in self._encoder_model.outputs)
 
     # -- IR artifacts ----------------------------------------------------------------------------
     def encoder_ir(self) -> object:
@@ -77,8 +98,11 @@ class OpenVinoBackend(Backend):
 
     def decoder_ir(self, length: int) -> object:
         """The IR of the decoder for clips of ``length`` frames (built or loaded)."""
-        return self._ir(f"decoder-L{length}", self._frame_shape,
-                        lambda: decoder_onnx(self, self._frame_shape, length))
+        model = self._ir(f"decoder-L{length}", self._frame_shape,
+                         lambda: decoder_onnx(self, self._frame_shape, length))
+        if self.output_names is None:
+            self.output_names = tuple(o.get_any_name() for o in model.outputs)
+        return model
 
     def _ir(self, part: str, shape: tuple[int, ...], onnx_path) -> object:
         import openvino as ov
@@ -87,17 +111,11 @@ class OpenVinoBackend(Backend):
 
         def build(folder: Path) -> None:
             if self.precision == "int8":
-                raise BackendUnavailable(
-                    f"openvino int8: no quantized {part} in the cache for this model, size "
-                    f"{key['shape']} and device; build it with `stemseg export --format openvino "
-                    f"--precision int8 --calibration DATA --checkpoint CKPT` (same --height/"
-                    f"--width/--clip-length and engine cache dir)")
+                raise BackendUnavailable(int8_missing(part, key["shape"]))
             ov.save_model(ov.convert_model(str(onnx_path())), str(folder / XML),
                           compress_to_fp16=False)
 
-        model, _ = self.cache.get_or_build(key, build,
-                                           lambda d: self._core.read_model(str(d / XML)))
-        return model
+        return self.artifact(key, build, lambda d: self._core.read_model(str(d / XML)))
 
     def _compile(self, model) -> object:
         config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[self.precision],
@@ -135,4 +153,4 @@ class OpenVinoBackend(Backend):
 
     def decode(self, feats: Features) -> dict[str, np.ndarray]:
         outs = self._run(self._decoder_for(int(feats[0].shape[0])), list(feats))
-        return dict(zip(self.decoder.names, outs))
+        return dict(zip(self.output_names, outs))
