@@ -26,11 +26,9 @@ def tracker_overrides(p: PerceptionParams, device: str = "cpu") -> dict[str, Any
         out["input.min_side"], out["input.max_side"] = min(w, h), max(w, h)
     backend, precision = p.backend, p.precision
     if not backend and not precision:
-        import torch
-
         from stemseg_core.backends import deployment_default
 
-        backend, precision = deployment_default(torch.device(device))
+        backend, precision = deployment_default(device)  # a device string: no torch needed
     for key, value in (("backend", backend), ("precision", precision)):
         if value:
             out[f"inference.{key}"] = value

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from stemseg_core.commands.checkpoint_options import add_checkpoint_options, checkpoint_options
+from stemseg_core.errors import ConfigError
 
 HELP = "export a checkpoint for deployment (TorchScript, ONNX, OpenVINO incl. INT8, TensorRT)"
 DESCRIPTION = """\
@@ -18,17 +19,28 @@ the model sees (after the tracker's resize and padding to multiples of 32) and t
       --calibration data/synth --out exports/int8
   stemseg export --checkpoint ckpt.pt --format tensorrt --height 384 --width 1248
 
-openvino and tensorrt build the two graphs the tracker runs (per-frame encoder, per-clip
-decoder) into the engine cache (--engine-cache-dir, default ~/.cache/stemseg/engines), keyed by
-weights, backend version, device, size, T and precision, and copy them to --out. The tracker
+openvino, onnxruntime and tensorrt build the two graphs the tracker runs (per-frame encoder,
+per-clip decoder for every clip length 1..T, as a stream's start and end need) into the engine
+cache (--engine-cache-dir, default ~/.cache/stemseg/engines), keyed by weights, backend version,
+device, size, T and precision, with the checkpoint's index, and copy them to --out. The tracker
 finds them there with --set inference.backend=openvino inference.precision=int8 (or --backend
-on `stemseg infer`/`bench`). INT8 calibrates on --calibration: a folder of images (e.g. a
-`stemseg synth` data set), read as clips of T consecutive frames; the graph size is the size of
-those frames after the tracker's preprocessing. TensorRT engines are built for this GPU and
+on `stemseg infer`/`bench`). openvino and onnxruntime then run without torch: a runtime-only
+install (pip install stemseg[runtime]) given this cache runs the node and `stemseg infer`.
+Prebuild a deployment's cameras with --camera-size (repeatable):
+
+  stemseg export --checkpoint checkpoints/stemseg_demo.pt --format openvino \\
+      --camera-size 375x1242 --camera-size 192x640 --engine-cache-dir /opt/stemseg/engines
+
+(openvino fp32 graphs serve bf16 and fp16 too: those are run-time hints.) INT8 calibrates on
+--calibration: a folder of images (e.g. a `stemseg synth` data set), read as clips of T
+consecutive frames; the graph size is the size of those frames after the tracker's
+preprocessing. TensorRT engines are built for this GPU and
 TensorRT version only.
 """
 
-FORMATS = ("torchscript", "onnx", "openvino", "tensorrt", "checkpoint")
+FORMATS = ("torchscript", "onnx", "openvino", "onnxruntime", "tensorrt", "checkpoint")
+#: Formats built into the engine cache (the backends of the same names).
+CACHED = ("openvino", "onnxruntime", "tensorrt")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=None,
                    help="model input width, multiple of 32 (default: the config's data.width)")
     p.add_argument("--clip-length", type=int, default=None, help="T (default: the config's)")
+    p.add_argument("--camera-size", action="append", default=[], metavar="HxW",
+                   help="openvino/onnxruntime/tensorrt: also build the graphs for a camera of "
+                        "this image size (mapped to the model input as the tracker resizes it; "
+                        "repeatable)")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"], default=None,
                    help="openvino: fp32 (default) or int8 (needs --calibration); tensorrt: fp16 "
                         "(default) or fp32")
@@ -69,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from stemseg_core.checkpoint import load_checkpoint
-    from stemseg_core.config import ConfigError, resolve_device
+    from stemseg_core.config import resolve_device
     from stemseg_core.model import build_model
 
     cfg, payload = load_checkpoint(args.checkpoint, list(args.overrides) or None,
@@ -88,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if h % 32 or w % 32 or h <= 0 or w <= 0:
         raise ConfigError(f"--height/--width must be positive multiples of 32, got {h}x{w}")
     precision = args.precision or ("fp16" if args.format == "tensorrt" else "fp32")
-    allowed = {"openvino": ("fp32", "int8"), "tensorrt": ("fp16", "fp32")}.get(args.format,
+    allowed = {"openvino": ("fp32", "int8"), "tensorrt": ("fp16", "fp32"),
+               "onnxruntime": ("fp32",)}.get(args.format,
                                                                                ("fp32",))
     if precision not in allowed:
         raise ConfigError(f"--format {args.format} --precision {precision}: allowed "
@@ -105,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         reason = TensorRTBackend.unavailable_reason(torch.device("cuda"))
         if reason:
             raise ConfigError(f"--format tensorrt: {reason}")
-    if args.format in ("openvino", "tensorrt"):
+    if args.format in CACHED:
         return _export_backend(args, (h, w, t), precision)
 
     device = resolve_device(args.device)
@@ -150,9 +167,13 @@ def _calibrate_int8(trk, args: argparse.Namespace) -> tuple[int, int, int]:
 
 def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
                     precision: str) -> int:
-    """openvino / tensorrt: build (or quantize) into the engine cache, check, copy to --out."""
+    """openvino / onnxruntime / tensorrt: build (or quantize) into the engine cache every graph
+    of each size (clip lengths 1..T; int8: T), check one, copy them to --out."""
     import numpy as np
 
+    from stemseg_core.backends.checkpoint_index import read_index
+    from stemseg_core.inference.graph_build import build_graphs
+    from stemseg_core.inference.preprocess import geometry
     from stemseg_core.inference.tracker import StreamingTracker
 
     h, w, t = size
@@ -163,26 +184,41 @@ def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
 
     def tracker(backend: str, prec: str) -> StreamingTracker:
         return StreamingTracker.from_checkpoint(
-            args.checkpoint, device=device, **checkpoint_options(args),
+            args.checkpoint, device=device, **checkpoint_options(args), load_model=True,
             overrides=base + [f"inference.backend={backend}", f"inference.precision={prec}"])
 
     trk = tracker(args.format, precision)
+    cache_dir = args.engine_cache_dir or trk.cfg.inference.engine_cache_dir or None
+    shapes = [(3, h, w)]
     if precision == "int8":
-        shape = _calibrate_int8(trk, args)
-        h, w = shape[1], shape[2]
-    frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
-              for i in range(t)]
-    got = trk.predict_clip(frames)  # builds or loads the artifacts
-    cache = trk.runner.backend.cache
-    print(f"{args.format} {precision} for {h}x{w}, T={t}: artifacts in {cache.root}")
+        shapes = [_calibrate_int8(trk, args)]
+        h, w = shapes[0][1], shapes[0][2]
+    for cam in args.camera_size:
+        ch, _, cw = cam.lower().partition("x")
+        if not (ch.isdigit() and cw.isdigit() and int(ch) > 0 and int(cw) > 0):
+            raise ConfigError(f"--camera-size {cam!r}: expected HxW, e.g. 375x1242")
+        geo = geometry(int(ch), int(cw), trk.cfg.input.min_side, trk.cfg.input.max_side)
+        shapes.append((3, *geo.padded_size))
+    lengths = [t] if precision == "int8" else list(range(1, t + 1))
+    used = []
+    for shape in dict.fromkeys(shapes):
+        cache = build_graphs(trk, args.format, precision, shape, cache_dir, lengths)
+        used += cache.used
+        print(f"{args.format} {precision} for {shape[1]}x{shape[2]}, clip lengths "
+              f"{lengths[0]}..{lengths[-1]}: in {cache.root}")
+    if trk.weights_sha256 and read_index(cache, trk.weights_sha256) is not None:
+        used += cache.used[-1:]  # the index: a runtime without torch starts from it
     if not args.no_check:
+        frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+                  for i in range(t)]
+        got = trk.predict_clip(frames)
         ref = tracker("torch", "fp32").predict_clip(frames)
         print(f"max |eager - {args.format} {precision}|:",
               _fmt({k: float(np.abs(got[k] - ref[k]).max()) for k in ref}))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        for folder in dict.fromkeys(cache.used):
+        for folder in dict.fromkeys(used):
             dst = out / folder.parent.name / folder.name
             shutil.rmtree(dst, ignore_errors=True)
             shutil.copytree(folder, dst)

@@ -260,8 +260,12 @@ def _cuda_possible() -> bool:
     import importlib.util
     import os
 
-    return (importlib.util.find_spec("torch") is not None
-            and os.path.exists("/proc/driver/nvidia/version"))
+    if not os.path.exists("/proc/driver/nvidia/version"):
+        return False
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a finder that refuses it
+        return False
 
 
 def resolve_device(name: str) -> str:

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--shape", default=None, help="model input 3xHpxWp")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[stemseg build] %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="[stemseg build] %(message)s")
+    logging.getLogger("stemseg_core").setLevel(logging.INFO)
     over = json.loads(args.overrides_json)
     cache = {"inference.engine_cache_dir": args.engine_cache_dir}
     over = {**over, **cache} if isinstance(over, dict) else over + [
@@ -45,15 +46,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_graphs(tracker: Any, backend: str, precision: str, frame_shape: tuple[int, ...],
-                 cache_dir: str | None) -> ArtifactCache:
+                 cache_dir: str | None, lengths: list[int] | None = None) -> ArtifactCache:
     """Build (or find) in the cache every graph ``backend`` runs for model inputs of
-    ``frame_shape`` (3, Hp, Wp), clip lengths 1..T, from the tracker's torch model."""
+    ``frame_shape`` (3, Hp, Wp) and clips of ``lengths`` frames (default 1..T), from the
+    tracker's torch model; returns the cache (``used``: the entries)."""
     from stemseg_core.backends.base import create_backend
 
     cache = ArtifactCache(cache_dir or None)
     b = create_backend(backend, tracker.model, str(tracker.device), precision, cache=cache)
     b.build_artifacts(tuple(int(s) for s in frame_shape),
-                      list(range(1, tracker.clip_length + 1)))
+                      lengths or list(range(1, tracker.clip_length + 1)))
     return cache
 
 

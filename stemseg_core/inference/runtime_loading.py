@@ -12,8 +12,9 @@ graphs from the engine cache. Torch is then never imported in this process:
 - index absent and torch installed: a child process writes it (the same command);
 - torch not installed: an error naming the `stemseg export` command that builds them.
 
-Every other backend (torch, inductor, tensorrt), or ``load_model=True``, loads the checkpoint
-with torch here (``load_with_torch``), which also writes the index for the graph backends.
+Every other backend (torch, inductor, tensorrt), ``load_model=True``, or a process that has
+imported torch already loads the checkpoint with torch here (``load_with_torch``), which also
+writes the index for the graph backends.
 """
 from __future__ import annotations
 
@@ -48,7 +49,11 @@ CHILD_MODULE = "stemseg_core.inference.graph_build"
 
 
 def torch_installed() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    """Whether torch can be imported here (without importing it)."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a finder that refuses it
+        return False
 
 
 def _requested(overrides: Overrides | None) -> dict[str, Any]:
@@ -74,7 +79,9 @@ def load_tracker(cls: type, path: str | Path, device: str = "auto",
                  sha256: str | None = None, load_model: bool | None = None) -> Any:
     """``cls`` (StreamingTracker) for the checkpoint at ``path``; see the module doc.
     ``load_model``: True = always load the torch model here, None = only where the backend
-    needs it."""
+    needs it or where this process has imported torch already (nothing to save then)."""
+    if load_model is None and "torch" in sys.modules:
+        load_model = True  # torch is mapped already: nothing to save, load the model here
     if load_model is not True:
         tracker = _from_index(cls, Path(path), device, overrides, allow_pickle, sha256)
         if tracker is not None:

@@ -1,0 +1,79 @@
+"""The node on OpenVINO from a prebuilt engine cache maps no libtorch (issue 37); its resident
+memory after warm-up and a 20-frame stream, read from /proc, is printed and bounded."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ros_helpers import LOW_THRESHOLDS, make_frames
+
+from stemseg_ros import conversions as cv
+from stemseg_ros import names
+
+N_FRAMES = 20
+#: The issue's bound for the CPU default (OpenVINO BF16) after warm-up and 20 frames.
+MAX_RSS_MIB = 600
+
+
+def _rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def _prebuild(checkpoint: Path, cache: Path) -> None:
+    """What `stemseg export --format openvino` builds for a 64x128 camera, with torch, here."""
+    from stemseg_core.inference.graph_build import build_graphs
+    from stemseg_core.inference.preprocess import geometry
+    from stemseg_core.inference.tracker import StreamingTracker
+
+    trk = StreamingTracker.from_checkpoint(
+        checkpoint, device="cpu", load_model=True,
+        overrides=[f"inference.engine_cache_dir={cache}", "inference.backend=openvino"])
+    geo = geometry(64, 128, trk.cfg.input.min_side, trk.cfg.input.max_side)
+    build_graphs(trk, "openvino", "fp32", (3, *geo.padded_size), str(cache))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_openvino_node_maps_no_libtorch(tiny_checkpoint, tmp_path, ros_client, start_node,
+                                        namespace):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    from stemseg_ros.msg import TrackedInstanceArray
+
+    cache = tmp_path / "engines"
+    cache.mkdir(mode=0o700)
+    _prebuild(tiny_checkpoint, cache)
+    camera = f"{namespace}/camera/image_raw"
+    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+    pub = ros_client.node.create_publisher(Image, camera, qos)
+    got: list = []
+    ros_client.node.create_subscription(
+        TrackedInstanceArray, names.node_topic(names.INSTANCES, namespace), got.append, qos)
+    node = start_node(["--params-file", "config/perception.yaml", "-r", f"image:={camera}",
+                       "-r", f"__ns:={namespace}", "-p", f"checkpoint:={tiny_checkpoint}",
+                       "-p", "device:=cpu", "-p", "backend:=openvino", "-p", "precision:=bf16",
+                       "-p", f"engine_cache_dir:={cache}", "-p", "qos_reliability:=reliable",
+                       "-p", "max_input_rate:=-1.0", "-p", "idle_flush_sec:=0.5",
+                       *sum([["-p", f"{k}:={v}"] for k, v in LOW_THRESHOLDS.items()], [])])
+    assert ros_client.spin_until(lambda: pub.get_subscription_count() > 0, 120), node.log()
+    ros_client.spin_for(1.0)
+    for i, f in enumerate(make_frames(N_FRAMES)):
+        h = Header(frame_id="camera_optical")
+        h.stamp.sec, h.stamp.nanosec = 100 + i // 10, (i % 10) * 100_000_000
+        pub.publish(cv.array_to_image(np.ascontiguousarray(f[..., ::-1]), "bgr8", h))
+        ros_client.spin_for(0.1)
+    assert ros_client.spin_until(lambda: len(got) >= N_FRAMES, 60), (len(got), node.log())
+    assert sum(len(m.instances) for m in got) > 0  # the network ran: instances came out
+    pid = node.proc.pid
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    rss = _rss_mib(pid)
+    print(f"\nnode on openvino bf16 (tiny model, 64x128): RSS {rss:.0f} MiB after warm-up and "
+          f"{N_FRAMES} frames")
+    assert "libtorch" not in maps, [ln for ln in maps.splitlines() if "torch" in ln][:3]
+    assert "from the engine cache" in node.log()  # loaded without a torch model
+    assert rss <= MAX_RSS_MIB
+    assert node.stop() == 0, node.log()
