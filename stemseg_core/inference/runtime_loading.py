@@ -127,6 +127,12 @@ def _from_index(cls: type, path: Path, device: str, overrides: Overrides | None,
                                  f"installed; use inference.backend openvino or onnxruntime")
 
     def build_missing(backend: Any, frame_shape: tuple[int, int, int]) -> None:
+        if backend.precision == "int8":  # quantized graphs need calibration data
+            raise ArtifactMissing(
+                f"{backend.name} int8: no quantized graphs for model input {frame_shape[1]}x"
+                f"{frame_shape[2]} in {backend.cache.root}; build them with `stemseg export "
+                f"--checkpoint {path} --format openvino --precision int8 --calibration DATA "
+                f"--engine-cache-dir {backend.cache.root}`")
         _child(path, overrides, allow_pickle, sha256, backend.cache.root,
                build=(backend.name, backend.precision, frame_shape))
 
