@@ -25,10 +25,13 @@ XML = "model.xml"
 
 
 def ir_key(backend: Backend, part: str, shape: tuple[int, ...]) -> dict:
-    """Cache key of an IR (fp32 IR for fp32/bf16/fp16; the int8 IR has its own)."""
+    """Cache key of an IR (fp32 IR for fp32/bf16/fp16; the int8 IR has its own). The fp32 IR
+    is a converted graph, the same on any CPU (kernels are picked when it is compiled), so its
+    key names no CPU: a cache built on one machine serves a runtime on another."""
     key = backend.artifact_key(part, shape)
     if backend.precision != "int8":  # one fp32 IR serves every hint; the hint acts at compile
         key["precision"] = "fp32"
+        key["device"] = "cpu"
     return key
 
 
