@@ -139,17 +139,17 @@ def build_runner(model: nn.Module, inference_cfg: Any, device: Any,
     """The runner for a tracker's settings (cfg.inference: backend, precision,
     engine_cache_dir, num_threads), built or loaded for ``frame_shape`` (3, Hp, Wp) and clips of
     ``clip_length`` on ``device`` (a name or torch.device); an :class:`EagerRunner` for a model
-    that is not an STEmSeg network under the torch backend."""
-    import torch
-
+    that is not an STEmSeg network under the torch backend. Imports torch only for a torch
+    model (a NetworkSource runs from the engine cache; Backend converts the device)."""
     from stemseg_core.backends.base import BackendUnavailable, create_backend
     from stemseg_core.backends.cache import ArtifactCache
 
-    device = torch.device(device)
     name, precision = inference_cfg.backend, inference_cfg.precision
     if not splittable(model):
         if name in ("torch", "auto") and precision == "fp32":
-            return EagerRunner(model, device)
+            import torch
+
+            return EagerRunner(model, torch.device(device))
         raise BackendUnavailable(f"backend '{name}' ({precision}) needs an STEmSeg network; "
                                  f"got {type(model).__name__}")
     backend = create_backend(name, model, device, precision,

@@ -38,7 +38,6 @@ import numpy as np
 from stemseg_core.backends.base import Backend, Features, register
 from stemseg_core.backends.lazy_torch import torch
 from stemseg_core.backends.torch_backend import to_device, to_numpy
-from stemseg_core.export.split import ClipDecoder, FrameEncoder
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +222,8 @@ class TensorRTBackend(Backend):
         return bytes(engine), names  # bytes, or TensorRT's IHostMemory in some versions
 
     def _build_encoder(self) -> tuple[bytes, dict[str, list[str]]]:
+        from stemseg_core.export.split import FrameEncoder  # torch: imported when building
+
         with torch.inference_mode(False):
             example = torch.rand(1, *self._frame_shape, device=self.device,
                                  dtype=self._dtype) * 255
@@ -235,6 +236,8 @@ class TensorRTBackend(Backend):
     def _decoder_for(self, length: int) -> EngineRunner:
         if length not in self._decoders:
             def build() -> tuple[bytes, dict[str, list[str]]]:
+                from stemseg_core.export.split import ClipDecoder, FrameEncoder
+
                 with torch.inference_mode(False), torch.no_grad():
                     frames = torch.rand(length, *self._frame_shape, device=self.device,
                                         dtype=self._dtype) * 255
