@@ -16,6 +16,7 @@ RUNTIME = [
     "scipy>=1.11",
     "pyyaml>=6.0",
     "pycocotools>=2.0.7",
+    "tqdm>=4.66",  # stemseg infer's progress
 ]
 #: The backends that run without torch, pinned as in requirements.lock.
 RUNTIME_BACKENDS = ["openvino==2026.4.1", "onnxruntime==1.32.0"]
@@ -26,7 +27,6 @@ TRAIN = [
     "trackeval>=1.3.0",
     "scikit-image>=0.22",  # TrackEval's DAVIS J&F (boundary F measure)
     "rosbags>=0.10",
-    "tqdm>=4.66",
     "rich>=13",
     "matplotlib>=3.8",
     "tensorboard>=2.15",

@@ -77,9 +77,25 @@ def _add_command(sub, name: str, module: ModuleType):
     p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION",
                                                                      module.HELP),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    subcommands = module.add_arguments(p)
+    try:
+        subcommands = module.add_arguments(p)
+    except ModuleNotFoundError as e:
+        if not _needs_torch(e):
+            raise
+        _stand_in_run(p, f"stemseg {name}", TORCH_HINT)
+        return None
     p.set_defaults(_run=module.run)
     return subcommands if hasattr(subcommands, "add_parser") else None
+
+
+#: What a command that needs torch says in a runtime-only install.
+TORCH_HINT = ("needs torch, which this install does not have (pip install 'stemseg[runtime]' "
+              "runs `stemseg infer` and the node on OpenVINO / ONNX Runtime only); install "
+              "'stemseg[train]' for it")
+
+
+def _needs_torch(e: ModuleNotFoundError) -> bool:
+    return (e.name or "").split(".")[0] in ("torch", "torchvision")
 
 
 def plugin_commands() -> dict[tuple[str, ...], importlib.metadata.EntryPoint]:
@@ -129,6 +145,11 @@ def _add_stand_in(subcommands, prog: str, name: str, help_text: str, hint: str) 
                                description=f"{prog}: {hint}",
                                formatter_class=argparse.RawDescriptionHelpFormatter)
 
+    _stand_in_run(p, prog, hint)
+
+
+def _stand_in_run(p: argparse.ArgumentParser, prog: str, hint: str) -> None:
+    """``p`` takes any arguments, prints ``hint`` and returns 2."""
     def run(_args: argparse.Namespace) -> int:
         print(f"{prog}: {hint}", file=sys.stderr)
         return 2
@@ -151,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except (ConfigError, CheckpointError, FileNotFoundError) as e:
         print(f"stemseg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if not _needs_torch(e):
+            raise
+        print(f"stemseg {args.command}: {TORCH_HINT}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"stemseg {args.command}: interrupted", file=sys.stderr)

@@ -165,3 +165,29 @@ def test_no_index_without_torch_names_the_export_command(built, tmp_path):
     assert out.startswith(f"ArtifactMissing {built['ckpt']}: the engine cache {empty} has no "
                           f"index for this checkpoint"), out
     assert "torch is not installed here" in out and "stemseg export --checkpoint" in out
+
+
+def test_cli_without_torch_lists_every_command_and_names_the_extra():
+    """A runtime-only install: `stemseg --help` lists all commands, `infer --help` works, a
+    command that needs torch says which install brings it."""
+    code = textwrap.dedent('''
+        import contextlib, io
+        from stemseg_core.cli import main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            main(["--help"])
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            main(["infer", "--help"])
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            rc = main(["import-official", "--checkpoint", "x", "--dataset", "y", "--out", "z"])
+        print(all(c in out.getvalue() for c in ("infer", "train", "import-official")), rc)
+        print(err.getvalue().strip())
+        print("torch" in sys.modules)
+    ''')
+    done = run_without_torch(code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    listed, msg, imported = done.stdout.strip().splitlines()[-3:]
+    assert listed == "True 2"
+    assert msg.startswith("stemseg import-official: needs torch") and "stemseg[train]" in msg
+    assert imported == "False"
