@@ -154,7 +154,7 @@ def _child(path: Path, overrides: Overrides | None, allow_pickle: bool, sha256: 
     else:
         over = list(overrides or [])
     cmd = [sys.executable, "-m", CHILD_MODULE, "--checkpoint", str(path), "--engine-cache-dir",
-           str(cache_root), "--overrides-json", json.dumps(over)]
+           str(cache_root), "--overrides-json", json.dumps(over, default=str)]
     if allow_pickle:
         cmd.append("--allow-pickle")
     if sha256:
