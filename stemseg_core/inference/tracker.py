@@ -41,6 +41,7 @@ from stemseg_core.config.loading import Overrides
 from stemseg_core.inference.clip_schedule import BufferedFrame, ClipSchedule
 from stemseg_core.inference.clustering import cluster_clip_labels, softmax
 from stemseg_core.inference.flip_average import predict_with_flip
+from stemseg_core.inference.heap import trim_heap
 from stemseg_core.inference.postprocess import (
     Samplers,
     clip_masks,
@@ -366,6 +367,7 @@ class StreamingTracker:
                     self._runner.backend.prepare_decoder(n)
                     self._runner.backend.prepare_encoder(n)
             self._runner.reset()  # the random frames' features are of no later use
+        trim_heap()
         return time.perf_counter() - t0
 
     def _run_clip(self) -> list[FrameResult]:
@@ -373,7 +375,9 @@ class StreamingTracker:
         history is cleared (IDs keep counting, never reused) and the error is re-raised, so the
         stream stays consistent and the caller may go on pushing."""
         try:
-            return self._run_clip_unguarded()
+            results = self._run_clip_unguarded()
+            trim_heap()  # the clip's freed temporaries back to the system (heap.py)
+            return results
         except Exception:
             self._schedule.clear()
             self._stitcher.reset(self._stitcher.next_id)
