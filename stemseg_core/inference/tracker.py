@@ -28,6 +28,7 @@ network's masks; dropping such detections cost 5 pedestrian HOTA on held-out dri
 """
 from __future__ import annotations
 
+import copy
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -158,6 +159,16 @@ class StreamingTracker:
 
         return load_tracker(cls, path, device, overrides, allow_pickle=allow_pickle,
                             sha256=sha256, load_model=load_model)
+
+    def sibling(self) -> StreamingTracker:
+        """A new tracker of its own stream (buffer, stitcher, track IDs from 1; thresholds as
+        this one's now) that shares this one's model, config and backend runners: several
+        streams, one network (inference/tracker_group.py). Call all siblings from one thread."""
+        twin = copy.copy(self)  # model, cfg and the _runners dict are shared, not copied
+        twin._stitcher = copy.deepcopy(self._stitcher)
+        twin.last_timings = {}
+        twin.reset()
+        return twin
 
     @property
     def seediness_threshold_per_class(self) -> dict[str, float]:
