@@ -7,17 +7,19 @@ Arguments (all optional; stemseg_ros/launch_config.py declares them)::
                   input_transport: compressed the node reads <image_topic>/compressed
     checkpoint    model checkpoint (default: the params file's)
     device        auto | cuda | cpu (default: the params file's)
-    namespace     one node per camera: e.g. namespace:=front image_topic:=/front/image_raw
+    namespace     the node's namespace
+    cameras       one node, several cameras: e.g. cameras:=front,rear (node parameter cameras)
+    image_topics  with cameras: their topics in order, e.g. /front/image_raw,/rear/image_raw
     use_sim_time  true when replaying a bag with --clock
 
 Arguments given here override the params file; arguments not given leave it alone. The node
 runs with the shipped Fast DDS profile for large images unless FASTDDS_DEFAULT_PROFILES_FILE is
 set (the camera driver's process needs it too: docs/node.md).
 
-Example, two cameras::
+Example, two cameras, one node and one network (outputs ~/left/instances, ~/right/instances)::
 
-    ros2 launch stemseg_ros perception.launch.py namespace:=left image_topic:=/left/image_raw
-    ros2 launch stemseg_ros perception.launch.py namespace:=right image_topic:=/right/image_raw
+    ros2 launch stemseg_ros perception.launch.py cameras:=left,right \
+        image_topics:=/left/image_raw,/right/image_raw
 """
 import os
 
@@ -38,7 +40,8 @@ def _node(context):
         package=names.PACKAGE, executable=names.EXECUTABLE, name=names.NODE_NAME,
         namespace=values["namespace"], output="screen", emulate_tty=True,
         parameters=launch_config.node_parameters(values, share),
-        remappings=launch_config.remappings(values["image_topic"]),
+        remappings=launch_config.remappings(values["image_topic"], values["cameras"],
+                                            values["image_topics"]),
         additional_env=launch_config.environment(os.environ, share))]
 
 

@@ -30,8 +30,10 @@ AUTO_RATE_SHARE = 0.8
 class Intake:
     """Converts and enqueues input images (one instance per node; reset by `start`)."""
 
-    def __init__(self, stats: Stats, logger: Any) -> None:
+    def __init__(self, stats: Stats, logger: Any, share: float = 1.0) -> None:
         self.stats, self.log = stats, logger
+        #: this camera's share of max_input_rate and of the worker's time (1/N of N cameras)
+        self.share = float(share)
         self.params: Any = None
         self.queue: FrameQueue | None = None
         self._cfg: Any = None
@@ -62,14 +64,15 @@ class Intake:
         """Frames per second kept now (0 = all). Auto keeps every frame while the worker keeps
         up, and AUTO_RATE_SHARE of its measured rate while it is behind: more than half of the
         queue waiting (a clip's frames arrive while the clip before runs, so up to half is
-        normal) after a clip has run."""
+        normal) after a clip has run. One of N cameras gets its `share` (1/N) of either: of
+        the set rate, or of the worker's rate (the cameras take turns on it)."""
         r = self.params.max_input_rate if self.params is not None else -1.0
         if r == 0:
             cost = self.stats.frame_cost()
             queue = self.queue
             behind = queue is not None and len(queue) > queue.capacity // 2
-            return AUTO_RATE_SHARE / cost if cost > 0 and behind else 0.0
-        return max(r, 0.0)
+            return AUTO_RATE_SHARE * self.share / cost if cost > 0 and behind else 0.0
+        return max(r * self.share, 0.0)
 
     def info(self) -> dict[str, str]:
         return {"max_input_rate_hz": f"{self.rate():.2f}" if self.rate() else "all frames"}

@@ -18,7 +18,11 @@ ARGUMENTS: tuple[tuple[str, str, str], ...] = (
      "input_transport: compressed the node reads <image_topic>/compressed"),
     ("checkpoint", "", "stemseg checkpoint (.pt); \"\" = the params file's"),
     ("device", "", "Inference device auto | cuda | cpu; \"\" = the params file's"),
-    ("namespace", "", "Node namespace (one node per camera)"),
+    ("namespace", "", "Node namespace"),
+    ("cameras", "", "Comma-separated camera names for one node serving several cameras, e.g. "
+     "front,rear (the node parameter cameras); \"\" = the params file's"),
+    ("image_topics", "", "With cameras: comma-separated camera topics in the same order, each "
+     "remapping <name>/image; \"\" = <namespace>/<name>/image"),
     ("use_sim_time", "", "true when replaying a bag with --clock; \"\" = the params file's"),
 )
 #: Launch arguments that are node parameters (passed only when set).
@@ -33,12 +37,28 @@ def node_parameters(values: Mapping[str, str], share_dir: str) -> list[Any]:
         v = values.get(name, "")
         if v != "":
             set_by_user[name] = v.lower() == "true" if name == "use_sim_time" else v
+    if values.get("cameras", ""):
+        set_by_user["cameras"] = split_list(values["cameras"])
     return [params_file, set_by_user] if set_by_user else [params_file]
 
 
-def remappings(image_topic: str) -> list[tuple[str, str]]:
-    """Only `image`: the node derives `<image>/compressed` from it."""
-    return [(names.IMAGE, image_topic)]
+def split_list(text: str) -> list[str]:
+    """"front, rear" -> ["front", "rear"] (empty items left out)."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def remappings(image_topic: str, cameras: str = "", image_topics: str = ""
+               ) -> list[tuple[str, str]]:
+    """Only the image topics: the node derives `<image>/compressed` from each. Without cameras
+    `image`; with them `<name>/image` for each name that `image_topics` gives a topic
+    (ValueError when there are more topics than cameras)."""
+    if not cameras:
+        return [(names.IMAGE, image_topic)]
+    cams, topics = split_list(cameras), split_list(image_topics)
+    if len(topics) > len(cams):
+        raise ValueError(f"image_topics: {len(topics)} topics for {len(cams)} cameras "
+                         f"({', '.join(cams)}); give one per camera, in the same order")
+    return [(names.camera_topic(names.IMAGE, c), t) for c, t in zip(cams, topics)]
 
 
 def environment(environ: Mapping[str, str], share_dir: str) -> dict[str, str]:

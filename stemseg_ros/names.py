@@ -28,6 +28,17 @@ DIAGNOSTICS = "/diagnostics"
 STATUS_SUFFIX = ": pipeline"
 
 
+def camera_topic(name: str, camera: str = "") -> str:
+    """A topic of one camera of a multi-camera node (parameter ``cameras``): ``image`` ->
+    ``<camera>/image``, ``~/instances`` -> ``~/<camera>/instances``; unchanged for "" (the
+    single-camera node)."""
+    if not camera:
+        return name
+    if name.startswith("~/"):
+        return f"~/{camera}/{name[2:]}"
+    return f"{camera}/{name}"
+
+
 def compressed_topic(resolved_image_topic: str) -> str:
     """The CompressedImage topic of an image topic, as image_transport names it."""
     return f"{resolved_image_topic.rstrip('/')}/{COMPRESSED_SUFFIX}"
@@ -39,11 +50,14 @@ def node_topic(name: str, namespace: str = "/", node_name: str = NODE_NAME) -> s
     return f"{ns}/{node_name}/{name.removeprefix('~/')}"
 
 
-def status_name(node_full_name: str) -> str:
-    """The node's /diagnostics status name, e.g. ``/cam1/stemseg_perception: pipeline``."""
-    return f"{node_full_name}{STATUS_SUFFIX}"
+def status_name(node_full_name: str, camera: str = "") -> str:
+    """The node's /diagnostics status name, e.g. ``/cam1/stemseg_perception: pipeline``; one
+    camera's of a multi-camera node: ``/stemseg_perception/front: pipeline``."""
+    return f"{node_full_name}{'/' + camera if camera else ''}{STATUS_SUFFIX}"
 
 
-def is_status_of(status: str, namespace: str = "/", node_name: str = NODE_NAME) -> bool:
-    """Whether a /diagnostics status name is the one of the node in `namespace`."""
-    return status == status_name(node_topic("", namespace, node_name).rstrip("/"))
+def is_status_of(status: str, namespace: str = "/", node_name: str = NODE_NAME,
+                 camera: str = "") -> bool:
+    """Whether a /diagnostics status name is the one of the node in `namespace` (of its
+    `camera` where the node has several)."""
+    return status == status_name(node_topic("", namespace, node_name).rstrip("/"), camera)

@@ -2,9 +2,11 @@
 
 Lifecycle node ``stemseg_perception``: configure reads the parameters and loads the checkpoint
 (a failure names the problem; the node stays up), activate starts the worker and subscribes,
-deactivate/cleanup stop them and free the model. The image callback (intake.py) converts, skips
-to ``max_input_rate`` and enqueues; the worker (worker.py) runs the core's StreamSession and this
-node publishes. Data flow: docs/architecture.md; topics and parameters: docs/node.md.
+deactivate/cleanup stop them and free the model. Each camera (one, or the parameter ``cameras``:
+camera_stream.py) has its image callback (intake.py: converts, skips to its share of
+``max_input_rate``, enqueues) and outputs; the one worker (worker.py) runs the core's
+StreamSession of each camera in turn, all on one network (a TrackerGroup), and publishes.
+Data flow: docs/architecture.md; topics and parameters: docs/node.md.
 Every callback is `guarded` (guard.py): what a peer's request makes it raise is refused, never
 the end of the process.
 """
@@ -17,26 +19,15 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from stemseg_ros import dds, names, param_checks, param_io, params
-from stemseg_ros import qos as Q
-from stemseg_ros.camera_size import expected_camera_size
-from stemseg_ros.depth_input import Sensors3D
-from stemseg_ros.diagnostics import (
-    ConfigureErrorReporter,
-    InputMonitor,
-    StatusBuilder,
-    device_model,
-)
+from stemseg_ros.camera_stream import CameraStream, camera_sessions
+from stemseg_ros.diagnostics import ConfigureErrorReporter, device_model
 from stemseg_ros.guard import cut, guarded, log_limited
-from stemseg_ros.intake import Intake
 from stemseg_ros.model_holder import ModelHolder, share_dir
-from stemseg_ros.outputs import Outputs
-from stemseg_ros.worker import FlushRequest, FrameQueue, Stats, Worker
+from stemseg_ros.worker import FlushRequest, FrameQueue, Worker
 
 #: Seconds ~/flush and deactivate wait for the worker; on SIGINT/SIGTERM much less.
 FLUSH_TIMEOUT_SEC = STOP_TIMEOUT_SEC = 120.0
@@ -54,7 +45,7 @@ class NextTurn:
 
 
 class PerceptionNode(LifecycleNode):
-    """Lifecycle node running a stemseg StreamingTracker on one camera stream."""
+    """Lifecycle node running a stemseg StreamingTracker on one or several camera streams."""
 
     def __init__(self, node_name: str = names.NODE_NAME, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -63,16 +54,11 @@ class PerceptionNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._p: params.PerceptionParams | None = None
         self._model = ModelHolder(self.get_logger())
-        self._stats = Stats()
-        self._intake = Intake(self._stats, self.get_logger())
-        self._sensors = Sensors3D(self)  # depth / LiDAR -> 3-D per instance (issue 36)
-        self._monitor = InputMonitor(os.environ.get(dds.PROFILE_VARIABLE)
-                                     or dds.profile_path(share_dir()) or dds.PROFILE)
-        self._status = StatusBuilder(names.status_name(self.get_fully_qualified_name()))
+        self._profile = (os.environ.get(dds.PROFILE_VARIABLE) or dds.profile_path(share_dir())
+                         or dds.PROFILE)
+        self._streams = [CameraStream(self, "", 1, self._profile)]  # cameras: on configure
         self._worker: Worker | None = None
-        self._out: Outputs | None = None
-        self._sub = self._diag_timer = self._flush_srv = self._pub_diag = None
-        self._sub_reliability = ""
+        self._diag_timer = self._flush_srv = self._pub_diag = None
         self._configure_error = ConfigureErrorReporter(self, names.DIAGNOSTICS)
         self._cb_flush = MutuallyExclusiveCallbackGroup()
 
@@ -91,12 +77,16 @@ class PerceptionNode(LifecycleNode):
             self._report_configure_error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
         self._report_configure_error(None)
-        self._out = Outputs(self, self._stats, p.qos_depth, self._sensors)
+        cams = p.cameras or ("",)
+        self._streams = [CameraStream(self, c, len(cams), self._profile) for c in cams]
+        for stream in self._streams:
+            stream.configure(p)
         self._pub_diag = self.create_publisher(DiagnosticArray, names.DIAGNOSTICS, 10)
         self._flush_srv = self.create_service(Trigger, names.FLUSH, self._on_flush,
                                               callback_group=self._cb_flush)
         self._diag_timer = self.create_timer(p.diagnostics_period_sec, self._on_timer)
-        log.info(f"configured: {self._model.summary()}; input '{self._input_topic()}' "
+        inputs = ", ".join(s.input_topic() for s in self._streams)
+        log.info(f"configured: {self._model.summary()}; input {inputs} "
                  f"({p.input_transport}, qos {p.qos_reliability})")
         return TransitionCallbackReturn.SUCCESS
 
@@ -108,26 +98,37 @@ class PerceptionNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:  # parameters may have changed while inactive
             self._p = p = param_io.read(self)
-            self._sensors.start(p, self.resolve_topic_name(names.IMAGE), Q.qos_for(
-                "best_effort" if p.qos_reliability == "auto" else p.qos_reliability, p.qos_depth))
-            known = expected_camera_size(self, self.resolve_topic_name(names.IMAGE),
-                                         p.expected_input_size)
-            session = self._model.session(p, known)
+            if tuple(p.cameras or ("",)) != tuple(s.camera for s in self._streams):
+                raise params.ParamError("parameter 'cameras' changed since configure: cleanup "
+                                        "and configure again to change the cameras")
+            for stream in self._streams:
+                stream.start_sensors(p)
+            sessions = camera_sessions(self._model, p,
+                                       [s.expected_size(p) for s in self._streams])
         except Exception as e:  # noqa: BLE001
-            self._sensors.stop()
+            for stream in self._streams:
+                stream.sensors.stop()
             self.get_logger().error(f"activate failed: {e}")
             return TransitionCallbackReturn.FAILURE
-        tr = session.tracker
-        queue = FrameQueue(p.max_queue_clips * (tr.clip_length - tr.clip_overlap))
-        self._out.start(p, tr.class_names, tr.seediness_threshold)
-        self._worker = Worker(session, queue, self._stats, self._out.publish, self.get_logger(),
-                              p.idle_flush_sec)
-        self._intake.start(p, queue, tr.cfg)
+        tr = sessions[0].tracker
+        for stream, session in zip(self._streams, sessions):
+            queue = FrameQueue(p.max_queue_clips * (tr.clip_length - tr.clip_overlap))
+            stream.out.start(p, tr.class_names, tr.seediness_threshold)
+            if self._worker is None:
+                self._worker = Worker(session, queue, stream.stats, stream.out.publish,
+                                      self.get_logger(), p.idle_flush_sec, stream.camera)
+            else:
+                self._worker.add_lane(stream.camera, session, queue, stream.stats,
+                                      stream.out.publish)
+            stream.intake.start(p, queue, tr.cfg)
         ret = super().on_activate(state)
-        self._out.activated()  # ~/label_info, now that its publisher is active
+        for stream in self._streams:
+            stream.out.activated()  # ~/label_info, now that its publisher is active
         self._worker.start()
-        self._subscribe()
-        self.get_logger().info(f"active: {self._model.summary()}, queue {queue.capacity} frames")
+        for stream in self._streams:
+            stream.subscribe(p)
+        self.get_logger().info(f"active: {self._model.summary()}, {len(self._streams)} "
+                               f"camera(s), queue {self._worker.queue.capacity} frames each")
         return ret
 
     def _undo_activate(self) -> None:
@@ -150,26 +151,21 @@ class PerceptionNode(LifecycleNode):
     def _stop(self, timeout: float, release: bool = True) -> None:
         """Stop input and worker (publishing what the tracker holds), free the model (and give
         the memory back to the system with `release`)."""
-        if self._sub is not None:
-            self.destroy_subscription(self._sub)
-            self._sub = None
-        discarded = self._intake.stop()
+        discarded = sum(stream.stop() for stream in self._streams)
         if self._worker is not None:
             if not self._worker.stop(timeout):
                 self.get_logger().warning(f"the worker is still in a clip after {timeout:.1f} "
                                           f"s; its results will not be published")
             self._worker = None
-        self._sensors.stop()  # after the worker: its last frames still pair with their depth
-        if self._out is not None:
-            self._out.stop()
+        for stream in self._streams:
+            stream.stop_outputs()
         if discarded:
             self.get_logger().warning(f"stopping: {discarded} queued frame(s) dropped")
         self._model.free(release)
 
     def _destroy_entities(self) -> None:
-        if self._out is not None:
-            self._out.destroy()
-            self._out = None
+        for stream in self._streams:
+            stream.destroy()
         for ent, destroy in ((self._pub_diag, self.destroy_publisher),
                              (self._flush_srv, self.destroy_service),
                              (self._diag_timer, self.destroy_timer)):
@@ -180,38 +176,18 @@ class PerceptionNode(LifecycleNode):
     def shutdown_now(self) -> None:
         """On SIGINT/SIGTERM: stop within ~SIGNAL_STOP_SEC, publishing while the context lives."""
         self._stop(SIGNAL_STOP_SEC, release=False)  # the process ends: no need to trim
-        if self._out is not None:
-            self._out.closing = True
+        for stream in self._streams:
+            if stream.out is not None:
+                stream.out.closing = True
 
-    # -- input -------------------------------------------------------------------------------
-    def _input_topic(self) -> str:
-        image = self.resolve_topic_name(names.IMAGE)
-        return (names.compressed_topic(image) if self._p.input_transport == "compressed"
-                else image)
+    # -- the first camera's parts (a single-camera node's only ones; tests use them) ---------
+    @property
+    def _intake(self) -> Any:
+        return self._streams[0].intake
 
-    def _subscribe(self) -> None:
-        p, topic = self._p, self._input_topic()
-        reliability = p.qos_reliability
-        if reliability == "auto":
-            reliability = self._auto_reliability(topic) or "best_effort"
-        events = SubscriptionEventCallbacks(
-            incompatible_qos=lambda i: self.get_logger().warning(Q.input_incompatible_message(
-                i, topic, self._sub_reliability, p.qos_depth)),
-            message_lost=lambda i: setattr(self._monitor, "lost",
-                                           self._monitor.lost + i.total_count_change))
-        msg_type = CompressedImage if p.input_transport == "compressed" else Image
-        self._sub = self.create_subscription(msg_type, topic, self._intake.on_image,
-                                             Q.qos_for(reliability, p.qos_depth),
-                                             event_callbacks=events)
-        self._sub_reliability = reliability
-        self.get_logger().info(f"subscribed to {self._sub.topic_name} ({msg_type.__name__}, "
-                               f"{reliability}, depth {p.qos_depth})")
-
-    def _auto_reliability(self, topic: str) -> str | None:
-        """What qos_reliability auto picks for the publishers now on `topic` (None: none yet)."""
-        infos = self.get_publishers_info_by_topic(topic)
-        return Q.matching_reliability([i.qos_profile.reliability for i in infos]) if infos \
-            else None
+    @property
+    def _stats(self) -> Any:
+        return self._streams[0].stats
 
     # -- services, parameters, diagnostics -----------------------------------------------------
     @guarded("flush", lambda r: Trigger.Response(success=False, message=r))
@@ -224,13 +200,16 @@ class PerceptionNode(LifecycleNode):
             response.message = "not active: nothing to flush (activate the node first)"
             return response
         executor = self.executor
-        req = FlushRequest(notify=executor.wake if executor is not None else None)
-        self._worker.queue.put_control(req)
+        reqs = [FlushRequest(notify=executor.wake if executor is not None else None)
+                for _ in self._worker.lanes]
+        for lane, req in zip(self._worker.lanes, reqs):
+            lane.queue.put_control(req)  # one per camera, behind its frames
         deadline = time.monotonic() + FLUSH_TIMEOUT_SEC
-        while not req.done.is_set() and time.monotonic() < deadline:
+        while not all(r.done.is_set() for r in reqs) and time.monotonic() < deadline:
             await NextTurn()
-        response.success = req.done.is_set()
-        response.message = (f"finalised {req.published} frame(s)" if response.success
+        response.success = all(r.done.is_set() for r in reqs)
+        response.message = (f"finalised {sum(r.published for r in reqs)} frame(s)"
+                            if response.success
                             else f"flush did not finish within {FLUSH_TIMEOUT_SEC} s")
         return response
 
@@ -251,42 +230,35 @@ class PerceptionNode(LifecycleNode):
         if active and values:
             self._p = self._p.replace(**values)
             self._worker.idle_flush_sec = self._p.idle_flush_sec
-            self._worker.session.gap_reset_sec = self._p.gap_reset_sec
-            self._intake.params = self._out.params = self._p
-            if thr := self._model.thresholds(values):
+            for lane in self._worker.lanes:
+                lane.session.gap_reset_sec = self._p.gap_reset_sec
+            thr = self._model.thresholds(values)
+            if thr:
                 self._worker.set_thresholds(thr)
-                self._out.thresholds_changed(thr)  # ~/label_info's threshold
+            for stream in self._streams:
+                stream.intake.params = stream.out.params = self._p
+                if thr:
+                    stream.out.thresholds_changed(thr)  # ~/label_info's threshold
         return SetParametersResult(successful=True)
 
     def _report_configure_error(self, message: str | None) -> None:
-        self._configure_error.report(self._status.name, message, device_model(self._model.device))
+        self._configure_error.report(names.status_name(self.get_fully_qualified_name()),
+                                     message, device_model(self._model.device))
 
     @guarded("diagnostics", lambda _: None)
     def _on_timer(self) -> None:
         p, active = self._p, self._worker is not None
         if p is None or self._pub_diag is None:
             return
-        topic = self._input_topic()
-        if active and p.qos_reliability == "auto" and self._sub is not None:
-            want = self._auto_reliability(topic)
-            if want is not None and want != self._sub_reliability:
-                self.get_logger().info(f"qos_reliability auto: publishers now offer {want}, "
-                                       f"re-subscribing")
-                self.destroy_subscription(self._sub)
-                self._subscribe()
-        # publishers this node's reader has matched: images sent before that are lost
-        n_pubs = self._sub.get_publisher_count() if self._sub is not None else 0
-        warning = self._monitor.check(topic, n_pubs, self._stats.frames_in) if active else None
-        if warning:
-            self.get_logger().warning(warning, throttle_duration_sec=30.0)
-        values = {"state": "active" if active else "inactive", **self._model.info(),
-                  "input_topic": topic, "input_publishers": str(n_pubs),
-                  **self._intake.info(), **(self._worker.info() if active else {}),
-                  **self._sensors.info()}
+        shared = {"state": "active" if active else "inactive", **self._model.info()}
+        device = device_model(self._model.device)
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
-        arr.status = [self._status.build(self._stats.snapshot(), values,
-                                         device_model(self._model.device), active, warning)]
+        for stream in self._streams:
+            if active:
+                stream.follow_publishers()
+        arr.status = [stream.diagnostic(shared, self._worker, device)
+                      for stream in self._streams]
         self._pub_diag.publish(arr)
 
 

@@ -1,6 +1,7 @@
 """The node's result topics, fed by the worker thread: ``~/instances`` for every answered frame,
 ``~/track_ids`` and ``~/overlay`` while switched on and subscribed, the vision_msgs / marker
-outputs of standard_outputs.py while subscribed; latencies go to Stats."""
+outputs of standard_outputs.py while subscribed; latencies go to Stats. One Outputs per camera
+(``~/<camera>/instances``, ... with the parameter ``cameras``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -29,15 +30,17 @@ LABEL_THRESHOLD = "seediness_threshold"
 class Outputs:
     """Lifecycle publishers of one configured node; `publish` is the worker's callable."""
 
-    def __init__(self, node: Any, stats: Stats, qos_depth: int, sensors: Any = None) -> None:
-        self.node, self.stats = node, stats
+    def __init__(self, node: Any, stats: Stats, qos_depth: int, sensors: Any = None,
+                 camera: str = "") -> None:
+        self.node, self.stats, self.camera = node, stats, camera
         self.sensors = sensors  # depth_input.Sensors3D: 3-D fields of ~/instances
         log = node.get_logger()
         events = PublisherEventCallbacks(
             incompatible_qos=lambda i: log.warning(Q.output_incompatible_message(i)))
         qos = Q.qos_for("reliable", qos_depth)
         self.pubs = {key: node.create_lifecycle_publisher(
-            TrackedInstanceArray if key == "instances" else Image, topic, qos,
+            TrackedInstanceArray if key == "instances" else Image,
+            names.camera_topic(topic, camera), qos,
             event_callbacks=events) for key, topic in (
             ("instances", names.INSTANCES), ("overlay", names.OVERLAY),
             ("track_ids", names.TRACK_IDS))}
@@ -61,7 +64,8 @@ class Outputs:
                                            f"~/markers) off: {e}")
             return
         self.standard = StandardOutputs(self.node, self._qos,
-                                        bool(params.use_depth or params.use_lidar), self._events)
+                                        bool(params.use_depth or params.use_lidar), self._events,
+                                        self.camera)
         self.standard.set_labels(class_names or [], threshold)
 
     def activated(self) -> None:

@@ -93,6 +93,13 @@ def check_value(name: str, value: Any) -> Any:
             len(value) not in (12, 16) or not all(math.isfinite(v) for v in value)):
         raise ParamError(f"parameter 'lidar_to_camera': invalid value {short(list(value))}; "
                          f"expected [] or 16 (4x4) or 12 (3x4) finite numbers, row-major")
+    if name == "cameras" and value:
+        from stemseg_core.inference.tracker_group import check_stream_names
+
+        try:
+            check_stream_names(value)
+        except ValueError as e:
+            raise ParamError(f"parameter 'cameras': {e}") from None
     if name == "expected_input_size":
         from stemseg_ros.camera_size import parse_size
 
@@ -130,6 +137,10 @@ def validate(p: PerceptionParams) -> None:
         raise ParamError("parameter 'use_lidar': true needs the LiDAR-to-camera transform: set "
                          "lidar_to_camera (16 numbers, row-major) or calib_file (KITTI calib "
                          "with Tr_velo_cam)")
+    if p.use_lidar and p.cameras:
+        raise ParamError("parameter 'use_lidar': not with several cameras (parameter 'cameras'): "
+                         "lidar_to_camera is one transform; run a node per LiDAR-camera pair, "
+                         "or use_depth (per camera: <name>/depth/image_raw)")
     if p.clip_length > 0 and p.clip_overlap != FROM_CHECKPOINT and p.clip_overlap >= p.clip_length:
         raise ParamError(f"parameter 'clip_overlap': {p.clip_overlap} must be smaller than "
                          f"clip_length={p.clip_length} (allowed 0..{p.clip_length - 1}, or -1)")

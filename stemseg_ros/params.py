@@ -91,6 +91,11 @@ SPECS: tuple[Spec, ...] = (
          "accepted; a larger frame is dropped before it is decoded (compressed: by its header), "
          "counted (frames_too_large in /diagnostics) and logged. Default 4096x2160 (DCI 4K, "
          "covers UHD).", range=(1, MAX_IMAGE_PIXELS_LIMIT), read_only=True),
+    Spec("cameras", [], "Camera names of one node serving several cameras with one network, "
+         "e.g. [front, rear]: subscribes `<name>/image` (remappable) for each and publishes "
+         "~/<name>/instances and the other outputs per camera, track IDs unique across them "
+         "(camera k of N: (its own ID - 1) * N + k + 1); [] = the single `image`. Names are "
+         "ROS name tokens, at most 8.", item=str),
     Spec("input_transport", "raw", "raw: subscribe `image` (sensor_msgs/Image); compressed: "
          "subscribe `<image>/compressed` (sensor_msgs/CompressedImage, jpeg/png), following "
          "the remap of `image`.", choices=TRANSPORTS),

@@ -138,9 +138,14 @@ class StandardOutputs:
     """Lifecycle publishers of the standard outputs of one active node (made by ``Outputs.start``,
     destroyed by its ``stop``); :meth:`publish` runs on the worker thread."""
 
-    def __init__(self, node: Any, qos: QoSProfile, with_3d: bool, events: Any = None) -> None:
+    def __init__(self, node: Any, qos: QoSProfile, with_3d: bool, events: Any = None,
+                 camera: str = "") -> None:
         self.node = node
-        make = node.create_lifecycle_publisher
+
+        def make(msg_type: Any, topic: str, *args: Any, **kw: Any) -> Any:
+            return node.create_lifecycle_publisher(msg_type, names.camera_topic(topic, camera),
+                                                   *args, **kw)
+
         self.pubs = {"detections": make(Detection2DArray, names.DETECTIONS, qos,
                                         event_callbacks=events),
                      "label_info": make(LabelInfo, names.LABEL_INFO, latched_qos(),

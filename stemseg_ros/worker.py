@@ -1,5 +1,6 @@
-"""The node's inference thread: a bounded frame queue, counters, and the worker that runs the
-stream session (stemseg_core StreamSession around a StreamingTracker) and hands results on.
+"""The node's inference thread: bounded frame queues, counters, and the worker that runs the
+stream sessions (stemseg_core StreamSession around a StreamingTracker; one per camera, on one
+network) and hands results on.
 
 No ROS here: the node gives the worker a `publish(results)` callable and a logger
 (``error/warning/info/debug`` taking a message).
@@ -83,6 +84,12 @@ class FrameQueue:
         self._items: deque[Any] = deque()
         self._frames = 0
         self._cond = threading.Condition()
+        #: set on every new item and on wake() (the worker's, to wait on all its queues at once)
+        self.bell: threading.Event | None = None
+
+    def _ring(self) -> None:
+        if self.bell is not None:
+            self.bell.set()
 
     def __len__(self) -> int:
         with self._cond:
@@ -101,12 +108,14 @@ class FrameQueue:
             self._items.append(frame)
             self._frames += 1
             self._cond.notify()
+        self._ring()
         return dropped
 
     def put_control(self, item: FlushRequest) -> None:
         with self._cond:
             self._items.append(item)
             self._cond.notify()
+        self._ring()
 
     def get(self, timeout: float) -> Any | None:
         """The oldest item, or None after `timeout` seconds without one."""
@@ -129,6 +138,7 @@ class FrameQueue:
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
+        self._ring()
 
 
 COUNTERS = ("frames_in", "frames_skipped", "frames_out", "dropped", "convert_errors",
@@ -194,29 +204,70 @@ def is_out_of_memory(error: BaseException) -> bool:
             or "out of memory" in str(error).lower())
 
 
-class Worker:
-    """Runs `session` (a StreamSession) on the frames of `queue` in its own thread.
+@dataclass
+class Lane:
+    """One camera's way through the worker: its queue, stream session, counters and outputs."""
 
-    Results go to `publish(results)` in order. A failing clip is logged with its traceback,
-    counted, its frames dropped, and the next frames processed; out of memory also frees the
-    GPU cache. Thresholds given to :meth:`set_thresholds` apply before the next frame.
+    name: str
+    session: Any
+    queue: FrameQueue
+    stats: Stats
+    publish: Callable[[list[Any]], None]
+    last_frame_time: float = field(default_factory=time.monotonic)
+    idle: bool = True  # no frame since the last idle flush (nothing to finalise or free)
+
+
+class Worker:
+    """Runs stream sessions (StreamSession) on the frames of their queues in one thread.
+
+    One lane per camera (:meth:`add_lane`; the constructor's is the first, named ""): the
+    thread takes the next waiting item of each lane in turn (round robin), so cameras due
+    together share the network evenly. Results go to the lane's `publish(results)` in order. A
+    failing clip is logged with its traceback, counted, its frames dropped, and the next frames
+    processed; out of memory also frees the GPU cache. Thresholds given to
+    :meth:`set_thresholds` apply (to every lane) before the next frame.
     """
 
     def __init__(self, session: Any, queue: FrameQueue, stats: Stats,
                  publish: Callable[[list[Any]], None], logger: Any,
-                 idle_flush_sec: float = 0.0) -> None:
-        self.session, self.queue, self.stats = session, queue, stats
-        self.publish, self.log = publish, logger
+                 idle_flush_sec: float = 0.0, name: str = "") -> None:
+        self.log = logger
         self.idle_flush_sec = idle_flush_sec
+        self.lanes: list[Lane] = []
+        self._bell = threading.Event()  # rung by every lane's queue on a new item
+        self._turn = 0  # the lane served first next time
         self._stop = threading.Event()
         self._flush_on_stop = True
         self._pending: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self._last_frame_time = time.monotonic()
-        self._idle = True  # no frame since the last idle flush (nothing to finalise or free)
         #: "WxH" while the engines for frames of that size are being built, else ""
         self.warming_up_for = ""
         self.thread = threading.Thread(target=self._run, name="stemseg-worker", daemon=True)
+        self.add_lane(name, session, queue, stats, publish)
+
+    def add_lane(self, name: str, session: Any, queue: FrameQueue, stats: Stats,
+                 publish: Callable[[list[Any]], None]) -> Lane:
+        """Another camera (before start)."""
+        queue.bell = self._bell
+        lane = Lane(name, session, queue, stats, publish)
+        self.lanes.append(lane)
+        return lane
+
+    @property
+    def session(self) -> Any:
+        """The first lane's session (the only one of a single-camera node)."""
+        return self.lanes[0].session
+
+    @property
+    def queue(self) -> FrameQueue:
+        return self.lanes[0].queue
+
+    @property
+    def stats(self) -> Stats:
+        return self.lanes[0].stats
+
+    def lane(self, name: str) -> Lane:
+        return next(lane for lane in self.lanes if lane.name == name)
 
     # -- control (any thread) ------------------------------------------------------------------
     def start(self) -> None:
@@ -227,7 +278,7 @@ class Worker:
         the thread has ended within `timeout` seconds."""
         self._flush_on_stop = flush
         self._stop.set()
-        self.queue.wake()
+        self._bell.set()
         self.thread.join(timeout=timeout)
         return not self.thread.is_alive()
 
@@ -235,88 +286,108 @@ class Worker:
         with self._lock:
             self._pending.update(values)
 
-    def info(self) -> dict[str, str]:
-        """Diagnostics key/values of the queue and the last clip's timings."""
-        timings = dict(getattr(self.session.tracker, "last_timings", {}) or {})
-        out = {"queue_depth": str(len(self.queue)), "queue_capacity": str(self.queue.capacity),
+    def info(self, name: str = "") -> dict[str, str]:
+        """Diagnostics key/values of lane `name`'s queue and its last clip's timings."""
+        lane = self.lane(name)
+        timings = dict(getattr(lane.session.tracker, "last_timings", {}) or {})
+        out = {"queue_depth": str(len(lane.queue)), "queue_capacity": str(lane.queue.capacity),
                "model_time_per_clip_s": f"{timings.get('total', 0.0):.4f}",
-               "worker_time_per_frame_s": f"{self.stats.frame_cost():.4f}"}
+               "worker_time_per_frame_s": f"{lane.stats.frame_cost():.4f}"}
         out.update({f"clip_{stage}_s": f"{sec:.4f}" for stage, sec in timings.items()})
         if self.warming_up_for:
             out["warming_up_for"] = self.warming_up_for
         return out
 
     # -- the thread ----------------------------------------------------------------------------
+    def _next(self) -> tuple[Lane | None, Any]:
+        """The next waiting item, lanes in turn; (None, None) after POLL_SEC without one."""
+        self._bell.clear()
+        n = len(self.lanes)
+        for j in range(n):
+            lane = self.lanes[(self._turn + j) % n]
+            item = lane.queue.get(0)
+            if item is not None:
+                self._turn = (self._turn + j + 1) % n
+                return lane, item
+        self._bell.wait(POLL_SEC)
+        return None, None
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            item = self.queue.get(POLL_SEC)
+            lane, item = self._next()
             try:
-                if item is None:
-                    self._maybe_idle_flush()
+                if lane is None:
+                    for each in self.lanes:
+                        self._maybe_idle_flush(each)
                 elif isinstance(item, FlushRequest):
-                    item.published = self._flush("flush requested")
+                    item.published = self._flush(lane, "flush requested")
                 else:
-                    self._process(item)
+                    self._process(lane, item)
             except Exception as e:  # noqa: BLE001 - the worker must survive any one clip
-                self._failed_guarded(e)
+                self._failed_guarded(lane or self.lanes[0], e)
             finally:
                 if isinstance(item, FlushRequest):
                     item.finish()
         if self._flush_on_stop:
-            try:
-                self._flush("stopping")
-            except Exception as e:  # noqa: BLE001
-                self._failed_guarded(e)
+            for lane in self.lanes:
+                try:
+                    self._flush(lane, "stopping")
+                except Exception as e:  # noqa: BLE001
+                    self._failed_guarded(lane, e)
 
-    def _failed_guarded(self, e: Exception) -> None:
+    def _failed_guarded(self, lane: Lane, e: Exception) -> None:
         try:
-            self._failed(e)
+            self._failed(lane, e)
         except Exception as again:  # noqa: BLE001 - the thread must not end
             self.log.error(f"recovering from a failed clip failed too: {type(again).__name__}: "
                            f"{str(again)[:300]}")
 
-    def _failed(self, e: Exception) -> None:
-        lost = self.session.tracker.pending
-        self.session.drop()
+    def _failed(self, lane: Lane, e: Exception) -> None:
+        lost = lane.session.tracker.pending
+        lane.session.drop()
         oom = is_out_of_memory(e)
-        self.stats.add(dropped=lost, resets=1, **({"out_of_memory": 1} if oom
+        lane.stats.add(dropped=lost, resets=1, **({"out_of_memory": 1} if oom
                                                   else {"worker_errors": 1}))
+        where = f" (camera {lane.name})" if lane.name else ""
         if oom:
             release_memory()
-            self.log.error(f"out of memory: skipped the clip ({lost} frame(s) dropped), freed the"
-                           f" GPU cache, new track sequence; lower input_width/input_height or "
-                           f"clip_length, or use a larger GPU ({e})")
+            self.log.error(f"out of memory{where}: skipped the clip ({lost} frame(s) dropped), "
+                           f"freed the GPU cache, new track sequence; lower input_width/"
+                           f"input_height or clip_length, or use a larger GPU ({e})")
         else:
-            self.log.error(f"processing failed; {lost} buffered frame(s) dropped, new track "
-                           f"sequence, going on with the next frames:\n{traceback.format_exc()}")
+            self.log.error(f"processing failed{where}; {lost} buffered frame(s) dropped, new "
+                           f"track sequence, going on with the next frames:\n"
+                           f"{traceback.format_exc()}")
 
     def _apply_thresholds(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
         if pending:
             try:
-                self.session.tracker.set_thresholds(**pending)
+                for lane in self.lanes:
+                    lane.session.tracker.set_thresholds(**pending)
                 self.log.info(f"thresholds updated: {pending}")
             except Exception as e:  # noqa: BLE001 - checked on set; the stream goes on
                 self.log.error(f"thresholds not applied: {type(e).__name__}: {str(e)[:300]}")
 
-    def _process(self, frame: Frame) -> None:
+    def _process(self, lane: Lane, frame: Frame) -> None:
         self._apply_thresholds()
-        self._last_frame_time = time.monotonic()
-        self._idle = False
+        lane.last_frame_time = time.monotonic()
+        lane.idle = False
+        session = lane.session
         size = frame.full_size or frame.model_input().shape[:2]
-        if getattr(self.session, "needs_build", lambda _: False)(size):
-            self._warm_up(size)
+        if getattr(session, "needs_build", lambda _: False)(size):
+            self._warm_up(session, size)
         t0 = time.perf_counter()
-        resets, resized = self.session.resets, self.session.shapes.resized
-        results = self.session.push(frame.model_input(), frame.stamp_ns, frame,
-                                    frame.prev_stamp_ns, size=frame.full_size)
+        resets, resized = session.resets, session.shapes.resized
+        results = session.push(frame.model_input(), frame.stamp_ns, frame,
+                               frame.prev_stamp_ns, size=frame.full_size)
         dt = time.perf_counter() - t0
-        self.stats.add(tracker_sec=dt, resets=self.session.resets - resets,
-                       frames_resized=self.session.shapes.resized - resized)
-        self._publish(results, dt)
+        lane.stats.add(tracker_sec=dt, resets=session.resets - resets,
+                       frames_resized=session.shapes.resized - resized)
+        self._publish(lane, results, dt)
 
-    def _warm_up(self, size: tuple[int, int]) -> None:
+    def _warm_up(self, session: Any, size: tuple[int, int]) -> None:
         """Build the engines for frames of `size` (no camera_info or expected_input_size told
         it before activate, or the size changed); the queue keeps the newest frames meanwhile."""
         self.warming_up_for = f"{size[1]}x{size[0]}"
@@ -325,39 +396,39 @@ class Worker:
                          f"them built on activate); the queue keeps the newest frames meanwhile")
         t0 = time.perf_counter()
         try:
-            self.session.prepare(size)  # its leftovers are given back at the next pause
+            session.prepare(size)  # its leftovers are given back at the next pause
         finally:
             self.warming_up_for = ""
         self.log.info(f"warmed up for {size[1]}x{size[0]} frames in "
                       f"{time.perf_counter() - t0:.1f} s")
 
-    def _flush(self, why: str) -> int:
+    def _flush(self, lane: Lane, why: str) -> int:
         self._apply_thresholds()
         t0 = time.perf_counter()
-        results = self.session.flush()
-        self.stats.add(tracker_sec=time.perf_counter() - t0)
-        self._publish(results, 0.0)
+        results = lane.session.flush()
+        lane.stats.add(tracker_sec=time.perf_counter() - t0)
+        self._publish(lane, results, 0.0)
         if results:
-            self.log.debug(f"{why}: finalised {len(results)} frame(s)")
+            self.log.debug(f"{why}: finalised {len(results)} frame(s) {lane.name}".rstrip())
         return len(results)
 
-    def _publish(self, results: list[Any], tracker_sec: float) -> None:
+    def _publish(self, lane: Lane, results: list[Any], tracker_sec: float) -> None:
         t0 = time.perf_counter()
         if results:
-            self.publish(results)
+            lane.publish(results)
         cost = tracker_sec + time.perf_counter() - t0
         if tracker_sec:
-            with self.stats.lock:
-                self.stats.costs.append(cost)
-                self.stats.clips += bool(results)
+            with lane.stats.lock:
+                lane.stats.costs.append(cost)
+                lane.stats.clips += bool(results)
 
-    def _maybe_idle_flush(self) -> None:
-        """After idle_flush_sec without frames (once per pause): finalise the partial clip and
-        give the clip buffers' memory back to the system."""
-        if (self.idle_flush_sec <= 0 or self._idle
-                or time.monotonic() - self._last_frame_time < self.idle_flush_sec):
+    def _maybe_idle_flush(self, lane: Lane) -> None:
+        """After idle_flush_sec without frames of the lane (once per pause): finalise its
+        partial clip and give the clip buffers' memory back to the system."""
+        if (self.idle_flush_sec <= 0 or lane.idle
+                or time.monotonic() - lane.last_frame_time < self.idle_flush_sec):
             return
-        self._idle = True
-        if self.session.tracker.pending:
-            self._flush(f"no frame for {self.idle_flush_sec} s")
+        lane.idle = True
+        if lane.session.tracker.pending:
+            self._flush(lane, f"no frame for {self.idle_flush_sec} s")
         release_memory()

@@ -4,8 +4,9 @@
         bgr8 (or jpeg on TOPIC/compressed) frames of moving boxes, best effort, like a driver
     python test/ros/publish_camera.py faults TOPIC
         FAULTS: good frames (reliable) interleaved with every kind of bad input
-    python test/ros/publish_camera.py drive TOPIC WIDTH HEIGHT HZ SECONDS QUALITY
-        a synthetic drive (stemseg synth's renderer at half size, upscaled 2x) as JPEG of
+    python test/ros/publish_camera.py drive TOPIC WIDTH HEIGHT HZ SECONDS QUALITY [SEED]
+        a synthetic drive (stemseg synth's renderer at half size, upscaled 2x; SEED chooses
+        the drive, default 7919) as JPEG of
         QUALITY on TOPIC/compressed, best effort, plus camera_info beside TOPIC (reliable, from
         the start, as a driver publishes it: "ready" is printed then); prints "playing
         WALLTIME" when the node's subscription matched (the node is active) and the first
@@ -75,7 +76,7 @@ def message(kind: str, stamp: int, rgb: np.ndarray | None):
     return msg
 
 
-def drive_jpegs(w: int, h: int, n: int, quality: int) -> list[bytes]:
+def drive_jpegs(w: int, h: int, n: int, quality: int, seed: int = 7919) -> list[bytes]:
     """JPEG bytes of n frames of a synthetic drive at w x h (rendered at half size: the model
     sees at most 640x192 of it, and rendering at full size takes 0.3 s a frame)."""
     import cv2
@@ -84,7 +85,7 @@ def drive_jpegs(w: int, h: int, n: int, quality: int) -> list[bytes]:
     from stemseg_core.data.synth.generator import sequence_generator
     from stemseg_core.data.synth.scene_types import SynthParams
 
-    gen = sequence_generator(7919, 0, "val", SynthParams(height=h // 2, width=w // 2, frames=n))
+    gen = sequence_generator(seed, 0, "val", SynthParams(height=h // 2, width=w // 2, frames=n))
     return [codec.encode_compressed(cv2.resize(f.image, (w, h), interpolation=cv2.INTER_LINEAR),
                                     "jpeg", quality=quality) for f in gen.frames()]
 
@@ -101,6 +102,7 @@ def play_drive(node, topic: str, argv: list[str]) -> int:
 
     w, h, hz, secs, quality = (int(argv[0]), int(argv[1]), float(argv[2]), float(argv[3]),
                                int(argv[4]))
+    seed = int(argv[5]) if len(argv) > 5 else 7919
     pub = node.create_publisher(CompressedImage, f"{topic}/compressed",
                                 QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
     info_pub = node.create_publisher(CameraInfo, f"{topic.rsplit('/', 1)[0]}/camera_info", 10)
@@ -113,7 +115,7 @@ def play_drive(node, topic: str, argv: list[str]) -> int:
 
     threading.Thread(target=camera_info, daemon=True).start()
     print("ready", flush=True)  # camera_info is out; the frames follow once the node is active
-    jpegs = drive_jpegs(w, h, int(round(hz * secs)), quality)
+    jpegs = drive_jpegs(w, h, int(round(hz * secs)), quality, seed)
     while pub.get_subscription_count() == 0:
         rclpy.spin_once(node, timeout_sec=0.02)
     t0 = time.monotonic()

@@ -52,6 +52,17 @@ def test_unset_launch_arguments_leave_the_params_file_alone():
     assert launch_config.remappings("/cam/image_raw") == [("image", "/cam/image_raw")]
 
 
+def test_cameras_launch_arguments_give_the_parameter_and_a_remap_per_camera():
+    defaults = {name: default for name, default, _ in launch_config.ARGUMENTS}
+    got = launch_config.node_parameters({**defaults, "cameras": "front, rear"}, "/share")
+    assert got == ["/share/config/perception.yaml", {"cameras": ["front", "rear"]}]
+    assert launch_config.remappings("/cam/image_raw", "front,rear", "/f/raw,/r/raw") == [
+        ("front/image", "/f/raw"), ("rear/image", "/r/raw")]
+    assert launch_config.remappings("/cam/image_raw", "front,rear") == []  # <ns>/<name>/image
+    with pytest.raises(ValueError, match="3 topics for 2 cameras"):
+        launch_config.remappings("/x", "front,rear", "/a,/b,/c")
+
+
 def _launch_ros_args(parameters: list, node_name: str, tmp_path: Path) -> list[str]:
     """The parameter part of the command line launch_ros builds for `parameters`: a file path
     as it is, a dict written to a file under the node's full name (launch_ros
