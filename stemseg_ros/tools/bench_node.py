@@ -35,10 +35,13 @@ Measure the perception node (its own process, its own parameters) with a bag's i
   per frame (its /diagnostics) against StreamingTracker.push on the same frames in this process.
 Each run ends with ~/flush, so the last partial clip is not counted as lost. Writes
 OUT/bench_node.json and OUT/bench_node.md (the table) with --out.
+With --cameras 1 2 4: one node with N cameras against N single-camera nodes, side by side
+(OUT/bench_cameras.json and .md).
 
 examples:
   stemseg bag bench --bag drive.mcap --out out/bench --device cpu
   stemseg bag bench --bag drive.mcap --rates 5 10 --duration 10 --node-arg backend=openvino
+  stemseg bag bench --bag drive.mcap --cameras 1 2 4 --rates 8 12 16 --device cpu
 """
 #: Rate of the run that loads caches and warms the node up before the measured runs.
 WARMUP_HZ = 2.0
@@ -80,6 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="bisection steps of the peak search (0: no search)")
     p.add_argument("--no-bare", action="store_true",
                    help="skip the bare tracker run (no node/tracker ratio)")
+    p.add_argument("--cameras", type=int, nargs="+", metavar="N",
+                   help="multi-camera mode: for each N, one node serving N cameras against N "
+                   "single-camera nodes (the bag's camera N times, shifted per camera; --rates "
+                   "are divided by N): peak rate per camera, RSS, CPU (bench_cameras.py)")
     add_node_arguments(p, "for the last results")
 
 
@@ -263,6 +270,12 @@ def run(args: argparse.Namespace) -> int:
         topic, msgtype, msgs, rgb = load_frames(args.bag, args.topic)
         if not msgs:
             raise BagError(f"bag {args.bag} has no images on {topic}")
+        if args.cameras:
+            if min(args.cameras) < 1:
+                raise BagError(f"--cameras: counts must be >= 1, got {args.cameras}")
+            from stemseg_ros.tools import bench_cameras
+
+            return bench_cameras.run(args, msgtype, rgb)
         opts = ReplayOptions(topic=topic, msgtype=msgtype, checkpoint=args.checkpoint,
                              device=args.device, node_args=list(args.node_arg),
                              domain_id=args.domain_id, timeout=args.timeout,
