@@ -161,12 +161,9 @@ class StreamingTracker:
                             sha256=sha256, load_model=load_model)
 
     def sibling(self) -> StreamingTracker:
-        """A new tracker of its own stream (buffer, stitcher, track IDs from 1; thresholds as
-        this one's now) that shares this one's model, config and backend runners: several
-        streams, one network (inference/tracker_group.py). Call all siblings from one thread."""
-        twin = copy.copy(self)  # model, cfg and the _runners dict are shared, not copied
+        """A tracker of its own stream sharing the model, config and runners (tracker_group)."""
+        twin = copy.copy(self)  # own buffer and stitcher after reset(); _runners is shared
         twin._stitcher = copy.deepcopy(self._stitcher)
-        twin.last_timings = {}
         twin.reset()
         return twin
 

@@ -148,11 +148,11 @@ class Rig:
 
     def play(self, msgs: list[list], hz: float, duration: float) -> dict:
         """All cameras at `hz` for `duration` s; per-camera received shares, CPU and RSS."""
-        from stemseg_ros.tools.bench_node import _proc_times
+        from stemseg_ros.tools.bench_measure import proc_times
 
         with self.lock:
             self.got = [{} for _ in range(self.n)]
-        cpu0 = sum(_proc_times(p.pid)[0] for p in self.procs)
+        cpu0 = sum(proc_times(p.pid)[0] for p in self.procs)
         t0 = time.monotonic()
         frames = max(1, int(round(hz * duration)))
         sent: list[list[int]] = [[] for _ in range(self.n)]
@@ -169,7 +169,7 @@ class Rig:
                 pub.publish(msg)
         time.sleep(SETTLE_S)
         wall = time.monotonic() - t0
-        times = [_proc_times(p.pid) for p in self.procs]
+        times = [proc_times(p.pid) for p in self.procs]
         with self.lock:
             shares = [sum(s in self.got[k] for s in sent[k]) / len(sent[k])
                       for k in range(self.n)]
@@ -189,7 +189,7 @@ class Rig:
 
 def measure_layout(n: int, layout: str, rgb: list, compressed: bool, args, domain: int,
                    log=print) -> LayoutResult:
-    from stemseg_ros.tools.bench_node import find_peak
+    from stemseg_ros.tools.bench_measure import find_peak
 
     msgs = [camera_messages(rgb, k, compressed) for k in range(n)]
     out_dir = Path(args.out) if args.out else None

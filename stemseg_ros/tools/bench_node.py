@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stemseg_core.commands.bag import HelpWithDefaults
+from stemseg_ros.tools.bench_measure import find_peak, proc_times
 
 HELP = "measure the node as ros2_benchmark does: fixed rates, peak rate, latency, CPU, memory"
 DESCRIPTION = """\
@@ -106,15 +106,6 @@ def add_node_arguments(p: argparse.ArgumentParser, waits_for: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # measuring one run
 
-def _proc_times(pid: int) -> tuple[float, float]:
-    """(CPU seconds used so far, resident MiB) of a process, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    return cpu, rss
-
-
 def _latency_summary(lat_ms: list[float]) -> dict[str, float]:
     import numpy as np
 
@@ -137,7 +128,7 @@ def run_at(player, msgs: list, hz: float, duration: float, min_frames: int = 1) 
     flush, collect; one RateRun."""
     player.new_run()
     pid = player.proc.pid
-    cpu0, _ = _proc_times(pid)
+    cpu0, _ = proc_times(pid)
     t0 = time.monotonic()
     n = max(1, min_frames, int(round(hz * duration)))
     for k in range(n):
@@ -147,7 +138,7 @@ def run_at(player, msgs: list, hz: float, duration: float, min_frames: int = 1) 
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
         player.send(now, msg)
     player.finish(settle=3.0)
-    cpu1, rss = _proc_times(pid)
+    cpu1, rss = proc_times(pid)
     c = player.collector
     recv = [r for r in c.recv_s if r is not None]
     wall = (max(recv) - player.send_t[0]) if recv else time.monotonic() - t0
@@ -157,27 +148,6 @@ def run_at(player, msgs: list, hz: float, duration: float, min_frames: int = 1) 
                    latency_ms=_latency_summary(lat),
                    cpu_percent=100.0 * (cpu1 - cpu0) / max(time.monotonic() - t0, 1e-6),
                    rss_mb=rss, gpu_memory_mb=_float_or_none(c.node_stats.get("gpu_memory_mb")))
-
-
-def find_peak(measure, passed: list[float], failed: list[float], min_rate: float,
-              steps: int) -> float | None:
-    """Bisection for the highest rate that keeps up, between the best passing and the lowest
-    failing rate (``measure(hz) -> bool``). None when even ``min_rate`` fails."""
-    lo = max(passed) if passed else None
-    hi = min(failed) if failed else None
-    if hi is None:
-        return lo  # every fixed rate kept up: the peak is at least the highest
-    if lo is None:
-        if not measure(min_rate):
-            return None
-        lo = min_rate
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        if measure(mid):
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from ros_helpers import make_frames
 
 from stemseg_core.cli import main
 from stemseg_core.data import rosbag_io as rio
-from stemseg_ros.tools.bench_node import _proc_times, find_peak
+from stemseg_ros.tools.bench_measure import find_peak, proc_times
 
 
 def test_find_peak_bisects_between_the_best_pass_and_the_first_failure():
@@ -29,7 +29,7 @@ def test_find_peak_bisects_between_the_best_pass_and_the_first_failure():
 
 
 def test_proc_times_reads_this_process():
-    cpu, rss = _proc_times(os.getpid())
+    cpu, rss = proc_times(os.getpid())
     assert cpu > 0 and 10 < rss < 100_000
 
 
