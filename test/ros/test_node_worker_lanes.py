@@ -1,0 +1,78 @@
+"""One worker, several cameras: lanes served in turn, each its own session, counters and
+results; every camera's share of the input rate. No DDS."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from test_node_worker import Log, _frame
+
+from stemseg_ros.intake import AUTO_RATE_SHARE, Intake
+from stemseg_ros.worker import FlushRequest, FrameQueue, Stats, Worker
+
+
+class Session:
+    """Stands in for a StreamSession: answers every frame at once, records the order."""
+
+    def __init__(self, name: str, order: list) -> None:
+        self.name, self.order = name, order
+        self.resets = 0
+        self.shapes = SimpleNamespace(resized=0)
+        self.tracker = SimpleNamespace(pending=0, set_thresholds=lambda **kw: order.append(
+            (name, "thresholds", kw)))
+
+    def push(self, image, stamp_ns, meta, prev, size=None):
+        self.order.append((self.name, stamp_ns // 10**9 - 100))
+        return [SimpleNamespace(stamp=meta, instances=[])]
+
+    def flush(self):
+        self.order.append((self.name, "flush"))
+        return []
+
+
+def test_lanes_are_served_in_turn_with_their_own_sessions_and_counters():
+    order: list = []
+    got = {"a": [], "b": []}
+    stats = {"a": Stats(), "b": Stats()}
+    queues = {"a": FrameQueue(10), "b": FrameQueue(10)}
+    w = Worker(Session("a", order), queues["a"], stats["a"], got["a"].extend, Log(), 0.0, "a")
+    w.add_lane("b", Session("b", order), queues["b"], stats["b"], got["b"].extend)
+    img = np.zeros((8, 8, 3), np.uint8)
+    for i in range(3):  # a's frames all arrive before b's: still served in turn
+        queues["a"].put_frame(_frame(i, img))
+    for i in range(3):
+        queues["b"].put_frame(_frame(10 + i, img))
+    w.set_thresholds({"seediness_threshold": 0.5})
+    w.start()
+    deadline = time.monotonic() + 10
+    while len(got["a"]) + len(got["b"]) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    reqs = [FlushRequest(), FlushRequest()]
+    queues["a"].put_control(reqs[0])
+    queues["b"].put_control(reqs[1])
+    assert all(r.done.wait(10) for r in reqs)
+    assert w.stop(10)
+    frames = [o for o in order if len(o) == 2 and o[1] != "flush"]
+    assert frames == [("a", 0), ("b", 10), ("a", 1), ("b", 11), ("a", 2), ("b", 12)]
+    assert ("a", "thresholds", {"seediness_threshold": 0.5}) in order
+    assert ("b", "thresholds", {"seediness_threshold": 0.5}) in order  # every lane's tracker
+    assert [r.stamp.stamp_ns // 10**9 - 100 for r in got["b"]] == [10, 11, 12]
+    assert stats["a"].snapshot()["tracker_sec"] > 0 and len(stats["b"].costs) == 3
+    assert w.info("b")["queue_depth"] == "0" and w.session is w.lanes[0].session
+
+
+def test_each_of_n_cameras_gets_its_share_of_the_input_rate():
+    stats = Stats()
+    intake = Intake(stats, Log(), share=0.5)
+    intake.params, intake.queue = SimpleNamespace(max_input_rate=8.0), FrameQueue(4)
+    assert intake.rate() == 4.0  # half of the set rate
+    intake.params = SimpleNamespace(max_input_rate=0.0)
+    for i in range(3):  # behind: 3 of 4 waiting
+        intake.queue.put_frame(i)
+    stats.clips = 1
+    stats.costs.extend([0.1, 0.1])  # 0.1 s of the worker per frame of this camera
+    assert intake.rate() == pytest.approx(AUTO_RATE_SHARE * 0.5 / 0.1)
+    intake.params = SimpleNamespace(max_input_rate=-1.0)
+    assert intake.rate() == 0.0  # every frame
