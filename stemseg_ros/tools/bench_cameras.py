@@ -7,10 +7,11 @@ the bag's frames shifted right by ``SHIFT_PX * k`` pixels: the cameras see diffe
 shared runner reuses the features of equal frames, which N copies of one bag would otherwise
 turn into a false gain). All cameras get a frame at each tick of a rate (cameras due together).
 
-Per layout: a warm-up, then the per-camera rates (``--rates`` divided by N) and a bisection for
-the peak rate per camera: the highest at which every camera loses at most ``--max-loss`` of its
-frames. Figures: peak rate per camera, resident memory of the node process(es) summed, their CPU
-(% of one core, summed) during the run at the peak rate.
+Per layout: a warm-up, then the per-camera rates (``--rates`` divided by N) and a bisection for the
+peak rate per camera: the highest at which every camera loses at most ``--max-loss`` of its frames.
+Each run ends with ~/flush on every node, so its last partial clips are not lost. Figures: peak
+rate per camera, resident memory of the node process(es) summed, their CPU (% of one core, summed)
+during the run at the peak rate.
 """
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ import numpy as np
 
 #: Horizontal shift (pixels) between camera k's frames and camera k+1's.
 SHIFT_PX = 8
-#: Seconds after a run's last frame for its results (the node finalises a partial clip after
-#: idle_flush_sec, 1 s by default).
-SETTLE_S = 3.0
+#: Seconds a run waits, after ~/flush answered, for results still on their way (it ends earlier
+#: once none arrived for QUIET_S).
+SETTLE_S, QUIET_S = 3.0, 0.5
+#: Seconds each ~/flush may take (every node finalises its cameras' partial clips).
+FLUSH_TIMEOUT_S = 60.0
 LAYOUTS = ("one node", "N nodes")
 
 
@@ -79,6 +82,14 @@ def node_commands(n: int, layout: str, compressed: bool, args) -> list[list[str]
     return [base + ["-r", f"__ns:=/c{k}"] for k in range(n)]
 
 
+def flush_services(n: int, layout: str) -> list[str]:
+    from stemseg_ros import names
+
+    if layout == "one node":
+        return [names.node_topic(names.FLUSH)]
+    return [names.node_topic(names.FLUSH, f"/c{k}") for k in range(n)]
+
+
 def output_topic(k: int, layout: str) -> str:
     from stemseg_ros import names
 
@@ -118,6 +129,12 @@ class Rig:
         self.got: list[dict[int, float]] = [{} for _ in range(n)]
         self.lock = threading.Lock()
         self.subs = [self._subscribe(k, output_topic(k, layout)) for k in range(n)]
+        from std_srvs.srv import Trigger
+
+        self._trigger = Trigger
+        self.flush_clients = [self.node.create_client(Trigger, name)
+                              for name in flush_services(n, layout)]
+        self.last_result = time.monotonic()
 
     def _subscribe(self, k: int, topic: str):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -128,7 +145,8 @@ class Rig:
         def on_result(raw: bytes) -> None:
             h = deserialize_message(raw, TrackedInstanceArray).header
             with self.lock:
-                self.got[k].setdefault(h.stamp.sec * 10**9 + h.stamp.nanosec, time.monotonic())
+                self.last_result = time.monotonic()
+                self.got[k].setdefault(h.stamp.sec * 10**9 + h.stamp.nanosec, self.last_result)
 
         return self.node.create_subscription(TrackedInstanceArray, topic, on_result, QoSProfile(
             depth=1000, reliability=ReliabilityPolicy.RELIABLE), raw=True)
@@ -138,7 +156,8 @@ class Rig:
 
         deadline = time.monotonic() + timeout
         while not (all(p.get_subscription_count() > 0 for p in self.pubs)
-                   and all(s.get_publisher_count() > 0 for s in self.subs)):
+                   and all(s.get_publisher_count() > 0 for s in self.subs)
+                   and all(c.service_is_ready() for c in self.flush_clients)):
             for p in self.procs:
                 p.check_alive("before becoming active")
             if time.monotonic() > deadline:
@@ -167,7 +186,7 @@ class Rig:
                 msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
                 sent[k].append(stamp)
                 pub.publish(msg)
-        time.sleep(SETTLE_S)
+        self.flush()
         wall = time.monotonic() - t0
         times = [proc_times(p.pid) for p in self.procs]
         with self.lock:
@@ -176,6 +195,19 @@ class Rig:
         return {"rate_hz": hz, "sent_per_camera": frames, "received_share": shares,
                 "cpu_percent": 100.0 * (sum(c for c, _ in times) - cpu0) / wall,
                 "rss_mb": sum(r for _, r in times)}
+
+    def flush(self) -> None:
+        """~/flush on every node (the runs' last partial clips are not lost), then wait until
+        results stop arriving (at most SETTLE_S)."""
+        from stemseg_ros.tools.replay import wait_future
+
+        time.sleep(0.2)  # a service call can overtake the last images
+        futures = [c.call_async(self._trigger.Request()) for c in self.flush_clients]
+        for f in futures:
+            wait_future(f, FLUSH_TIMEOUT_S)
+        end = time.monotonic() + SETTLE_S
+        while time.monotonic() < end and time.monotonic() - self.last_result < QUIET_S:
+            time.sleep(0.05)
 
     def close(self) -> None:
         import rclpy

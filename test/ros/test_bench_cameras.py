@@ -14,6 +14,7 @@ from stemseg_ros.tools.bench_cameras import (
     SHIFT_PX,
     LayoutResult,
     camera_messages,
+    flush_services,
     node_commands,
     output_topic,
     table,
@@ -29,6 +30,9 @@ def test_layouts_subscribe_the_same_topics_and_differ_in_processes():
     assert "input_transport:=compressed" in many[0]
     assert output_topic(1, "one node") == "/stemseg_perception/c1/instances"
     assert output_topic(1, "N nodes") == "/c1/stemseg_perception/instances"
+    assert flush_services(2, "one node") == ["/stemseg_perception/flush"]
+    assert flush_services(2, "N nodes") == ["/c0/stemseg_perception/flush",
+                                            "/c1/stemseg_perception/flush"]
 
 
 def test_each_camera_sees_its_own_shifted_frames():
@@ -65,7 +69,7 @@ def test_bench_cameras_runs_both_layouts(tmp_path, tiny_checkpoint, domain_id):
     for r in results:
         (run,) = r["runs"]
         assert run["rate_hz"] == 2.0 and run["sent_per_camera"] == 4  # 4 Hz / 2 cameras x 2 s
-        assert len(run["received_share"]) == 2 and min(run["received_share"]) > 0
+        assert run["received_share"] == [1.0, 1.0], r  # 2 Hz, the last clip flushed
         assert run["cpu_percent"] > 0 and 100 < run["rss_mb"] < 20_000
     # N nodes hold N models: more memory than one node with N cameras
     assert results[1]["rss_mb"] > results[0]["rss_mb"]
