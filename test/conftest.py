@@ -32,6 +32,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def tiny_override_tuple():
+    """The tiny model's overrides for fixtures wider than one test (module or session scope);
+    a test module cannot import them from `conftest`: under test/ros another conftest has that
+    name."""
+    return tuple(TINY_OVERRIDES)
+
+
 @pytest.fixture
 def tiny_overrides():
     """The `--set` overrides of the tiny test model (a fresh list per test)."""

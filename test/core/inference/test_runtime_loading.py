@@ -69,13 +69,12 @@ def drive() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, tiny_override_tuple):
     """A tiny checkpoint (stride-2 refiners: the stem is a feature too), its graphs for the
     drive's size built with torch into a private cache, and the torch tracker's results."""
-    from conftest import TINY_OVERRIDES
 
     tmp = tmp_path_factory.mktemp("runtime")
-    d = load_config(None, list(TINY_OVERRIDES)).to_dict()
+    d = load_config(None, list(tiny_override_tuple)).to_dict()
     d["model"]["output_stride"] = 2
     cfg = config_from_dict(d)
     torch.manual_seed(0)
