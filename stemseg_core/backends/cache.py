@@ -194,16 +194,9 @@ class ArtifactCache:
         """
         folder = self.folder(key)
         if os.path.lexists(folder):
-            problem = self._check(folder, key)
+            loaded, problem = self._load_checked(folder, key, load)
             if problem is None:
-                try:
-                    loaded = load(folder)
-                except Exception as e:  # any loader error means a damaged artifact
-                    problem = f"it does not load ({type(e).__name__}: {e})"
-                else:
-                    self._touch(folder)
-                    self.used.append(folder)
-                    return loaded, False
+                return loaded, False
             log.warning("cached %s %s artifact %s is unusable: %s; rebuilding", key["backend"],
                         key["part"], folder, problem)
             if not self._remove(folder):
@@ -231,20 +224,28 @@ class ArtifactCache:
         folder = self.folder(key)
         if not os.path.lexists(folder):
             return None
-        problem = self._check(folder, key)
+        loaded, problem = self._load_checked(folder, key, load)
         if problem is None:
-            try:
-                loaded = load(folder)
-            except Exception as e:  # any loader error means a damaged artifact
-                problem = f"it does not load ({type(e).__name__}: {e})"
-            else:
-                self._touch(folder)
-                self.used.append(folder)
-                return loaded
+            return loaded
         log.warning("cached %s %s artifact %s is unusable: %s; deleting it", key["backend"],
                     key["part"], folder, problem)
         self._remove(folder)
         return None
+
+    def _load_checked(self, folder: Path, key: dict[str, Any],
+                      load: Callable[[Path], T]) -> tuple[T | None, str | None]:
+        """(the loaded artifact, None) after the entry's checks, marked used; or (None, why it
+        is unusable): a failed check or any loader error (a damaged artifact)."""
+        problem = self._check(folder, key)
+        if problem is not None:
+            return None, problem
+        try:
+            loaded = load(folder)
+        except Exception as e:  # any loader error means a damaged artifact
+            return None, f"it does not load ({type(e).__name__}: {e})"
+        self._touch(folder)
+        self.used.append(folder)
+        return loaded, None
 
     def put(self, key: dict[str, Any], build: Callable[[Path], None]) -> Path:
         """Build the entry of ``key`` (replacing one there); returns its folder."""

@@ -38,6 +38,8 @@ class NetworkRunner:
     def __init__(self, backend: Backend, capacity: int) -> None:
         self.backend = backend
         self.capacity = max(1, int(capacity))
+        #: the capacity it was built with (one stream); a TrackerGroup keeps N times this
+        self.base_capacity = self.capacity
         self._kept: OrderedDict[int, tuple[np.ndarray, np.ndarray, Features]] = OrderedDict()
         self._next = 0
         #: frames encoded / frames served from kept features, since the last reset()

@@ -123,12 +123,9 @@ class TrackerGroup:
 
     def widen(self, runner: Any) -> None:
         """Keep N times the runner's own feature capacity (see the module docstring)."""
-        if runner is None or not hasattr(runner, "capacity"):
-            return
-        base = getattr(runner, "base_capacity", None)
-        if base is None:
-            runner.base_capacity = base = runner.capacity
-        runner.capacity = max(runner.capacity, base * len(self.names))
+        base = getattr(runner, "base_capacity", None)  # None: no runner, or one that keeps none
+        if base is not None:
+            runner.capacity = max(runner.capacity, base * len(self.names))
 
     def set_thresholds(self, **values: Any) -> None:
         """The same live thresholds on every stream's tracker (all or nothing per tracker)."""

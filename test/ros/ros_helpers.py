@@ -56,6 +56,22 @@ def make_frames(n: int, h: int = 64, w: int = 128) -> list[np.ndarray]:
     return frames
 
 
+def frames_bag(folder: Path, n: int = 6) -> Path:
+    """A rosbag2 (.mcap) of ``n`` make_frames images, written as a one-sequence KITTI drive
+    under ``folder`` and converted as `stemseg bag from-kitti` does; returns the bag's path."""
+    import cv2
+
+    from stemseg_core.data import rosbag_io as rio
+
+    root = folder / "kitti" / "training" / "image_02" / "0001"
+    root.mkdir(parents=True)
+    for k, rgb in enumerate(make_frames(n)):
+        cv2.imwrite(str(root / f"{k:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    bag = folder / "drive.mcap"
+    rio.write_kitti_bag(folder / "kitti", "0001", bag, progress=False)
+    return bag
+
+
 def offline_results(checkpoint, frames, thresholds=None):
     """What StreamingTracker gives on `frames` (push all, then flush): the reference (flip test
     off, as the node runs by default whatever the checkpoint says)."""

@@ -4,12 +4,10 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
-from ros_helpers import make_frames
+from ros_helpers import frames_bag, make_frames
 
 from stemseg_core.cli import main
-from stemseg_core.data import rosbag_io as rio
 from stemseg_ros.tools.bench_cameras import (
     SHIFT_PX,
     LayoutResult,
@@ -53,12 +51,7 @@ def test_table_shows_the_peak_per_camera_and_for_all():
 
 
 def test_bench_cameras_runs_both_layouts(tmp_path, tiny_checkpoint, domain_id):
-    root = tmp_path / "kitti" / "training" / "image_02" / "0001"
-    root.mkdir(parents=True)
-    for k, rgb in enumerate(make_frames(6)):
-        cv2.imwrite(str(root / f"{k:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    bag = tmp_path / "drive.mcap"
-    rio.write_kitti_bag(tmp_path / "kitti", "0001", bag, progress=False)
+    bag = frames_bag(tmp_path)
     out = tmp_path / "bench"
     assert main(["bag", "bench", "--bag", str(bag), "--out", str(out), "--checkpoint",
                  str(tiny_checkpoint), "--device", "cpu", "--domain-id", str(domain_id),

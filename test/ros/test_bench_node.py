@@ -4,11 +4,9 @@ from __future__ import annotations
 import json
 import os
 
-import cv2
-from ros_helpers import make_frames
+from ros_helpers import frames_bag
 
 from stemseg_core.cli import main
-from stemseg_core.data import rosbag_io as rio
 from stemseg_ros.tools.bench_measure import find_peak, proc_times
 
 
@@ -34,12 +32,7 @@ def test_proc_times_reads_this_process():
 
 
 def test_bench_runs_the_node_and_the_bare_tracker(tmp_path, tiny_checkpoint, domain_id):
-    root = tmp_path / "kitti" / "training" / "image_02" / "0001"
-    root.mkdir(parents=True)
-    for k, rgb in enumerate(make_frames(6)):
-        cv2.imwrite(str(root / f"{k:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    bag = tmp_path / "drive.mcap"
-    rio.write_kitti_bag(tmp_path / "kitti", "0001", bag, progress=False)
+    bag = frames_bag(tmp_path)
     out = tmp_path / "bench"
     assert main(["bag", "bench", "--bag", str(bag), "--out", str(out), "--checkpoint",
                  str(tiny_checkpoint), "--device", "cpu", "--domain-id", str(domain_id),
