@@ -25,6 +25,8 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 POOLED_SLOTS = {2: 0, 4: 1, 8: 2, 16: 3, 24: 3, 32: 3}
 #: model.output_stride: 4 = the paper's decoder output, 2 = with the stride-2 refinement.
 OUTPUT_STRIDES = (4, 2)
+#: model.chroma_lowpass: 1 = off, 2 = chroma at half resolution (as 4:2:0), 4 = a quarter.
+CHROMA_LOWPASS_FACTORS = (1, 2, 4)
 
 
 @dataclass
@@ -97,6 +99,10 @@ class ModelConfig:
     #: normalises inside (mean and std in that channel order).
     pixel_mean: list[float] = field(default_factory=lambda: [123.675, 116.28, 103.53])
     pixel_std: list[float] = field(default_factory=lambda: [58.395, 57.12, 57.375])
+    #: Chroma low-pass at the input (CHROMA_LOWPASS_FACTORS; model/chroma_lowpass.py; not in
+    #: the paper): luma per pixel, colour at 1/f resolution, so JPEG and YUV camera frames look
+    #: like lossless ones to the network. 1 = off (the authors' models).
+    chroma_lowpass: int = 1
 
     @property
     def num_classes(self) -> int:

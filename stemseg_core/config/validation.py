@@ -10,6 +10,7 @@ from typing import Any
 from stemseg_core.config.coerce import coerce, short_repr
 from stemseg_core.config.schema import (
     CHANNEL_ORDERS,
+    CHROMA_LOWPASS_FACTORS,
     CLASS_VOTES,
     DEVICES,
     LIVE_THRESHOLD_BY_NAME,
@@ -181,6 +182,12 @@ def _validate_model_and_loss(cfg: Config) -> None:
            f"output, 2 = with the stride-2 refinement), got {m.output_stride}")
     _check(len(m.pixel_mean) == 3 and len(m.pixel_std) == 3 and all(s > 0 for s in m.pixel_std),
            "model.pixel_mean/pixel_std need 3 values each (RGB), std > 0")
+    _check(m.chroma_lowpass in CHROMA_LOWPASS_FACTORS,
+           f"model.chroma_lowpass must be one of {CHROMA_LOWPASS_FACTORS} (1 = off, 2 = colour "
+           f"at half resolution as 4:2:0), got {m.chroma_lowpass}")
+    _check(m.chroma_lowpass == 1 or m.architecture == "stemseg",
+           f"model.chroma_lowpass={m.chroma_lowpass} needs model.architecture 'stemseg' (the "
+           f"official network takes its input as the authors trained it); set it to 1")
     _check(cfg.loss.seediness_small_instance_area >= 0,
            f"loss.seediness_small_instance_area must be >= 0 (0 = off), got "
            f"{cfg.loss.seediness_small_instance_area}")

@@ -56,7 +56,7 @@ class FrameEncoder(nn.Module):
         m = self.model
         if has_own_split(m):
             return tuple(m.encode_frames(frames))
-        x = (frames - m.pixel_mean[0]) / m.pixel_std[0]
+        x = m.normalize(frames)
         if _refines(m):
             maps, stem = m.backbone(x, with_stem=True)
             return (*maps, stem)

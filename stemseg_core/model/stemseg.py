@@ -19,6 +19,7 @@ from torch import nn
 
 from stemseg_core import losses as L
 from stemseg_core.config import Config
+from stemseg_core.model.chroma_lowpass import chroma_lowpass, luma_weights
 from stemseg_core.model.heads import EmbeddingHead, SeedinessHead, SemanticHead
 from stemseg_core.model.refine import StrideTwoRefiner
 from stemseg_core.model.tse_decoder import TSEDecoder
@@ -102,6 +103,8 @@ class STEmSeg(nn.Module):
                              .view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(m.pixel_std, dtype=torch.float32)
                              .view(1, 1, 3, 1, 1), persistent=False)
+        self.chroma_lowpass = m.chroma_lowpass
+        self.luma_weights = luma_weights(cfg.input.channel_order)
 
     # ------------------------------------------------------------------------------------------
     @staticmethod
@@ -113,13 +116,19 @@ class STEmSeg(nn.Module):
             raise ValueError(f"images shape {tuple(images.shape)}: H and W must be positive "
                              f"multiples of {INPUT_DIVISOR} (got H={h}, W={w}); pad the frames")
 
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (N, 3, H, W) 0..255 in input.channel_order -> the backbone's input: the
+        chroma low-pass (model.chroma_lowpass), then mean/std normalisation."""
+        x = chroma_lowpass(frames, self.chroma_lowpass, self.luma_weights)
+        return (x - self.pixel_mean[0]) / self.pixel_std[0]
+
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """All network outputs, incl. "raw_variance" (B, V, T, H/4, W/4), in any mode."""
         self.check_input(images)
         b, t, _, h, w = images.shape
-        x = (images - self.pixel_mean) / self.pixel_std
+        x = self.normalize(images.reshape(b * t, 3, h, w))
         refine = len(self.refiners) > 0
-        feats = self.backbone(x.reshape(b * t, 3, h, w), with_stem=refine)
+        feats = self.backbone(x, with_stem=refine)
         stem = None
         if refine:
             feats, stem = feats
