@@ -360,9 +360,10 @@ class StreamingTracker:
         """Build or load the backend's artifacts and run one clip of random frames of
         height x width (default: the config's data size); returns its seconds. With
         ``every_length`` also the decoders of clips of 1..T-1 frames (what flush() may run)
-        and the encoders of 1..T new frames (a reset, a flush), so that no graph is built or
-        compiled mid-stream (the node: a build there stalls the worker and leaves memory and
-        threads behind). The stream's state is not touched."""
+        and the encoders of 1..T new frames (a reset, a flush), so that no graph is built
+        mid-stream (the node: a build there stalls the worker and leaves memory and threads
+        behind; openvino compiles a flush's decoder when it runs, backends/openvino). The
+        stream's state is not touched."""
         h = int(height or self.cfg.data.height)
         w = int(width or self.cfg.data.width)
         frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
