@@ -13,8 +13,9 @@ Arguments (all optional; stemseg_ros/launch_config.py declares them)::
     use_sim_time  true when replaying a bag with --clock
 
 Arguments given here override the params file; arguments not given leave it alone. The node
-runs with the shipped Fast DDS profile for large images unless FASTDDS_DEFAULT_PROFILES_FILE is
-set (the camera driver's process needs it too: docs/node.md).
+runs with its shipped Fast DDS profile (config/fastdds_node.xml) unless
+FASTDDS_DEFAULT_PROFILES_FILE is set; the camera driver's process needs
+config/fastdds_large_images.xml (docs/node.md).
 
 Example, two cameras, one node and one network (outputs ~/left/instances, ~/right/instances)::
 

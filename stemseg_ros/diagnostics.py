@@ -23,7 +23,7 @@ STARVE_SEC = 5.0
 LOST_SHARE = 0.1
 DDS_HINT = ("large images over best effort need a bigger Fast DDS shared-memory segment in the "
             "camera's process too: start it with FASTDDS_DEFAULT_PROFILES_FILE="
-            "{profile} (the node sets it for itself), or publish reliable / compressed images")
+            "{profile} (the node runs with its own), or publish reliable / compressed images")
 
 
 def device_model(device: str) -> str:

@@ -54,8 +54,7 @@ class PerceptionNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._p: params.PerceptionParams | None = None
         self._model = ModelHolder(self.get_logger())
-        self._profile = (os.environ.get(dds.PROFILE_VARIABLE) or dds.profile_path(share_dir())
-                         or dds.PROFILE)
+        self._profile = dds.camera_profile(os.environ, share_dir())  # named in warnings
         self._streams = [CameraStream(self, "", 1, self._profile)]  # cameras: on configure
         self._worker: Worker | None = None
         self._diag_timer = self._flush_srv = self._pub_diag = None

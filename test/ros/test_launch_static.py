@@ -41,6 +41,7 @@ def test_launch_file_is_installed():
     assert installed.read_text() == SOURCE.read_text()
     assert (INSTALLED / "config" / "perception.yaml").is_file()
     assert (INSTALLED / "config" / dds.PROFILE).is_file()
+    assert (INSTALLED / "config" / dds.NODE_PROFILE).is_file()
 
 
 def test_unset_launch_arguments_leave_the_params_file_alone():
@@ -103,10 +104,15 @@ def test_params_file_precedence_in_real_rcl(tmp_path, device_arg, want):
 
 
 def test_dds_profile_is_applied_unless_the_user_chose_one(tmp_path):
-    path = dds.profile_path()
-    assert path and Path(path).is_file()
-    text = Path(path).read_text()
-    assert "<segment_size>67108864</segment_size>" in text
-    assert dds.environment({}) == {dds.PROFILE_VARIABLE: path}
+    """The node runs with its own profile (a 16 MiB segment: Fast DDS makes all of it
+    resident); its warnings name the camera's (64 MiB, for the large images it sends)."""
+    path, node_path = dds.profile_path(), dds.profile_path(name=dds.NODE_PROFILE)
+    assert path and node_path and Path(path).is_file() and Path(node_path).is_file()
+    assert "<segment_size>67108864</segment_size>" in Path(path).read_text()
+    assert "<segment_size>16777216</segment_size>" in Path(node_path).read_text()
+    assert dds.environment({}) == {dds.PROFILE_VARIABLE: node_path}
     assert dds.environment({"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}) == {}
     assert dds.environment({"FASTRTPS_DEFAULT_PROFILES_FILE": "/x.xml"}) == {}
+    assert dds.camera_profile(dds.environment({})) == path
+    assert dds.camera_profile({}) == path
+    assert dds.camera_profile({"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}) == "/x.xml"
