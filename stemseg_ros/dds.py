@@ -31,12 +31,14 @@ def profile_path(share_dir: str | None = None, name: str = PROFILE) -> str | Non
     return next((str(p) for p in candidates if p.is_file()), None)
 
 
-def environment(environ: Mapping[str, str], share_dir: str | None = None) -> dict[str, str]:
-    """Variables to add to `environ` so that Fast DDS uses the node's shipped profile: none
-    when the user has chosen a profile already (or the file is missing)."""
+def environment(environ: Mapping[str, str], share_dir: str | None = None,
+                name: str = PROFILE) -> dict[str, str]:
+    """Variables to add to `environ` so that Fast DDS uses the shipped profile ``name``
+    (PROFILE for a process that sends images: a camera, a bag player; NODE_PROFILE for the
+    node): none when the user has chosen a profile already (or the file is missing)."""
     if any(environ.get(v) for v in _USER_VARIABLES):
         return {}
-    path = profile_path(share_dir, NODE_PROFILE)
+    path = profile_path(share_dir, name)
     return {PROFILE_VARIABLE: path} if path else {}
 
 

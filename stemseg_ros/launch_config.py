@@ -61,6 +61,6 @@ def remappings(image_topic: str, cameras: str = "", image_topics: str = ""
     return [(names.camera_topic(names.IMAGE, c), t) for c, t in zip(cams, topics)]
 
 
-def environment(environ: Mapping[str, str], share_dir: str) -> dict[str, str]:
-    """Extra environment of the node process (the shipped Fast DDS profile, unless chosen)."""
-    return dds.environment(environ, share_dir)
+def environment(environ: Mapping[str, str], share_dir: str | None) -> dict[str, str]:
+    """Extra environment of the node process (its shipped Fast DDS profile, unless chosen)."""
+    return dds.environment(environ, share_dir, dds.NODE_PROFILE)

@@ -110,9 +110,11 @@ def test_dds_profile_is_applied_unless_the_user_chose_one(tmp_path):
     assert path and node_path and Path(path).is_file() and Path(node_path).is_file()
     assert "<segment_size>67108864</segment_size>" in Path(path).read_text()
     assert "<segment_size>16777216</segment_size>" in Path(node_path).read_text()
-    assert dds.environment({}) == {dds.PROFILE_VARIABLE: node_path}
+    assert dds.environment({}) == {dds.PROFILE_VARIABLE: path}  # a camera's process
+    assert launch_config.environment({}, None) == {dds.PROFILE_VARIABLE: node_path}
     assert dds.environment({"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}) == {}
-    assert dds.environment({"FASTRTPS_DEFAULT_PROFILES_FILE": "/x.xml"}) == {}
-    assert dds.camera_profile(dds.environment({})) == path
+    assert dds.environment({"FASTRTPS_DEFAULT_PROFILES_FILE": "/x.xml"}, None,
+                           dds.NODE_PROFILE) == {}
+    assert dds.camera_profile(launch_config.environment({}, None)) == path
     assert dds.camera_profile({}) == path
     assert dds.camera_profile({"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}) == "/x.xml"
