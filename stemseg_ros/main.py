@@ -87,7 +87,8 @@ def run(node_class: Any, args: list[str] | None = None) -> int:
     from stemseg_ros.model_holder import share_dir
 
     arenas = memory.limit_malloc_arenas()  # before any thread starts (DDS, executor, worker)
-    os.environ.update(dds.environment(os.environ, share_dir(), dds.NODE_PROFILE))  # before the DDS participant
+    # the node's own Fast DDS profile, before the DDS participant exists
+    os.environ.update(dds.environment(os.environ, share_dir(), dds.NODE_PROFILE))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
