@@ -1,5 +1,7 @@
 """The node on OpenVINO from a prebuilt engine cache maps no libtorch (issue 37); its resident
-memory after warm-up and a 20-frame stream, read from /proc, is printed and bounded."""
+memory after warm-up and a 20-frame stream, read from /proc, is printed and bounded, and the
+parts that were cut from it stay out: scipy.optimize, the 64 MiB Fast DDS segment of the camera
+profile, the compiled decoders of flush lengths (the demo model's figure: docs/node.md)."""
 from __future__ import annotations
 
 import re
@@ -13,13 +15,18 @@ from stemseg_ros import conversions as cv
 from stemseg_ros import names
 
 N_FRAMES = 20
-#: The issue's bound for the CPU default (OpenVINO BF16) after warm-up and 20 frames.
-MAX_RSS_MIB = 600
+#: The tiny model's bound after warm-up and 20 frames: measured 244 MiB (2026-12-07; Python,
+#: numpy, OpenCV, OpenVINO, rclpy and the node's DDS segment are most of it), with headroom.
+#: The issue's 600 MiB is for the demo model at 192x640 (docs/node.md).
+MAX_RSS_MIB = 320
+#: Shared memory resident in the node: its own Fast DDS segment (config/fastdds_node.xml,
+#: 16 MiB, all resident from the start) and what it maps of the test process's (512 KiB).
+MAX_SHMEM_MIB = 24
 
 
-def _rss_mib(pid: int) -> float:
+def _status_mib(pid: int, key: str = "VmRSS") -> float:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+    return int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def _prebuild(checkpoint: Path, cache: Path) -> None:
@@ -70,10 +77,15 @@ def test_openvino_node_maps_no_libtorch(tiny_checkpoint, tmp_path, ros_client, s
     assert sum(len(m.instances) for m in got) > 0  # the network ran: instances came out
     pid = node.proc.pid
     maps = Path(f"/proc/{pid}/maps").read_text()
-    rss = _rss_mib(pid)
+    rss, shmem = _status_mib(pid), _status_mib(pid, "RssShmem")
     print(f"\nnode on openvino bf16 (tiny model, 64x128): RSS {rss:.0f} MiB after warm-up and "
-          f"{N_FRAMES} frames")
+          f"{N_FRAMES} frames ({shmem:.0f} MiB of it shared memory)")
     assert "libtorch" not in maps, [ln for ln in maps.splitlines() if "torch" in ln][:3]
+    assert "scipy/optimize" not in maps  # stitching's assignment is numpy (inference/assignment)
     assert "from the engine cache" in node.log()  # loaded without a torch model
+    # the decoders of flush lengths are compiled for a flush and freed: only one IR is mapped
+    held = set(re.findall(r"/decoder-L(\d+)-", maps))
+    assert len(held) == 1, held
     assert rss <= MAX_RSS_MIB
+    assert shmem <= MAX_SHMEM_MIB  # the camera profile's 64 MiB segment would be resident
     assert node.stop() == 0, node.log()
