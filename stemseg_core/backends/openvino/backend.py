@@ -7,8 +7,8 @@ DATA` puts into the cache (int8.py); without it int8 is an error naming that com
 The encoder IR keeps a dynamic frame count and is compiled once, with it, for every count (a
 stream meets two: T, then T - T_c). The decoder of full clips (T frames) is compiled once; a
 shorter clip's (a flush, at a stream's end or break: L = 1..T-1) is compiled when it runs and
-freed after it: each held 31-44 MiB of compiled buffers (demo model, 192x640) for the rare flush,
-which now pays its compile (0.4-0.7 s on 2 cores; measured 2026-12-07).
+freed after it. Held, each took 31-44 MiB once compiled and ~135 MiB once run (demo model,
+192x640); the rare flush pays the compile instead (0.5-0.8 s on 2 cores; docs/experiments.md).
 """
 from __future__ import annotations
 
