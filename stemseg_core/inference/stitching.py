@@ -3,7 +3,7 @@
 Clips of length T overlap by Tc frames. When a clip arrives, its instances' masks over the frames
 it shares with the previous clip are compared with the previous clip's instances over those same
 frames: cost = 1 - IoU (IoU summed over all shared frames, i.e. of the two mask tubes restricted to
-the overlap), solved as a minimum-cost assignment (assignment.py, numpy). A pair with IoU below
+the overlap), solved with ``scipy.optimize.linear_sum_assignment``. A pair with IoU below
 ``min_iou`` is not linked. A new instance that is not linked gets a fresh track ID from a counter
 that starts at 1 and never goes back (until :meth:`ClipStitcher.reset`), so an ID is never reused.
 With Tc = 0 nothing is linked: every instance of every clip starts a new track.
@@ -22,7 +22,7 @@ the track is not in this clip, is of the same class (one of ``relink_classes``, 
 last seen before the instance's first frame, at most ``relink_max_gap`` frames earlier, and the
 instance's box in its first frame lies near the track's box moved on by its velocity: centre
 distance / sqrt(box area of the track) <= ``relink_max_distance``, with areas within a factor of
-3. Candidates are matched by a minimum-cost assignment on that normalised distance. This runs
+3. Candidates are matched with ``linear_sum_assignment`` on that normalised distance. This runs
 on boxes of the clip's own masks, so it costs O(pixels) per clip and works online (the node's
 IDs as much as offline ones).
 
@@ -39,8 +39,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
-
-from stemseg_core.inference.assignment import min_cost_assignment
+from scipy.optimize import linear_sum_assignment
 
 #: Two boxes whose areas differ by more than this factor are never re-linked.
 RELINK_MAX_AREA_RATIO = 3.0
@@ -74,7 +73,7 @@ def link_by_iou(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
     IoU >= min_iou (and > 0: instances that do not touch are never linked)."""
     if iou.size == 0:
         return []
-    rows, cols = min_cost_assignment(1.0 - iou)
+    rows, cols = linear_sum_assignment(1.0 - iou)
     return [(int(r), int(c)) for r, c in zip(rows, cols)
             if iou[r, c] >= min_iou and iou[r, c] > 0]
 
@@ -255,7 +254,7 @@ class ClipStitcher:
         ok = np.isfinite(cost)
         if not ok.any():
             return
-        rows, cols = min_cost_assignment(np.where(ok, cost, 1e9))
+        rows, cols = linear_sum_assignment(np.where(ok, cost, 1e9))
         for r, c in zip(rows, cols):
             if ok[r, c]:
                 ids[new[c]] = tracks[r]

@@ -1,6 +1,6 @@
 """The node on OpenVINO from a prebuilt engine cache maps no libtorch (issue 37); its resident
 memory after warm-up and a 20-frame stream, read from /proc, is printed and bounded, and the
-parts that were cut from it stay out: scipy.optimize, the 64 MiB Fast DDS segment of the camera
+parts that were cut from it stay out: the 64 MiB Fast DDS segment of the camera
 profile, the compiled decoders of flush lengths. The demo model's figure (docs/node.md) is a
 measurement, run on demand: ``STEMSEG_MEASURE_DEMO=1 pytest -s -k demo`` (its graph build takes
 minutes; set ``STEMSEG_DEMO_ENGINES=DIR`` to keep them between runs)."""
@@ -88,9 +88,8 @@ def _stream(ros_client, start_node, namespace: str, checkpoint: Path, cache: Pat
 
 
 def _check_cuts(maps: str, node) -> None:
-    """What the node no longer holds: libtorch, scipy.optimize, flush decoders."""
+    """What the node no longer holds: libtorch, flush decoders."""
     assert "libtorch" not in maps, [ln for ln in maps.splitlines() if "torch" in ln][:3]
-    assert "scipy/optimize" not in maps  # stitching's assignment is numpy (inference/assignment)
     assert "from the engine cache" in node.log()  # loaded without a torch model
     # the decoders of flush lengths are compiled for a flush and freed: only one IR is mapped
     held = set(re.findall(r"/decoder-L(\d+)-", maps))
