@@ -39,27 +39,18 @@ import numpy as np
 
 from stemseg_core.config import LIVE_THRESHOLDS, Config, check_live_threshold, resolve_device
 from stemseg_core.config.loading import Overrides
-from stemseg_core.inference.clip_schedule import BufferedFrame, ClipSchedule
+from stemseg_core.inference.clip_input import ClipInput, ImageSizeChangedError  # noqa: F401
 from stemseg_core.inference.clustering import cluster_clip_labels, softmax
 from stemseg_core.inference.flip_average import predict_with_flip
 from stemseg_core.inference.heap import trim_heap
-from stemseg_core.inference.postprocess import (
-    Samplers,
-    clip_masks,
-    frame_results,
-    refinement_image,
-)
-from stemseg_core.inference.preprocess import Geometry, check_image, geometry, prepare_frame
+from stemseg_core.inference.postprocess import clip_masks, frame_results
+from stemseg_core.inference.preprocess import Geometry, check_image
 from stemseg_core.inference.stitching import ClipStitcher
 from stemseg_core.inference.stream_policy import MAX_EXTRA_SHAPES
 from stemseg_core.inference.types import FrameResult
 
 if TYPE_CHECKING:
     from torch import nn
-
-
-class ImageSizeChangedError(ValueError):
-    """The image size changed mid-stream; call reset() (after flush() to keep buffered frames)."""
 
 
 #: Backend runners kept (one per model input shape): the training geometry plus the
@@ -78,7 +69,9 @@ class StreamingTracker:
     ``reset()`` starts a new stream (track IDs restart at 1). Thresholds are plain attributes
     (names in ``THRESHOLDS``) and may be changed between pushes, or with ``set_thresholds``.
     Not thread-safe: call push/flush/reset from one thread. Everything after the backend's
-    runner (backends/runner.py) is numpy: this module imports no torch.
+    runner (backends/runner.py) is numpy: this module imports no torch. The frames' way into
+    clips is clip_input.py; ``add_frame``/``due_clip``/``finish_clip`` split push for
+    callers that run several streams' clips in one network call (tracker_group.py).
     """
 
     def __init__(self, model: nn.Module, cfg: Config, device: str = "auto") -> None:
@@ -120,7 +113,7 @@ class StreamingTracker:
         self.mask_refinement_ids = ({self.class_names.index(c)
                                      for c in inf.mask_refinement_classes} or None)
         #: embedding dims holding the x coordinate (negated when a mirrored clip is flipped back)
-        self._x_dims = [i for i, c in enumerate(cfg.model.embedding.mixing) if c == "x"]
+        self.x_dims = [i for i, c in enumerate(cfg.model.embedding.mixing) if c == "x"]
         self._stitcher = ClipStitcher(self.clip_overlap, self.stitch_min_iou,
                                       relink_max_gap=int(inf.relink_max_gap),
                                       relink_max_distance=float(inf.relink_max_distance),
@@ -200,30 +193,32 @@ class StreamingTracker:
         """Drop all buffered frames and state; the next push starts a new stream. Track IDs
         restart at 1, or with ``keep_ids`` go on from the last one (never reused in a stream)."""
         next_id = self._stitcher.next_id if keep_ids else 1
-        self._schedule = ClipSchedule()
-        self._geo: Geometry | None = None
-        self._samplers: Samplers | None = None  # output size and samplers of this stream
+        self._input = ClipInput(self.cfg, self.clip_length)  # buffer, geometry (clip_input.py)
         self._stitcher.reset(next_id)
-        self.frames_pushed = 0
         for runner in self._runners.values():
             if runner is not None:
                 runner.reset()  # forget (and free) the kept per-frame features
 
     @property
+    def frames_pushed(self) -> int:
+        """Frames pushed since the last reset."""
+        return self._input.frames_pushed
+
+    @property
     def pending(self) -> int:
         """Frames pushed but not returned yet."""
-        return self._schedule.new
+        return self._input.schedule.new
 
     @property
     def buffered(self) -> int:
         """Frames held: the pending ones plus the overlap kept from the last clip."""
-        return len(self._schedule)
+        return len(self._input.schedule)
 
     @property
     def input_geometry(self) -> Geometry | None:
         """How this stream's image size maps to the model input (``padded_size`` = (Hp, Wp));
         None until the first frame after a reset."""
-        return self._geo
+        return self._input.geo
 
     # ------------------------------------------------------------------------------------------
     def push(self, image: np.ndarray, stamp: Any = None,
@@ -233,31 +228,19 @@ class StreamingTracker:
         ``size``: (H, W) of the results' masks when not the image's own (the camera's size of
         a frame decoded or resized smaller); the masks are upsampled once, per instance in its
         box. It must stay the same within a stream, as the image size must."""
-        image = check_image(image)
-        h, w = int(image.shape[0]), int(image.shape[1])
-        out = (int(size[0]), int(size[1])) if size else (h, w)
-        if self._geo is None or self._samplers is None:
-            inp = self.cfg.input
-            self._geo = geometry(h, w, inp.min_side, inp.max_side)
-            self._samplers = Samplers(self._geo, out)
-        elif self._geo.image_size != (h, w) or self._samplers.out.image_size != out:
-            old = self._samplers.out.image_size
-            raise ImageSizeChangedError(f"image size changed from {self._geo.image_size[0]}x"
-                             f"{self._geo.image_size[1]} (results {old[0]}x{old[1]}) to {h}x{w} "
-                             f"(results {out[0]}x{out[1]}) mid-stream; call reset() (after "
-                             f"flush() if the buffered frames are wanted) first")
-        frame = self._prepare(image, self._geo)
-        self._schedule.add(BufferedFrame(
-            frame, stamp, self.frames_pushed,
-            refinement_image(image, self._geo) if self.mask_refinement_radius > 0 else None))
-        self.frames_pushed += 1
-        if len(self._schedule) >= self.clip_length:
+        if self.add_frame(image, stamp, size):
             return self._run_clip()
         return []
 
+    def add_frame(self, image: np.ndarray, stamp: Any = None,
+                  size: tuple[int, int] | None = None) -> bool:
+        """Buffer one frame as push does, without running its clip; True when a clip is due
+        (then run it: ``finish_clip`` with its outputs from ``due_clip``, or ``flush``)."""
+        return self._input.add(image, stamp, size, self.mask_refinement_radius > 0)
+
     def flush(self) -> list[FrameResult]:
         """Finalise all frames not returned yet (runs one shorter clip); the stream may go on."""
-        if self._schedule.new == 0:
+        if self.pending == 0:
             return []
         return self._run_clip()
 
@@ -279,11 +262,7 @@ class StreamingTracker:
         sizes = {im.shape[:2] for im in images}
         if len(sizes) != 1:
             raise ValueError(f"predict_clip: all frames must have one size, got {sorted(sizes)}")
-        h, w = images[0].shape[:2]
-        inp = self.cfg.input
-        geo = geometry(h, w, inp.min_side, inp.max_side)
-        clip = np.stack([self._prepare(im, geo) for im in images])[None]
-        out = self._forward(clip)
+        out = self._forward(self._input.prepare_images(images)[None])
         result = {k: out[k][0] for k in ("embeddings", "precisions", "seediness")}
         if out.get("semantic") is not None:
             result["semantic"] = softmax(out["semantic"][0].astype(np.float32), axis=0)
@@ -294,9 +273,7 @@ class StreamingTracker:
     def prepare_frames(self, images: list[np.ndarray]) -> np.ndarray:
         """Same-sized (H, W, 3) uint8 RGB images -> (L, 3, Hp, Wp) float32 model input, resized
         and padded as push() prepares a frame (e.g. INT8 calibration clips)."""
-        inp = self.cfg.input
-        geo = geometry(*images[0].shape[:2], inp.min_side, inp.max_side)
-        return np.stack([self._prepare(im, geo) for im in images])
+        return self._input.prepare_images(images)
 
     @property
     def runner(self) -> Any:
@@ -307,9 +284,7 @@ class StreamingTracker:
     # ------------------------------------------------------------------------------------------
     def _prepare(self, image: np.ndarray, geo: Geometry) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (3, Hp, Wp) float32 model input."""
-        inp = self.cfg.input
-        return prepare_frame(image, geo, self.cfg.model.pixel_mean,
-                             channel_order=inp.channel_order, antialias=inp.antialias)
+        return self._input.prepare(image, geo)
 
     def _forward(self, clip: np.ndarray) -> dict[str, np.ndarray]:
         """The one network call of the tracker: clip (1, L, 3, Hp, Wp) float32 -> the model's
@@ -317,15 +292,16 @@ class StreamingTracker:
         Runs on the backend of ``cfg.inference.backend`` (stemseg_core/backends), which encodes
         each frame once and reuses its features in the overlapping clips; push/flush and
         predict_clip all come through here."""
-        net = self._network(tuple(clip.shape[2:]))
+        net = self.runner_for(tuple(clip.shape[2:]))
         if self.flip_test:
-            return predict_with_flip(net, clip, self._x_dims)
+            return predict_with_flip(net, clip, self.x_dims)
         return net(clip)
 
-    def _network(self, frame_shape: tuple[int, ...]) -> Callable[[np.ndarray], Any]:
-        """clip -> outputs for frames of (3, Hp, Wp): the backend's runner, built (or loaded
-        from the engine cache) for this shape on first use; an eager wrapper of the model where
-        no backend applies (a model that is not an STEmSeg network, under the torch backend)."""
+    def runner_for(self, frame_shape: tuple[int, ...]) -> Any:
+        """The runner (clip -> outputs) for frames of (3, Hp, Wp): the backend's NetworkRunner,
+        built (or loaded from the engine cache) for this shape on first use; an EagerRunner of
+        the model where no backend applies (not an STEmSeg network, under the torch backend).
+        It becomes ``runner``; streams of a TrackerGroup share them."""
         if frame_shape in self._runners:
             self._runners.move_to_end(frame_shape)
         else:
@@ -379,27 +355,51 @@ class StreamingTracker:
         trim_heap()
         return time.perf_counter() - t0
 
-    def _run_clip(self) -> list[FrameResult]:
-        """Run one clip; on an error (e.g. out of GPU memory) its frames are dropped, the track
-        history is cleared (IDs keep counting, never reused) and the error is re-raised, so the
-        stream stays consistent and the caller may go on pushing."""
+    def due_clip(self) -> np.ndarray | None:
+        """The network input (1, L, 3, Hp, Wp) float32 of the clip that is due (``add_frame``
+        returned True); None when none is."""
+        return self._input.network_input() if self._input.due else None
+
+    def finish_clip(self, out: dict[str, np.ndarray],
+                    model_sec: float = 0.0) -> list[FrameResult]:
+        """Run the due clip on its network outputs ``out`` (what ``_forward`` gives for
+        ``due_clip()``, computed by the caller: tracker_group.py runs several streams' clips in
+        one network call); ``model_sec``: its share of that call (``last_timings``). Returns
+        and fails as push does."""
+        return self._run_clip(out, model_sec)
+
+    def drop_clip(self) -> None:
+        """Drop the buffered frames and the track history (IDs keep counting, never reused):
+        what a failing clip does, e.g. when the network call of ``finish_clip`` raised."""
+        self._input.schedule.clear()
+        self._stitcher.reset(self._stitcher.next_id)
+
+    def _run_clip(self, out: dict[str, np.ndarray] | None = None,
+                  model_sec: float = 0.0) -> list[FrameResult]:
+        """Run one clip (the network too unless its outputs ``out`` are given); on an error
+        (e.g. out of GPU memory) its frames are dropped, the track history is cleared
+        (``drop_clip``) and the error is re-raised, so the stream stays consistent and the
+        caller may go on pushing."""
         try:
-            results = self._run_clip_unguarded()
+            results = self._run_clip_unguarded(out, model_sec)
             trim_heap()  # the clip's freed temporaries back to the system (heap.py)
             return results
         except Exception:
-            self._schedule.clear()
-            self._stitcher.reset(self._stitcher.next_id)
+            self.drop_clip()
             raise
 
-    def _run_clip_unguarded(self) -> list[FrameResult]:
-        assert self._geo is not None
-        frames, n_shared = self._schedule.clip()
+    def _run_clip_unguarded(self, out: dict[str, np.ndarray] | None,
+                            model_sec: float) -> list[FrameResult]:
+        samplers = self._input.samplers
+        assert samplers is not None
+        frames, n_shared = self._input.clip()
         timings: dict[str, float] = {}
 
         t0 = time.perf_counter()
-        clip = np.stack([f.model_input for f in frames])[None]  # (1, L, 3, Hp, Wp)
-        out = self._forward(clip)
+        if out is None:
+            out = self._forward(self._input.network_input())
+        else:
+            t0 -= model_sec
         t1 = time.perf_counter()
         timings["model"] = t1 - t0
         semantic = out.get("semantic")
@@ -416,10 +416,9 @@ class StreamingTracker:
             class_vote=self.cfg.inference.class_vote)
         t2 = time.perf_counter()
         timings["clustering"] = t2 - t1
-        assert self._samplers is not None
         wanted = ({self.class_names.index(c) for c in self.classes if c in self.class_names}
                   if self.classes else None)
-        masks, grid, scores, class_ids = clip_masks(clusters, wanted, self._samplers)
+        masks, grid, scores, class_ids = clip_masks(clusters, wanted, samplers)
         t3 = time.perf_counter()
         self._stitcher.min_iou = self.stitch_min_iou
         ids = self._stitcher.update(masks, len(scores), n_shared=n_shared, class_ids=class_ids)
@@ -427,12 +426,11 @@ class StreamingTracker:
         timings["postprocess"] = t3 - t2
         results = frame_results(self, masks, grid, scores, class_ids, ids,
                                 [(f.stamp, f.index, f.refinement_image)
-                                 for f in frames[n_shared:]], n_shared,
-                                self._samplers)
+                                 for f in frames[n_shared:]], n_shared, samplers)
         timings["postprocess"] += time.perf_counter() - t4
         timings["stitching"] = t4 - t3
         timings["total"] = time.perf_counter() - t0
         self.last_timings = timings
 
-        self._schedule.keep_overlap(self.clip_overlap)
+        self._input.schedule.keep_overlap(self.clip_overlap)
         return results

@@ -108,7 +108,7 @@ def test_tracker_with_flip_test_runs_twice_per_clip_and_keeps_tracks(tiny_config
             tiny_config.inference, flip_test=flip))
         model = MirrorBlobModel()
         tr = StreamingTracker(model, cfg, device="cpu")
-        assert tr._x_dims == [0]                        # xyt mixing: dim 0 holds x
+        assert tr.x_dims == [0]                        # xyt mixing: dim 0 holds x
         res = []
         for i, img in enumerate(_frames()):
             res += tr.push(img, i)
