@@ -5,7 +5,9 @@ frame mirrored too. ``NetworkRunner`` keeps the features of the last frames it e
 the frame's content: a frame of a new clip that equals (``np.array_equal``) a kept one reuses
 its features, so each frame (and its mirror) passes the 2D network once instead of T/(T-T_c)
 times. Equal input gives equal features, so reuse changes no result. Memory: ``capacity`` frames
-of features (default 2T: a clip and its mirror).
+of features (default 2T: a clip and its mirror). ``run_many`` takes several clips at once (the
+due clips of several cameras, inference/batched_clips.py): their new frames go through one
+encoder call, each clip through the decoder on its own.
 
 The data are numpy float32 on both sides (clip in, outputs out; the backends convert at their
 own boundary), so the tracker's path imports no torch; this module imports it only to build a
@@ -52,35 +54,63 @@ class NetworkRunner:
         self.encoded = self.reused = 0
 
     def __call__(self, clip: np.ndarray) -> dict[str, np.ndarray]:
+        return self.run_many([clip])[0]
+
+    def run_many(self, clips: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Several clips (1, L_i, 3, Hp, Wp) -> their output dicts, in order: the frames of
+        all clips that no kept frame (nor an equal frame before them in ``clips``) matches go
+        through ONE encoder call, then each clip through the decoder on its own (a decoder
+        graph takes one clip). Equal to calling the runner on each clip in turn wherever the
+        backend's encoder gives a frame the same features in any batch."""
+        feats: list[list[Features | None]] = []
+        new: list[tuple[np.ndarray, np.ndarray]] = []  # (frame, signature) to encode
+        where: dict[tuple[int, int], int] = {}  # (clip, frame) -> its index in `new`
+        for c, clip in enumerate(clips):
+            frames = self._frames(clip)
+            # A few thousand sampled values per frame find the candidate kept frames;
+            # np.array_equal on the whole frame confirms (a static scene may differ only
+            # where no sample falls).
+            flat = frames.reshape(frames.shape[0], -1)
+            sigs = flat[:, ::max(1, flat.shape[1] // SIGNATURE_SIZE)]
+            feats.append([self._lookup(f, sig) for f, sig in zip(frames, sigs)])
+            for i, found in enumerate(feats[c]):
+                if found is None:
+                    where[c, i] = next((j for j, (f, sig) in enumerate(new)
+                                        if np.array_equal(sig, sigs[i])
+                                        and np.array_equal(f, frames[i])), len(new))
+                    if where[c, i] == len(new):
+                        new.append((frames[i], sigs[i]))
+        if new:
+            encoded = self._encode([f for f, _ in new])
+            for (frame, sig), fs in zip(new, encoded):
+                self._keep(frame, sig, fs)
+            for (c, i), j in where.items():
+                feats[c][i] = encoded[j]
+        self.encoded += len(new)
+        self.reused += sum(len(f) for f in feats) - len(new)
+        outs = []
+        for per_frame in feats:  # every frame's features found or encoded by now
+            done = [f for f in per_frame if f is not None]
+            outs.append(self.backend.decode(tuple(np.concatenate(parts)
+                                                  for parts in zip(*done))))
+        return outs
+
+    @staticmethod
+    def _frames(clip: np.ndarray) -> np.ndarray:
         if not isinstance(clip, np.ndarray) or clip.ndim != 5 or clip.shape[0] != 1:
             raise ValueError(f"clip must be a numpy array (1, L, 3, Hp, Wp), got "
                              f"{type(clip).__name__} {tuple(getattr(clip, 'shape', ()))}")
-        frames = np.asarray(clip[0], np.float32)
-        # A few thousand sampled values per frame find the candidate kept frames;
-        # np.array_equal on the whole frame confirms (a static scene may differ only where no
-        # sample falls).
-        flat = frames.reshape(frames.shape[0], -1)
-        step = max(1, flat.shape[1] // SIGNATURE_SIZE)
-        sigs = flat[:, ::step]
-        found: list[Features | None] = [self._lookup(f, sig) for f, sig in zip(frames, sigs)]
-        missing = [i for i, f in enumerate(found) if f is None]
-        if missing:
-            batch = frames[missing]
-            n = len(missing)
-            if n < self.backend.min_batch:  # pad with copies (see Backend.min_batch)
-                batch = np.concatenate([batch, np.repeat(batch[:1], self.backend.min_batch - n,
-                                                         axis=0)])
-            new = self.backend.encode(np.ascontiguousarray(batch))
-            for j, i in enumerate(missing):
-                feats = tuple(t[j:j + 1] for t in new)
-                found[i] = feats
-                self._keep(frames[i], sigs[i], feats)
-            self.encoded += n
-        self.reused += len(frames) - len(missing)
-        per_frame = [f for f in found if f is not None]
-        stacked = tuple(np.concatenate([f[k] for f in per_frame])
-                        for k in range(len(per_frame[0])))
-        return self.backend.decode(stacked)
+        return np.asarray(clip[0], np.float32)
+
+    def _encode(self, frames: list[np.ndarray]) -> list[Features]:
+        """Frames (3, Hp, Wp) through one encoder call -> each one's features (batch 1)."""
+        batch = np.stack(frames)
+        n = len(frames)
+        if n < self.backend.min_batch:  # pad with copies (see Backend.min_batch)
+            batch = np.concatenate([batch, np.repeat(batch[:1], self.backend.min_batch - n,
+                                                     axis=0)])
+        out = self.backend.encode(np.ascontiguousarray(batch))
+        return [tuple(t[j:j + 1] for t in out) for j in range(n)]
 
     def _lookup(self, frame: np.ndarray, sig: np.ndarray) -> Features | None:
         for key, (kept, kept_sig, feats) in self._kept.items():

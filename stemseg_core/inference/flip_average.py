@@ -30,9 +30,30 @@ def unflip_outputs(out: Outputs, x_dims: list[int]) -> Outputs:
     return back
 
 
+def mirror(clip: np.ndarray) -> np.ndarray:
+    """The clip flipped left-right (contiguous, as the network takes it)."""
+    return np.ascontiguousarray(clip[..., ::-1])
+
+
+def average(out: Outputs, mirrored_out: Outputs, x_dims: list[int]) -> Outputs:
+    """Mean of a clip's outputs and its mirror's, unflipped, key by key."""
+    back = unflip_outputs(mirrored_out, x_dims)
+    return {k: np.float32(0.5) * (v + back[k]) for k, v in out.items()}
+
+
 def predict_with_flip(model: Callable[[np.ndarray], Outputs], clip: np.ndarray,
                       x_dims: list[int]) -> Outputs:
     """Mean of ``model(clip)`` and the unflipped ``model(clip[..., ::-1])``, key by key."""
     out = model(clip)
-    mirrored = unflip_outputs(model(np.ascontiguousarray(clip[..., ::-1])), x_dims)
-    return {k: np.float32(0.5) * (v + mirrored[k]) for k, v in out.items()}
+    return average(out, model(mirror(clip)), x_dims)
+
+
+def predict_many(run_many: Callable[[list[np.ndarray]], list[Outputs]],
+                 clips: list[np.ndarray], x_dims: list[int], flip: bool) -> list[Outputs]:
+    """Each clip's outputs from ONE ``run_many`` call (``NetworkRunner.run_many``), the mirrored
+    clips in that same call with ``flip`` (then averaged as by predict_with_flip)."""
+    if not flip:
+        return run_many(list(clips))
+    outs = run_many(list(clips) + [mirror(c) for c in clips])
+    n = len(clips)
+    return [average(outs[i], outs[n + i], x_dims) for i in range(n)]

@@ -227,6 +227,31 @@ class StreamSession:
         became final, in order: those of the old sequence first when this frame starts a new
         one.
         """
+        out, image, size = self._before(image, stamp_ns, prev_stamp_ns, size)
+        if self._push_sized:  # masks made at `size` once, per instance in its box
+            out += self.tracker.push(image, meta, size=size)
+        else:
+            out += results_at(self.tracker.push(image, meta), size)
+        self._last_size, self._last_stamp = size, int(stamp_ns)
+        return out
+
+    def stage(self, image: np.ndarray, stamp_ns: int, meta: Any = None,
+              prev_stamp_ns: int | None = None, size: tuple[int, int] | None = None
+              ) -> tuple[list[FrameResult], bool]:
+        """As push, but a clip the frame makes due is left for the caller to run
+        (``tracker.add_frame``; then ``tracker.finish_clip``, see tracker_group.py): the
+        results of the old sequence where this frame starts a new one, and whether a clip is
+        due now."""
+        out, image, size = self._before(image, stamp_ns, prev_stamp_ns, size)
+        due = self.tracker.add_frame(image, meta, size=size)
+        self._last_size, self._last_stamp = size, int(stamp_ns)
+        return out, due
+
+    def _before(self, image: np.ndarray, stamp_ns: int, prev_stamp_ns: int | None,
+                size: tuple[int, int] | None
+                ) -> tuple[list[FrameResult], np.ndarray, tuple[int, int]]:
+        """The stream policy before a frame: (results of a restart, the image as the tracker
+        gets it, the results' size)."""
         out: list[FrameResult] = []
         size = (int(size[0]), int(size[1])) if size else (int(image.shape[0]),
                                                           int(image.shape[1]))
@@ -234,13 +259,7 @@ class StreamSession:
         if brk is not None:
             (log.info if brk.kind == "gap" else log.warning)(brk.message)
             out += self.restart()
-        image = self.shapes.fit(image, size)
-        if self._push_sized:  # masks made at `size` once, per instance in its box
-            out += self.tracker.push(image, meta, size=size)
-        else:
-            out += results_at(self.tracker.push(image, meta), size)
-        self._last_size, self._last_stamp = size, int(stamp_ns)
-        return out
+        return out, self.shapes.fit(image, size), size
 
     def flush(self) -> list[FrameResult]:
         """Finalise the frames buffered so far; the sequence goes on."""

@@ -12,6 +12,10 @@ k+1, k+1+N, k+1+2N, ...; one stream (N = 1) keeps its tracker's IDs unchanged, a
 :meth:`TrackerGroup.camera_of` tells any published ID's stream. IDs stay unique as long as the
 tracker never reuses an ID, which it does not within a session (``reset(keep_ids=True)``).
 
+:meth:`TrackerGroup.step` takes one frame each of several streams and runs the clips they make
+due through the network together (batched_clips.py: one encoder call for all their new frames,
+then each stream's own decoding and post-processing), with the results of pushing them in turn.
+
 A runner keeps the features of its last frames (backends/runner.py, 2T by default: one clip and
 its mirror) so that overlapping clips encode each frame once. N streams take turns on the same
 runner, so the group widens every runner it sees to N times that, or each stream's overlap
@@ -21,11 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from stemseg_core.inference.batched_clips import run_due_clips
 from stemseg_core.inference.stream_policy import StreamSession
 from stemseg_core.inference.types import FrameResult
 
@@ -57,6 +63,30 @@ def check_stream_names(names: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
+class StreamFrame(NamedTuple):
+    """One frame of stream ``name`` for :meth:`TrackerGroup.step` (the rest as
+    ``StreamSession.push`` takes them)."""
+
+    name: str
+    image: np.ndarray
+    stamp_ns: int
+    meta: Any = None
+    prev_stamp_ns: int | None = None
+    size: tuple[int, int] | None = None
+
+
+@dataclasses.dataclass
+class StreamStep:
+    """What :meth:`TrackerGroup.step` did for one stream."""
+
+    #: the frames that became final, in order, with group-wide track IDs
+    results: list[FrameResult]
+    #: what failed its frame or clip (the clip's frames dropped, as a failing push drops them)
+    error: Exception | None = None
+    #: seconds of its own work plus its share of the network call
+    seconds: float = 0.0
+
+
 class GroupTracker:
     """Stream `index`'s view of its tracker: ``push``/``flush`` return group-wide track IDs and
     keep the shared runner wide enough; everything else is the tracker's own (attributes are
@@ -69,6 +99,11 @@ class GroupTracker:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    @property
+    def group(self) -> TrackerGroup:
+        """The group of this stream (its ``step`` runs several streams' clips at once)."""
+        return self._group
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.inner, name, value)
@@ -121,6 +156,43 @@ class TrackerGroup:
             dataclasses.replace(i, track_id=self.global_id(index, i.track_id))
             for i in r.instances]) for r in results]
 
+    def step(self, frames: Sequence[StreamFrame]) -> dict[str, StreamStep]:
+        """One frame each of some streams (at most one per stream), as if each were pushed
+        (``StreamSession.push``) in turn, except that the clips they make due go through the
+        network together: one encoder call for all their new frames (batched_clips.py).
+        Returns a StreamStep per stream given; one stream's failure leaves the others'
+        results."""
+        steps: dict[str, StreamStep] = {}
+        due: list[str] = []
+        for f in frames:
+            if f.name in steps:
+                raise ValueError(f"stream {f.name!r} given twice in one step: its frames go "
+                                 f"in order, one per step")
+            t0 = time.perf_counter()
+            try:
+                results, is_due = self.sessions[f.name].stage(
+                    f.image, f.stamp_ns, f.meta, f.prev_stamp_ns, size=f.size)
+                steps[f.name] = StreamStep(self.to_global(self.names.index(f.name), results))
+            except Exception as e:  # noqa: BLE001 - the other streams go on
+                steps[f.name], is_due = StreamStep([], e), False
+            steps[f.name].seconds = time.perf_counter() - t0
+            if is_due:
+                due.append(f.name)
+        trackers = [self.sessions[n].tracker.inner for n in due]
+        for name, tr, (out, share) in zip(due, trackers, run_due_clips(trackers, self.widen)):
+            st, t0 = steps[name], time.perf_counter()
+            if isinstance(out, Exception):
+                tr.drop_clip()
+                st.error = out
+            else:
+                try:
+                    st.results += self.to_global(self.names.index(name),
+                                                 tr.finish_clip(out, share))
+                except Exception as e:  # noqa: BLE001 - the other streams go on
+                    st.error = e
+            st.seconds += share + time.perf_counter() - t0
+        return steps
+
     def widen(self, runner: Any) -> None:
         """Keep N times the runner's own feature capacity (see the module docstring)."""
         base = getattr(runner, "base_capacity", None)  # None: no runner, or one that keeps none
@@ -133,4 +205,5 @@ class TrackerGroup:
             s.tracker.set_thresholds(**values)
 
 
-__all__ = ["MAX_STREAMS", "GroupTracker", "TrackerGroup", "check_stream_names"]
+__all__ = ["MAX_STREAMS", "GroupTracker", "StreamFrame", "StreamStep", "TrackerGroup",
+           "check_stream_names"]

@@ -7,7 +7,8 @@ import sys
 
 MODULES = ["stemseg_core.inference." + m for m in (
     "tracker", "clustering", "preprocess", "postprocess", "stitching", "mask_refinement",
-    "output_masks", "flip_average", "clip_schedule", "types", "stream_policy")] + [
+    "output_masks", "flip_average", "clip_schedule", "clip_input", "types", "stream_policy",
+    "batched_clips", "tracker_group")] + [
     "stemseg_core.backends.runner"]
 
 

@@ -8,6 +8,7 @@ from stemseg_core.inference.stream_policy import StreamSession
 from stemseg_core.inference.tracker import StreamingTracker
 from stemseg_core.inference.tracker_group import (
     MAX_STREAMS,
+    StreamFrame,
     TrackerGroup,
     check_stream_names,
 )
@@ -22,15 +23,18 @@ def frames(n: int, seed: int) -> list[np.ndarray]:
     return [np.roll(base, 3 * i, axis=1) for i in range(n)]
 
 
-def tracker(path) -> StreamingTracker:
+def tracker(path, backend: str = "torch") -> StreamingTracker:
     tr = StreamingTracker.from_checkpoint(path, device="cpu", overrides=[
-        "inference.backend=torch", "inference.precision=fp32"])
+        f"inference.backend={backend}", "inference.precision=fp32",
+        f"inference.engine_cache_dir={path.parent / 'engines'}"])
     tr.set_thresholds(**LOW)
     return tr
 
 
-def alone(path, images: list[np.ndarray]) -> list:
-    s = StreamSession(tracker(path))
+def alone(path, images: list[np.ndarray], flip: bool = False, backend: str = "torch") -> list:
+    tr = tracker(path, backend)
+    tr.flip_test = flip
+    s = StreamSession(tr)
     out = [r for i, im in enumerate(images) for r in s.push(im, i * 10**8, i)]
     return out + s.flush()
 
@@ -57,6 +61,93 @@ def test_each_stream_equals_its_own_tracker_and_ids_are_unique(tiny_checkpoint):
         assert [r.stamp for r in got[n]] == list(range(11))
         assert key(got[n]) == key(want, lambda t, k=k: (t - 1) * 3 + k + 1)
         assert all(group.camera_of(t) == (n, (t - 1) // 3 + 1) for t in ids[n])
+
+
+def stepped(group: TrackerGroup, clips: dict[str, list[np.ndarray]]) -> dict[str, list]:
+    """Every stream's frame i in one TrackerGroup.step, i = 0, 1, ...; then each flushed."""
+    got = {n: [] for n in clips}
+    for i in range(len(next(iter(clips.values())))):
+        steps = group.step([StreamFrame(n, images[i], i * 10**8, i)
+                            for n, images in clips.items()])
+        assert all(st.error is None for st in steps.values()), steps
+        for n, st in steps.items():
+            got[n] += st.results
+    for n in clips:
+        got[n] += group.sessions[n].flush()
+    return got
+
+
+@pytest.mark.parametrize("backend, flip", [
+    ("torch", False), ("torch", True),
+    pytest.param("openvino", False, marks=pytest.mark.slow)])  # ~1 min: builds its graphs
+def test_a_batched_step_equals_pushing_the_streams_one_by_one(tiny_checkpoint, backend, flip):
+    """The clips due in a step go through one network call; every stream's results equal its
+    own tracker's (scores to 5 places, mask areas), with the flip test too: these encoders
+    give a frame the same features in any batch."""
+    clips = {"a": frames(11, 1), "b": frames(11, 2), "c": frames(11, 1)}  # c repeats a
+    first = tracker(tiny_checkpoint, backend)
+    first.flip_test = flip
+    group = TrackerGroup(first, list(clips))
+    got = stepped(group, clips)
+    for k, n in enumerate(clips):
+        want = alone(tiny_checkpoint, clips[n], flip, backend)
+        assert [r.stamp for r in got[n]] == list(range(11))
+        assert key(got[n]) == key(want, lambda t, k=k: (t - 1) * 3 + k + 1)
+    assert all(i.instances for i in got["b"][:4])  # the low cuts give instances to compare
+    runner = group.sessions["a"].tracker.runner
+    # c's frames equal a's: encoded once (11 + 11 frames, each mirrored with the flip test)
+    assert runner.encoded == (2 if flip else 1) * 22
+
+
+def test_the_encoder_runs_once_per_step_with_the_frames_of_every_due_clip(tiny_checkpoint):
+    """A counting backend: each step with due clips makes ONE encoder call holding the new
+    frames of all of them (T = 4, overlap 2: the first clips 4 frames each, then 2 each),
+    steps without a due clip none; then one decoder call per clip."""
+    clips = {"a": frames(9, 4), "b": frames(9, 5), "c": frames(9, 6)}
+    group = TrackerGroup(tracker(tiny_checkpoint), list(clips))
+    group.sessions["a"].tracker.warmup()  # builds the shared runner (its features dropped)
+    backend = group.sessions["a"].tracker.runner.backend
+    calls: list[tuple[int, str]] = []
+    encode, decode = backend.encode, backend.decode
+    backend.encode = lambda x: (calls.append((len(x), "encode")), encode(x))[1]
+    backend.decode = lambda f: (calls.append((len(f[0]), "decode")), decode(f))[1]
+    for i in range(9):
+        calls.append((i, "step"))
+        group.step([StreamFrame(n, images[i], i * 10**8, i) for n, images in clips.items()])
+    dec = [(4, "decode")] * 3  # every clip 4 frames long (2 of them the last clip's)
+    assert calls == [(0, "step"), (1, "step"), (2, "step"), (3, "step"), (12, "encode"), *dec,
+                     (4, "step"), (5, "step"), (6, "encode"), *dec, (6, "step"),
+                     (7, "step"), (6, "encode"), *dec, (8, "step")]
+
+
+def test_a_failure_in_a_step_stays_with_its_streams(tiny_checkpoint):
+    """The network call fails: every due stream gets the error and drops the clip's frames (as
+    a failing push does); b's post-processing fails: a's results still come; a stream given
+    twice in one step is refused."""
+    group = TrackerGroup(tracker(tiny_checkpoint), ["a", "b"])
+    a, b = frames(8, 7), frames(8, 8)
+
+    def step(i):
+        return group.step([StreamFrame("a", a[i], i, i), StreamFrame("b", b[i], i, i)])
+
+    group.sessions["a"].tracker.warmup()  # the shared runner
+    for i in range(3):
+        step(i)
+    runner = group.sessions["a"].tracker.runner
+    runner.run_many = lambda clips: 1 / 0
+    steps = step(3)
+    assert all(isinstance(st.error, ZeroDivisionError) for st in steps.values())
+    assert [s.tracker.buffered for s in group.sessions.values()] == [0, 0]
+    del runner.run_many
+    for i in range(4, 7):
+        step(i)
+    inner_b = group.sessions["b"].tracker.inner
+    inner_b.finish_clip = lambda out, sec: 1 / 0
+    steps = step(7)
+    assert steps["a"].error is None and [r.stamp for r in steps["a"].results] == [4, 5, 6, 7]
+    assert isinstance(steps["b"].error, ZeroDivisionError) and steps["b"].results == []
+    with pytest.raises(ValueError, match="twice"):
+        group.step([StreamFrame("a", a[0], 8), StreamFrame("a", a[1], 9)])
 
 
 def test_the_shared_runner_keeps_every_streams_frames(tiny_checkpoint):
