@@ -1,6 +1,14 @@
-"""The node's inference thread: bounded frame queues, counters, and the worker that runs the
-stream sessions (stemseg_core StreamSession around a StreamingTracker; one per camera, on one
-network) and hands results on.
+"""The node's inference thread: counters, and the worker that runs the stream sessions
+(stemseg_core StreamSession around a StreamingTracker; one per camera, on one network) on the
+frames of their queues (frame_queue.py) and hands results on.
+
+Several cameras (the sessions of one TrackerGroup) are served in rounds: one waiting item of
+each camera per round, the round's frames through ``TrackerGroup.step`` together, so that the
+clips of cameras due at the same time share one network call (one encoder batch). Cameras of one
+rate publish at nearly the same instant, yet their frames reach the queues one by one: a round
+that makes a camera's clip due waits up to GATHER_SEC for the frame of each other streaming
+camera whose clip is one frame short, so that a few milliseconds of arrival do not split clips
+that are due together.
 
 No ROS here: the node gives the worker a `publish(results)` callable and a logger
 (``error/warning/info/debug`` taking a message).
@@ -16,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from stemseg_core.inference.tracker_group import GroupTracker, StreamFrame
+from stemseg_ros.frame_queue import FlushRequest, Frame, FrameQueue
 from stemseg_ros.memory import release_memory
 
 #: Seconds the worker waits for a frame before it checks the idle-flush timer.
@@ -29,116 +37,10 @@ DEFAULT_IDLE_FLUSH_SEC = 1.0
 LATENCY_WINDOW = 512
 #: Frames over which the worker's time per frame is averaged (several clips).
 COST_WINDOW = 64
-
-
-@dataclass
-class Frame:
-    """A converted input frame on its way through the queue and the tracker."""
-
-    image: np.ndarray  # (H, W, 3) uint8 RGB camera image
-    header: Any  # std_msgs/Header of the input message
-    stamp_ns: int
-    prev_stamp_ns: int | None  # stamp of the frame received before this one (kept or not)
-    received: float  # time.monotonic() when the callback got it
-    roi: tuple[int, int, int, int] | None = None  # (x, y, w, h) given to the model; None = all
-    #: (H, W) of the camera image when `image` was decoded smaller (JPEG at a reduced scale):
-    #: results are mapped back to it. None: `image` is the camera image's full size.
-    full_size: tuple[int, int] | None = None
-
-    def model_input(self) -> np.ndarray:
-        """(h, w, 3) uint8 RGB: the region of interest, or the whole image."""
-        if self.roi is None:
-            return self.image
-        x, y, w, h = self.roi
-        return self.image[y:y + h, x:x + w]
-
-
-@dataclass
-class FlushRequest:
-    """Queued behind the frames: the worker finalises the partial clip when it gets here.
-
-    `notify` (any thread may call it) is called once `done` is set, e.g. to wake the executor
-    whose service callback awaits the request."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    published: int = 0
-    notify: Callable[[], None] | None = None
-
-    def finish(self) -> None:
-        self.done.set()
-        if self.notify is not None:
-            self.notify()
-
-
-class FrameQueue:
-    """Bounded FIFO of frames (and flush requests) between the callback and the worker.
-
-    When `capacity` frames wait, `put_frame` drops the oldest waiting frame (never a flush
-    request) and returns how many it dropped.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self.capacity = capacity
-        self._items: deque[Any] = deque()
-        self._frames = 0
-        self._cond = threading.Condition()
-        #: set on every new item and on wake() (the worker's, to wait on all its queues at once)
-        self.bell: threading.Event | None = None
-
-    def _ring(self) -> None:
-        if self.bell is not None:
-            self.bell.set()
-
-    def __len__(self) -> int:
-        with self._cond:
-            return self._frames
-
-    def put_frame(self, frame: Any) -> int:
-        dropped = 0
-        with self._cond:
-            while self._frames >= self.capacity:
-                for i, item in enumerate(self._items):
-                    if not isinstance(item, FlushRequest):
-                        del self._items[i]
-                        break
-                self._frames -= 1
-                dropped += 1
-            self._items.append(frame)
-            self._frames += 1
-            self._cond.notify()
-        self._ring()
-        return dropped
-
-    def put_control(self, item: FlushRequest) -> None:
-        with self._cond:
-            self._items.append(item)
-            self._cond.notify()
-        self._ring()
-
-    def get(self, timeout: float) -> Any | None:
-        """The oldest item, or None after `timeout` seconds without one."""
-        with self._cond:
-            if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout):
-                return None
-            item = self._items.popleft()
-            if not isinstance(item, FlushRequest):
-                self._frames -= 1
-            return item
-
-    def clear(self) -> list[Any]:
-        """Remove and return everything waiting."""
-        with self._cond:
-            items = list(self._items)
-            self._items.clear()
-            self._frames = 0
-            return items
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-        self._ring()
+#: Seconds a round with a due clip waits for the frames that make other cameras' clips due.
+GATHER_SEC = 0.03
+#: A camera without a frame for this long is not waited for.
+STALE_SEC = 1.0
 
 
 COUNTERS = ("frames_in", "frames_skipped", "frames_out", "dropped", "convert_errors",
@@ -217,12 +119,19 @@ class Lane:
     idle: bool = True  # no frame since the last idle flush (nothing to finalise or free)
 
 
+def one_short(lane: Lane) -> bool:
+    """Whether the lane's next frame makes its clip due."""
+    tr = lane.session.tracker
+    return tr.buffered == tr.clip_length - 1
+
+
 class Worker:
     """Runs stream sessions (StreamSession) on the frames of their queues in one thread.
 
     One lane per camera (:meth:`add_lane`; the constructor's is the first, named ""): the
     thread takes the next waiting item of each lane in turn (round robin), so cameras due
-    together share the network evenly. Results go to the lane's `publish(results)` in order. A
+    together share the network evenly; the lanes of a TrackerGroup in rounds whose clips run in
+    one network call (module doc). Results go to the lane's `publish(results)` in order. A
     failing clip is logged with its traceback, counted, its frames dropped, and the next frames
     processed; out of memory also frees the GPU cache. Thresholds given to
     :meth:`set_thresholds` apply (to every lane) before the next frame.
@@ -242,6 +151,8 @@ class Worker:
         self._lock = threading.Lock()
         #: "WxH" while the engines for frames of that size are being built, else ""
         self.warming_up_for = ""
+        #: the TrackerGroup of the lanes' sessions (served in rounds), or None
+        self.group: Any = None
         self.thread = threading.Thread(target=self._run, name="stemseg-worker", daemon=True)
         self.add_lane(name, session, queue, stats, publish)
 
@@ -249,6 +160,8 @@ class Worker:
                  publish: Callable[[list[Any]], None]) -> Lane:
         """Another camera (before start)."""
         queue.bell = self._bell
+        if isinstance(session.tracker, GroupTracker):
+            self.group = session.tracker.group
         lane = Lane(name, session, queue, stats, publish)
         self.lanes.append(lane)
         return lane
@@ -314,6 +227,9 @@ class Worker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.group is not None:
+                self._round()
+                continue
             lane, item = self._next()
             try:
                 if lane is None:
@@ -357,7 +273,7 @@ class Worker:
         else:
             self.log.error(f"processing failed{where}; {lost} buffered frame(s) dropped, new "
                            f"track sequence, going on with the next frames:\n"
-                           f"{traceback.format_exc()}")
+                           f"{''.join(traceback.format_exception(e))}")
 
     def _apply_thresholds(self) -> None:
         with self._lock:
@@ -369,6 +285,84 @@ class Worker:
                 self.log.info(f"thresholds updated: {pending}")
             except Exception as e:  # noqa: BLE001 - checked on set; the stream goes on
                 self.log.error(f"thresholds not applied: {type(e).__name__}: {str(e)[:300]}")
+
+    def _take_round(self) -> list[tuple[Lane, Any]]:
+        """One waiting item of each lane (lanes in turn) and, where a frame makes its lane's
+        clip due, the frames of the streaming lanes one frame short of theirs that arrive
+        within GATHER_SEC (module doc); [] after POLL_SEC without any item."""
+        self._bell.clear()
+        n = len(self.lanes)
+        order = [self.lanes[(self._turn + j) % n] for j in range(n)]
+        items = [(lane, item) for lane in order if (item := lane.queue.get(0)) is not None]
+        if not items:
+            self._bell.wait(POLL_SEC)
+            return []
+        self._turn = (self._turn + 1) % n
+        if not any(one_short(lane) for lane, i in items if not isinstance(i, FlushRequest)):
+            return items
+        now, taken = time.monotonic(), {lane.name for lane, _ in items}
+        wanted = [lane for lane in order if lane.name not in taken and one_short(lane)
+                  and not lane.idle and now - lane.last_frame_time < STALE_SEC]
+        deadline = now + GATHER_SEC
+        while wanted and time.monotonic() < deadline:
+            self._bell.wait(max(0.0, deadline - time.monotonic()))
+            self._bell.clear()
+            for lane in list(wanted):
+                item = lane.queue.get(0)
+                if item is not None:
+                    items.append((lane, item))
+                    wanted.remove(lane)
+        return items
+
+    def _round(self) -> None:
+        """One round of the group's lanes: their frames in one step, then the flush requests
+        (one item per lane, so each lane's order is kept); idle flushes when none came."""
+        items = self._take_round()
+        if not items:
+            for each in self.lanes:
+                try:
+                    self._maybe_idle_flush(each)
+                except Exception as e:  # noqa: BLE001 - the worker must survive any one clip
+                    self._failed_guarded(each, e)
+        frames = [(lane, f) for lane, f in items if not isinstance(f, FlushRequest)]
+        if frames:
+            try:
+                self._step(frames)
+            except Exception as e:  # noqa: BLE001
+                self._failed_guarded(frames[0][0], e)
+        for lane, item in items:
+            if isinstance(item, FlushRequest):
+                try:
+                    item.published = self._flush(lane, "flush requested")
+                except Exception as e:  # noqa: BLE001
+                    self._failed_guarded(lane, e)
+                finally:
+                    item.finish()
+
+    def _step(self, frames: list[tuple[Lane, Frame]]) -> None:
+        """One frame of each of these lanes through ``TrackerGroup.step`` (their due clips in
+        one network call); per lane its counters, results and failure as _process has them."""
+        self._apply_thresholds()
+        batch, before = [], {}
+        for lane, frame in frames:
+            lane.last_frame_time, lane.idle = time.monotonic(), False
+            size = frame.full_size or frame.model_input().shape[:2]
+            try:
+                if lane.session.needs_build(size):
+                    self._warm_up(lane.session, size)
+            except Exception as e:  # noqa: BLE001 - the other lanes go on
+                self._failed_guarded(lane, e)
+                continue
+            before[lane.name] = (lane, lane.session.resets, lane.session.shapes.resized)
+            batch.append(StreamFrame(lane.name, frame.model_input(), frame.stamp_ns, frame,
+                                     frame.prev_stamp_ns, frame.full_size))
+        for name, st in self.group.step(batch).items():
+            lane, resets, resized = before[name]
+            lane.stats.add(tracker_sec=st.seconds, resets=lane.session.resets - resets,
+                           frames_resized=lane.session.shapes.resized - resized)
+            self._publish(lane, st.results, st.seconds)
+            if st.error is not None:
+                self._failed_guarded(lane, st.error)
 
     def _process(self, lane: Lane, frame: Frame) -> None:
         self._apply_thresholds()

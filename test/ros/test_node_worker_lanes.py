@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from ros_helpers import LOW_THRESHOLDS
 from test_node_worker import Log, _frame
 
 from stemseg_ros.intake import AUTO_RATE_SHARE, Intake
@@ -76,3 +77,56 @@ def test_each_of_n_cameras_gets_its_share_of_the_input_rate():
     assert intake.rate() == pytest.approx(AUTO_RATE_SHARE * 0.5 / 0.1)
     intake.params = SimpleNamespace(max_input_rate=-1.0)
     assert intake.rate() == 0.0  # every frame
+
+
+def test_cameras_due_together_share_one_encoder_call_and_keep_their_results(tiny_checkpoint):
+    """Two cameras of one TrackerGroup; each of b's frames reaches its queue 10 ms after a's.
+    The worker's round waits for it where both clips fall due (worker.GATHER_SEC), so each due
+    step is ONE encoder call with both clips' new frames (T = 4, overlap 2: 4 + 4, then 2 + 2);
+    every camera's results equal its own tracker's."""
+    from stemseg_core.inference.stream_policy import StreamSession
+    from stemseg_core.inference.tracker import StreamingTracker
+    from stemseg_core.inference.tracker_group import TrackerGroup
+
+    def tracker():
+        tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu", overrides=[
+            "inference.backend=torch", "inference.precision=fp32"])
+        tr.set_thresholds(**LOW_THRESHOLDS)  # instances to compare
+        return tr
+
+    rng = np.random.default_rng(3)
+    images = {c: [rng.integers(0, 256, (64, 128, 3), dtype=np.uint8) for _ in range(6)]
+              for c in "ab"}
+    first = tracker()
+    group = TrackerGroup(first, ["a", "b"])
+    first.warmup()  # the shared runner, built before counting
+    backend = first.runner.backend
+    sizes: list[int] = []
+    encode = backend.encode
+    backend.encode = lambda x: (sizes.append(len(x)), encode(x))[1]
+    got = {"a": [], "b": []}
+    queues = {"a": FrameQueue(10), "b": FrameQueue(10)}
+    w = Worker(group.sessions["a"], queues["a"], Stats(), got["a"].extend, Log(), 0.0, "a")
+    w.add_lane("b", group.sessions["b"], queues["b"], Stats(), got["b"].extend)
+    assert w.group is group
+    w.start()
+    try:
+        for i in range(6):
+            queues["a"].put_frame(_frame(i, images["a"][i]))
+            time.sleep(0.01)
+            queues["b"].put_frame(_frame(i, images["b"][i]))
+            time.sleep(0.25)
+        deadline = time.monotonic() + 20
+        while min(len(got["a"]), len(got["b"])) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        assert w.stop(10, flush=False)
+    assert sizes == [8, 4], sizes
+    for k, c in enumerate("ab"):
+        own = StreamSession(tracker())
+        want = [r for i, im in enumerate(images[c]) for r in own.push(im, (100 + i) * 10**9, i)]
+        assert any(r.instances for r in want)
+        assert [r.stamp.stamp_ns for r in got[c]] == [(100 + i) * 10**9 for i in range(6)]
+        assert [[(i.track_id, int(i.mask.sum())) for i in r.instances] for r in got[c]] == \
+            [[((i.track_id - 1) * 2 + k + 1, int(i.mask.sum())) for i in r.instances]
+             for r in want]
