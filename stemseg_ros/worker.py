@@ -44,7 +44,8 @@ STALE_SEC = 1.0
 
 
 COUNTERS = ("frames_in", "frames_skipped", "frames_out", "dropped", "convert_errors",
-            "frames_too_large", "frames_resized", "worker_errors", "out_of_memory", "resets")
+            "frames_too_large", "frames_resized", "worker_errors", "out_of_memory", "resets",
+            "clips_batched")
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Stats:
     publish_sec: float = 0.0  # message building + publish, summed
     costs: deque = field(default_factory=lambda: deque(maxlen=COST_WINDOW))  # s per frame
     clips: int = 0  # pushes that ran a clip
+    clips_batched: int = 0  # clips that ran in one network call with other cameras' clips
 
     def add(self, **counts: float) -> None:
         with self.lock:
@@ -359,7 +361,8 @@ class Worker:
         for name, st in self.group.step(batch).items():
             lane, resets, resized = before[name]
             lane.stats.add(tracker_sec=st.seconds, resets=lane.session.resets - resets,
-                           frames_resized=lane.session.shapes.resized - resized)
+                           frames_resized=lane.session.shapes.resized - resized,
+                           clips_batched=int(st.batch > 1))
             self._publish(lane, st.results, st.seconds)
             if st.error is not None:
                 self._failed_guarded(lane, st.error)

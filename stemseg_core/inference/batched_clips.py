@@ -10,8 +10,9 @@ Each stream then finishes its own clip (clustering, stitching, post-processing:
 the backend's encoder gives a frame the same features in any batch: torch fp32 and OpenVINO
 fp32 (test_tracker_group.py); OpenVINO bf16 on this project's 2-core CPU too (the demo model's
 features of 8 frames encoded at once equal those encoded 1, 2, 4 or 6 at a time, bit for bit,
-2026-12-07). A GPU's kernels may differ by batch size: there, compare before relying on it. A runner without ``run_many`` (the eager
-wrapper of a model that is not an STEmSeg network) is called on the clips one by one.
+2026-12-07). A GPU's kernels may differ by batch size: there, compare before relying on it.
+A runner without ``run_many`` (the eager wrapper of a model that is not an STEmSeg network) is
+called on the clips one by one.
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ Outcome = dict[str, np.ndarray] | Exception
 
 
 def run_due_clips(trackers: Sequence[Any], before: Callable[[Any], None] | None = None
-                  ) -> list[tuple[Outcome, float]]:
+                  ) -> list[tuple[Outcome, float, int]]:
     """For each StreamingTracker with a clip due (``due_clip()`` not None): its clip's network
-    outputs (flip test included, as ``_forward`` gives them) or the exception of the call, and
-    its share of that call's seconds. One call per (runner, flip test) among the trackers;
-    ``before(runner)`` is called on each runner before its call (TrackerGroup.widen)."""
+    outputs (flip test included, as ``_forward`` gives them) or the exception of the call, its
+    share of that call's seconds and how many clips the call ran. One call per (runner, flip
+    test) among the trackers; ``before(runner)`` is called on each runner before its call
+    (TrackerGroup.widen)."""
     clips = [tr.due_clip() for tr in trackers]
     calls: dict[tuple[int, bool], list[int]] = {}
     runners: dict[int, Any] = {}
@@ -42,7 +44,7 @@ def run_due_clips(trackers: Sequence[Any], before: Callable[[Any], None] | None 
         runner = tr.runner_for(tuple(clip.shape[2:]))
         runners[id(runner)] = runner
         calls.setdefault((id(runner), bool(tr.flip_test)), []).append(i)
-    done: list[tuple[Outcome, float]] = [({}, 0.0)] * len(trackers)
+    done: list[tuple[Outcome, float, int]] = [({}, 0.0, 0)] * len(trackers)
     for (key, flip), idx in calls.items():
         runner, t0 = runners[key], time.perf_counter()
         if before is not None:
@@ -56,7 +58,7 @@ def run_due_clips(trackers: Sequence[Any], before: Callable[[Any], None] | None 
             outs = [e] * len(idx)
         share = (time.perf_counter() - t0) / len(idx)
         for i, out in zip(idx, outs):
-            done[i] = (out, share)
+            done[i] = (out, share, len(idx))
     return done
 
 

@@ -85,6 +85,8 @@ class StreamStep:
     error: Exception | None = None
     #: seconds of its own work plus its share of the network call
     seconds: float = 0.0
+    #: clips in the network call that ran its clip (0: no clip ran; 2 or more: batched)
+    batch: int = 0
 
 
 class GroupTracker:
@@ -179,8 +181,10 @@ class TrackerGroup:
             if is_due:
                 due.append(f.name)
         trackers = [self.sessions[n].tracker.inner for n in due]
-        for name, tr, (out, share) in zip(due, trackers, run_due_clips(trackers, self.widen)):
+        for name, tr, (out, share, n) in zip(due, trackers,
+                                             run_due_clips(trackers, self.widen)):
             st, t0 = steps[name], time.perf_counter()
+            st.batch = n
             if isinstance(out, Exception):
                 tr.drop_clip()
                 st.error = out

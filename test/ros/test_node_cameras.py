@@ -115,6 +115,7 @@ def test_two_cameras_in_lockstep_equal_the_offline_tracker_with_unique_ids(
         d = got.diag[c]
         assert d["camera"] == c and d["frames_out"] == str(N_FRAMES), d
         assert d["input_topic"] == f"{namespace}/{c}/image", d
+        assert int(d["clips_batched"]) >= 1, d  # published together: clips due together
     assert "1 camera(s)" not in node.log() and "2 camera(s)" in node.log()
     assert node.stop() == 0, node.log()
 

@@ -106,8 +106,9 @@ def test_cameras_due_together_share_one_encoder_call_and_keep_their_results(tiny
     backend.encode = lambda x: (sizes.append(len(x)), encode(x))[1]
     got = {"a": [], "b": []}
     queues = {"a": FrameQueue(10), "b": FrameQueue(10)}
-    w = Worker(group.sessions["a"], queues["a"], Stats(), got["a"].extend, Log(), 0.0, "a")
-    w.add_lane("b", group.sessions["b"], queues["b"], Stats(), got["b"].extend)
+    stats = {"a": Stats(), "b": Stats()}
+    w = Worker(group.sessions["a"], queues["a"], stats["a"], got["a"].extend, Log(), 0.0, "a")
+    w.add_lane("b", group.sessions["b"], queues["b"], stats["b"], got["b"].extend)
     assert w.group is group
     w.start()
     try:
@@ -122,6 +123,7 @@ def test_cameras_due_together_share_one_encoder_call_and_keep_their_results(tiny
     finally:
         assert w.stop(10, flush=False)
     assert sizes == [8, 4], sizes
+    assert [stats[c].snapshot()["clips_batched"] for c in "ab"] == [2, 2]
     for k, c in enumerate("ab"):
         own = StreamSession(tracker())
         want = [r for i, im in enumerate(images[c]) for r in own.push(im, (100 + i) * 10**9, i)]
