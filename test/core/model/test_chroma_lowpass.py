@@ -58,7 +58,8 @@ def test_subsampled_camera_frame_reaches_the_network_nearly_as_the_lossless_one(
     def t(a):
         return torch.from_numpy(a.astype(np.float32).transpose(2, 0, 1)[None])
     before = (t(sub) - t(img)).abs().mean()
-    after = (chroma_lowpass(t(sub), 2, LUMA_RGB) - chroma_lowpass(t(img), 2, LUMA_RGB)).abs().mean()
+    after = (chroma_lowpass(t(sub), 2, LUMA_RGB)
+             - chroma_lowpass(t(img), 2, LUMA_RGB)).abs().mean()
     assert after < before / 3
 
 
