@@ -21,8 +21,9 @@ ln() { [ "$DRY" = 1 ] || command ln "$@"; }
 #     90 min on the shared 2-core machine with one thread). Exported to runs/demo15/stemseg_demo.pt
 #     with the shipped inference settings; it replaces checkpoints/stemseg_demo.pt only once it
 #     meets issue 38 (docs/robustness.md): compare with `stemseg robustness` and
-#     `stemseg accuracy`. (A first leg 15 without the low-pass, 600 steps on 320 drives, 2026-12-06,
-#     missed the criteria: docs/robustness.md.)
+#     `stemseg accuracy`. Run 2026-12-07 (68 min, one thread): JPEG 95 -2.5, 4:2:2 -1.4 HOTA,
+#     lossless pedestrians -2.6: missed the criteria, as the first leg 15 without the low-pass
+#     (600 steps on 320 drives, 2026-12-06) had (docs/robustness.md); the checkpoint stays.
 leg15() {
   stemseg synth --out data/synth_s7 --sequences 160 --frames 60 --seed 7 --val-fraction 0
   stemseg train --config config/model/demo_cpu.yaml --data data/synth_s7 \
