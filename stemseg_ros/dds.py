@@ -31,12 +31,21 @@ def profile_path(share_dir: str | None = None, name: str = PROFILE) -> str | Non
     return next((str(p) for p in candidates if p.is_file()), None)
 
 
+def _other_role(name: str) -> str:
+    return PROFILE if name == NODE_PROFILE else NODE_PROFILE
+
+
 def environment(environ: Mapping[str, str], share_dir: str | None = None,
                 name: str = PROFILE) -> dict[str, str]:
     """Variables to add to `environ` so that Fast DDS uses the shipped profile ``name``
     (PROFILE for a process that sends images: a camera, a bag player; NODE_PROFILE for the
-    node): none when the user has chosen a profile already (or the file is missing)."""
-    if any(environ.get(v) for v in _USER_VARIABLES):
+    node): none when the user has chosen a profile already (or the file is missing).
+
+    The shipped profile of the other role is not a choice: a bag player sets the camera's
+    profile in its own environment, and the node it starts must still get its own (with the
+    camera's, the node held a 64 MiB segment instead of 16)."""
+    chosen = [environ[v] for v in _USER_VARIABLES if environ.get(v)]
+    if any(Path(c).name != _other_role(name) for c in chosen):
         return {}
     path = profile_path(share_dir, name)
     return {PROFILE_VARIABLE: path} if path else {}

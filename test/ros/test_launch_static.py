@@ -118,3 +118,10 @@ def test_dds_profile_is_applied_unless_the_user_chose_one(tmp_path):
     assert dds.camera_profile(launch_config.environment({}, None)) == path
     assert dds.camera_profile({}) == path
     assert dds.camera_profile({"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}) == "/x.xml"
+    # a process that inherits the camera's shipped profile (a bag player's child) gets its own
+    inherited = {dds.PROFILE_VARIABLE: path}
+    assert launch_config.environment(inherited, None) == {dds.PROFILE_VARIABLE: node_path}
+    assert dds.environment({"FASTRTPS_DEFAULT_PROFILES_FILE": path}, None, dds.NODE_PROFILE) \
+        == {dds.PROFILE_VARIABLE: node_path}
+    assert dds.environment({dds.PROFILE_VARIABLE: node_path}) == {dds.PROFILE_VARIABLE: path}
+    assert dds.environment({dds.PROFILE_VARIABLE: path}) == {}  # already the camera's

@@ -142,7 +142,8 @@ SECONDS = 20
 HZ = 5.0
 #: /diagnostics values printed with the figures (where the frames went, the worker's cost).
 DIAG_KEYS = ("frames_in", "frames_out", "frames_skipped", "dropped_frames",
-             "worker_time_per_frame_s", "max_input_rate_hz")
+             "worker_time_per_frame_s", "tracker_time_per_frame_s", "node_time_per_frame_s",
+             "max_input_rate_hz")
 GRACE_SEC = 2.5
 
 
