@@ -24,11 +24,25 @@ PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 _USER_VARIABLES = (PROFILE_VARIABLE, "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
+def _candidates(share_dir: str | None, name: str) -> list[Path]:
+    """Where a shipped profile may be: the package share directory, the source tree."""
+    found = [Path(share_dir) / "config" / name] if share_dir else []
+    found.append(Path(__file__).resolve().parents[1] / "config" / name)
+    return [p for p in found if p.is_file()]
+
+
 def profile_path(share_dir: str | None = None, name: str = PROFILE) -> str | None:
     """A shipped profile: in the package share directory, else in the source tree."""
-    candidates = [Path(share_dir) / "config" / name] if share_dir else []
-    candidates.append(Path(__file__).resolve().parents[1] / "config" / name)
-    return next((str(p) for p in candidates if p.is_file()), None)
+    found = _candidates(share_dir, name)
+    return str(found[0]) if found else None
+
+
+def _is_shipped(path: str, name: str, share_dir: str | None) -> bool:
+    """Whether `path` is the shipped profile `name` itself (not a user's file of that name)."""
+    try:
+        return any(Path(path).resolve() == p.resolve() for p in _candidates(share_dir, name))
+    except OSError:
+        return False
 
 
 def _other_role(name: str) -> str:
@@ -45,7 +59,7 @@ def environment(environ: Mapping[str, str], share_dir: str | None = None,
     profile in its own environment, and the node it starts must still get its own (with the
     camera's, the node held a 64 MiB segment instead of 16)."""
     chosen = [environ[v] for v in _USER_VARIABLES if environ.get(v)]
-    if any(Path(c).name != _other_role(name) for c in chosen):
+    if any(not _is_shipped(c, _other_role(name), share_dir) for c in chosen):
         return {}
     path = profile_path(share_dir, name)
     return {PROFILE_VARIABLE: path} if path else {}
@@ -55,6 +69,6 @@ def camera_profile(environ: Mapping[str, str], share_dir: str | None = None) -> 
     """The profile to name for a camera's process: the user's own choice, else the shipped
     large-image one (never the node's own)."""
     chosen = environ.get(PROFILE_VARIABLE)
-    if chosen and Path(chosen).name != NODE_PROFILE:
+    if chosen and not _is_shipped(chosen, NODE_PROFILE, share_dir):
         return chosen
     return profile_path(share_dir) or PROFILE

@@ -119,6 +119,7 @@ class Lane:
     publish: Callable[[list[Any]], None]
     last_frame_time: float = field(default_factory=time.monotonic)
     idle: bool = True  # no frame since the last idle flush (nothing to finalise or free)
+    dropped_seen: int = 0  # the tracker's frames_dropped already counted in stats.dropped
 
 
 def one_short(lane: Lane) -> bool:
@@ -261,8 +262,14 @@ class Worker:
                            f"{str(again)[:300]}")
 
     def _failed(self, lane: Lane, e: Exception) -> None:
-        lost = lane.session.tracker.pending
+        tracker = lane.session.tracker
+        pending = tracker.pending
         lane.session.drop()
+        total = getattr(tracker, "frames_dropped", None)  # a clip fails after dropping its frames
+        if isinstance(total, int):
+            lost, lane.dropped_seen = max(total - lane.dropped_seen, 0), total
+        else:  # a stand-in tracker without the counter
+            lost = pending
         oom = is_out_of_memory(e)
         lane.stats.add(dropped=lost, resets=1, **({"out_of_memory": 1} if oom
                                                   else {"worker_errors": 1}))
@@ -319,7 +326,11 @@ class Worker:
     def _round(self) -> None:
         """One round of the group's lanes: their frames in one step, then the flush requests
         (one item per lane, so each lane's order is kept); idle flushes when none came."""
-        items = self._take_round()
+        try:
+            items = self._take_round()
+        except Exception as e:  # noqa: BLE001 - the worker thread must not end
+            self._failed_guarded(self.lanes[0], e)
+            return
         if not items:
             for each in self.lanes:
                 try:
@@ -328,10 +339,7 @@ class Worker:
                     self._failed_guarded(each, e)
         frames = [(lane, f) for lane, f in items if not isinstance(f, FlushRequest)]
         if frames:
-            try:
-                self._step(frames)
-            except Exception as e:  # noqa: BLE001
-                self._failed_guarded(frames[0][0], e)
+            self._step(frames)
         for lane, item in items:
             if isinstance(item, FlushRequest):
                 try:
@@ -353,19 +361,30 @@ class Worker:
                 if lane.session.needs_build(size):
                     self._warm_up(lane.session, size)
             except Exception as e:  # noqa: BLE001 - the other lanes go on
+                lane.stats.add(dropped=1)  # this frame: never pushed
                 self._failed_guarded(lane, e)
                 continue
             before[lane.name] = (lane, lane.session.resets, lane.session.shapes.resized)
             batch.append(StreamFrame(lane.name, frame.model_input(), frame.stamp_ns, frame,
                                      frame.prev_stamp_ns, frame.full_size))
-        for name, st in self.group.step(batch).items():
+        try:
+            steps = self.group.step(batch)
+        except Exception as e:  # noqa: BLE001 - step isolates streams; this is a last resort
+            for lane, _, _ in before.values():
+                self._failed_guarded(lane, e)
+            return
+        for name, st in steps.items():
             lane, resets, resized = before[name]
-            lane.stats.add(tracker_sec=st.seconds, resets=lane.session.resets - resets,
-                           frames_resized=lane.session.shapes.resized - resized,
-                           clips_batched=int(st.batch > 1))
-            self._publish(lane, st.results, st.seconds)
-            if st.error is not None:
-                self._failed_guarded(lane, st.error)
+            error = st.error
+            try:  # one camera's publishing failure is its own
+                lane.stats.add(tracker_sec=st.seconds, resets=lane.session.resets - resets,
+                               frames_resized=lane.session.shapes.resized - resized,
+                               clips_batched=int(st.batch > 1))
+                self._publish(lane, st.results, st.seconds)
+            except Exception as e:  # noqa: BLE001
+                error = error or e
+            if error is not None:
+                self._failed_guarded(lane, error)
 
     def _process(self, lane: Lane, frame: Frame) -> None:
         self._apply_thresholds()
@@ -374,7 +393,11 @@ class Worker:
         session = lane.session
         size = frame.full_size or frame.model_input().shape[:2]
         if getattr(session, "needs_build", lambda _: False)(size):
-            self._warm_up(session, size)
+            try:
+                self._warm_up(session, size)
+            except Exception:
+                lane.stats.add(dropped=1)  # this frame: never pushed
+                raise
         t0 = time.perf_counter()
         resets, resized = session.resets, session.shapes.resized
         results = session.push(frame.model_input(), frame.stamp_ns, frame,

@@ -60,7 +60,9 @@ class Backend(ABC):
 
     Subclasses set ``name`` and ``precisions`` (by device type) and implement ``_prepare``,
     ``encode`` and ``decode``. ``min_batch``: frames are encoded at least this many at once
-    (padded with copies), see torch_backend.py.
+    (padded with copies), see torch_backend.py; ``max_batch``: at most this many (None: any),
+    for backends that compile a graph per frame count and prepare counts up to T only (a
+    larger batch, several cameras' frames, would compile one mid-stream).
     """
 
     name: ClassVar[str]
@@ -71,6 +73,7 @@ class Backend(ABC):
     #: module).
     needs_model: ClassVar[bool] = True
     min_batch: int = 1
+    max_batch: int | None = None
 
     def __init__(self, model: Any, device: Any, precision: str = "fp32", *,
                  cache: ArtifactCache | None = None, num_threads: int = 0) -> None:

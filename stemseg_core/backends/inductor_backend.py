@@ -147,6 +147,7 @@ class InductorBackend(Backend):
                 setattr(dynamo_config, name, RECOMPILE_LIMIT)
         self._frame_shape = tuple(int(s) for s in frame_shape)
         self._clip_length = int(clip_length)
+        self.max_batch = self._clip_length  # the buckets compiled at warm-up (batch_bucket)
         self._ready: set[tuple[str, int]] = set()
         options = self._options()
         for part, module in (("encoder", self.encoder), ("decoder", self.decoder)):

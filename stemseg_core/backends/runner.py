@@ -103,7 +103,12 @@ class NetworkRunner:
         return np.asarray(clip[0], np.float32)
 
     def _encode(self, frames: list[np.ndarray]) -> list[Features]:
-        """Frames (3, Hp, Wp) through one encoder call -> each one's features (batch 1)."""
+        """Frames (3, Hp, Wp) through one encoder call (or one per ``backend.max_batch``
+        frames) -> each one's features (batch 1)."""
+        step = self.backend.max_batch or len(frames)
+        if len(frames) > step:
+            return [f for k in range(0, len(frames), step)
+                    for f in self._encode(frames[k:k + step])]
         batch = np.stack(frames)
         n = len(frames)
         if n < self.backend.min_batch:  # pad with copies (see Backend.min_batch)

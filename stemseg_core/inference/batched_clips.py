@@ -34,32 +34,48 @@ def run_due_clips(trackers: Sequence[Any], before: Callable[[Any], None] | None 
     outputs (flip test included, as ``_forward`` gives them) or the exception of the call, its
     share of that call's seconds and how many clips the call ran. One call per (runner, flip
     test) among the trackers; ``before(runner)`` is called on each runner before its call
-    (TrackerGroup.widen)."""
-    clips = [tr.due_clip() for tr in trackers]
+    (TrackerGroup.widen). Never raises: a stream whose clip or runner cannot be had gets its
+    error, and when a call of several clips fails, each clip runs again on its own (the
+    features encoded before the failure are kept), so only the clip at fault fails."""
+    done: list[tuple[Outcome, float, int]] = [({}, 0.0, 0)] * len(trackers)
+    clips: dict[int, np.ndarray] = {}
     calls: dict[tuple[int, bool], list[int]] = {}
     runners: dict[int, Any] = {}
-    for i, (tr, clip) in enumerate(zip(trackers, clips)):
-        if clip is None:
-            raise ValueError(f"stream {i} of the batch has no clip due")
-        runner = tr.runner_for(tuple(clip.shape[2:]))
-        runners[id(runner)] = runner
+    for i, tr in enumerate(trackers):
+        try:
+            clip = tr.due_clip()
+            if clip is None:
+                raise ValueError(f"stream {i} of the batch has no clip due")
+            runner = tr.runner_for(tuple(clip.shape[2:]))
+        except Exception as e:  # noqa: BLE001 - this stream's error; the others go on
+            done[i] = (e, 0.0, 1)
+            continue
+        clips[i], runners[id(runner)] = clip, runner
         calls.setdefault((id(runner), bool(tr.flip_test)), []).append(i)
-    done: list[tuple[Outcome, float, int]] = [({}, 0.0, 0)] * len(trackers)
     for (key, flip), idx in calls.items():
         runner, t0 = runners[key], time.perf_counter()
         if before is not None:
             before(runner)
+        run_many = (getattr(runner, "run_many", None)
+                    or (lambda cs, r=runner: [r(c) for c in cs]))
+        x_dims = trackers[idx[0]].x_dims
         try:
-            run_many = (getattr(runner, "run_many", None)
-                        or (lambda cs, r=runner: [r(c) for c in cs]))
-            outs = predict_many(run_many, [clips[i] for i in idx], trackers[idx[0]].x_dims,
-                                flip)
-        except Exception as e:  # noqa: BLE001 - every stream of the call gets the error
-            outs = [e] * len(idx)
+            outs: list[Outcome] = list(predict_many(run_many, [clips[i] for i in idx], x_dims,
+                                                    flip))
+        except Exception as e:  # noqa: BLE001 - then clip by clip, below
+            outs = [e] if len(idx) == 1 else [_alone(run_many, clips[i], x_dims, flip)
+                                              for i in idx]
         share = (time.perf_counter() - t0) / len(idx)
         for i, out in zip(idx, outs):
             done[i] = (out, share, len(idx))
     return done
+
+
+def _alone(run_many: Callable, clip: np.ndarray, x_dims: Sequence[int], flip: bool) -> Outcome:
+    try:
+        return predict_many(run_many, [clip], x_dims, flip)[0]
+    except Exception as e:  # noqa: BLE001 - this clip's own error
+        return e
 
 
 __all__ = ["Outcome", "run_due_clips"]

@@ -126,6 +126,12 @@ class StreamingTracker:
         #: the runner of the last clip and its frame shape
         self._runner: Any = None
         self._runner_shape: tuple[int, ...] | None = None
+        #: whether other streams' trackers share the runners (sibling()): a reset then leaves
+        #: their kept features alone (keyed by frame content, bounded by the runner's capacity)
+        self._shares_runners = False
+        #: frames pushed and never returned, since construction: a failed clip's, or those
+        #: buffered at a reset (the node counts them as dropped)
+        self.frames_dropped = 0
         self.reset()
 
     def _by_class_id(self, by_name: dict[str, Any], cast: Callable[[Any], Any]) -> dict[int, Any]:
@@ -157,7 +163,10 @@ class StreamingTracker:
         """A tracker of its own stream sharing the model, config and runners (tracker_group)."""
         twin = copy.copy(self)  # own buffer and stitcher after reset(); _runners is shared
         twin._stitcher = copy.deepcopy(self._stitcher)
+        self._shares_runners = twin._shares_runners = True
+        del twin._input  # self's buffer: not the twin's to drop
         twin.reset()
+        twin.frames_dropped = 0
         return twin
 
     @property
@@ -193,11 +202,14 @@ class StreamingTracker:
         """Drop all buffered frames and state; the next push starts a new stream. Track IDs
         restart at 1, or with ``keep_ids`` go on from the last one (never reused in a stream)."""
         next_id = self._stitcher.next_id if keep_ids else 1
+        old = getattr(self, "_input", None)
+        self.frames_dropped += old.schedule.new if old is not None else 0
         self._input = ClipInput(self.cfg, self.clip_length)  # buffer, geometry (clip_input.py)
         self._stitcher.reset(next_id)
-        for runner in self._runners.values():
-            if runner is not None:
-                runner.reset()  # forget (and free) the kept per-frame features
+        if not self._shares_runners:
+            for runner in self._runners.values():
+                if runner is not None:
+                    runner.reset()  # forget (and free) the kept per-frame features
 
     @property
     def frames_pushed(self) -> int:
@@ -371,6 +383,7 @@ class StreamingTracker:
     def drop_clip(self) -> None:
         """Drop the buffered frames and the track history (IDs keep counting, never reused):
         what a failing clip does, e.g. when the network call of ``finish_clip`` raised."""
+        self.frames_dropped += self._input.schedule.new
         self._input.schedule.clear()
         self._stitcher.reset(self._stitcher.next_id)
 

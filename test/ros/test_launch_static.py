@@ -125,3 +125,6 @@ def test_dds_profile_is_applied_unless_the_user_chose_one(tmp_path):
         == {dds.PROFILE_VARIABLE: node_path}
     assert dds.environment({dds.PROFILE_VARIABLE: node_path}) == {dds.PROFILE_VARIABLE: path}
     assert dds.environment({dds.PROFILE_VARIABLE: path}) == {}  # already the camera's
+    mine = tmp_path / dds.PROFILE  # a user's own file of the shipped name is a choice
+    mine.write_text(Path(path).read_text())
+    assert launch_config.environment({dds.PROFILE_VARIABLE: str(mine)}, None) == {}

@@ -102,6 +102,28 @@ def test_worker_survives_a_failing_clip(tiny_checkpoint, error, counter):
         assert "out of memory: skipped the clip (3 frame(s) dropped)" in log.text("error")
 
 
+def test_frames_of_a_clip_that_failed_in_the_tracker_are_counted_dropped(tiny_checkpoint):
+    """A real tracker clears a failed clip's frames itself before the worker hears of it:
+    the four frames still count as dropped (frames_in = frames_out + dropped)."""
+    tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu")
+    tr.warmup(64, 128, every_length=True)  # the node's warm-up: then the first clip fails
+    forward = tr._forward
+    calls = []
+    tr._forward = lambda clip: (calls.append(1), 1 / 0 if len(calls) == 1 else forward(clip))[1]
+    stats, log, got = Stats(), Log(), []
+    w = Worker(StreamSession(tr), FrameQueue(100), stats, got.extend, log)
+    w.start()
+    for i, img in enumerate(make_frames(8)):
+        w.queue.put_frame(_frame(i, img))
+    done = FlushRequest()
+    w.queue.put_control(done)
+    assert done.done.wait(60)
+    assert w.stop(60)
+    s = stats.snapshot()
+    assert s["worker_errors"] == 1 and s["dropped"] == 4 and len(got) == 4
+    assert "4 buffered frame(s) dropped" in log.text("error")
+
+
 def test_worker_pause_finalises_the_clip_and_gives_memory_back_once(tiny_checkpoint,
                                                                       monkeypatch):
     import stemseg_ros.worker as W

@@ -132,3 +132,43 @@ def test_cameras_due_together_share_one_encoder_call_and_keep_their_results(tiny
         assert [[(i.track_id, int(i.mask.sum())) for i in r.instances] for r in got[c]] == \
             [[((i.track_id - 1) * 2 + k + 1, int(i.mask.sum())) for i in r.instances]
              for r in want]
+
+
+def test_one_cameras_publishing_failure_stays_with_it(tiny_checkpoint):
+    """Camera a's publish raises once, in a round where both cameras' clips ran together:
+    b's results of that round are still published and nothing is counted against b; a's
+    error is counted on a, with its new track sequence."""
+    from stemseg_core.inference.tracker import StreamingTracker
+    from stemseg_core.inference.tracker_group import TrackerGroup
+
+    tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu", overrides=[
+        "inference.backend=torch", "inference.precision=fp32"])
+    group = TrackerGroup(tr, ["a", "b"])
+    rng = np.random.default_rng(5)
+    queues = {"a": FrameQueue(10), "b": FrameQueue(10)}
+    stats = {"a": Stats(), "b": Stats()}
+    got: dict[str, list] = {"a": [], "b": []}
+    calls = []
+
+    def publish_a(results):
+        calls.append(len(results))
+        if len(calls) == 1:
+            raise RuntimeError("publisher gone")
+        got["a"].extend(results)
+
+    w = Worker(group.sessions["a"], queues["a"], stats["a"], publish_a, Log(), 0.0, "a")
+    w.add_lane("b", group.sessions["b"], queues["b"], stats["b"], got["b"].extend)
+    for i in range(6):  # queued before the start: every round holds frame i of both
+        for c in "ab":
+            queues[c].put_frame(_frame(i, rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)))
+    w.start()
+    done = {c: FlushRequest() for c in "ab"}
+    for c in "ab":
+        queues[c].put_control(done[c])
+    assert all(d.done.wait(60) for d in done.values())
+    assert w.stop(30, flush=False)
+    a, b = stats["a"].snapshot(), stats["b"].snapshot()
+    assert [r.stamp.stamp_ns // 10**9 - 100 for r in got["b"]] == list(range(6))
+    assert b["worker_errors"] == 0 and b["resets"] == 0 and b["dropped"] == 0
+    assert a["worker_errors"] == 1 and a["resets"] == 1
+    assert calls[0] == 4 and [r.stamp.stamp_ns // 10**9 - 100 for r in got["a"]] == [4, 5]

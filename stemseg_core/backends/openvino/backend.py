@@ -85,6 +85,8 @@ class OpenVinoBackend(Backend):
         self._encoders: dict[int, object] = {}
         self._decoders: dict[int, object] = {}
         self._clip_length = int(clip_length)
+        if self._encoder_model.inputs[0].get_partial_shape()[0].is_static:
+            self.max_batch = self._clip_length  # one compile per count: counts 1..T prepared
         self._decoder_for(clip_length)
 
     def build_artifacts(self, frame_shape: tuple[int, int, int], lengths: list[int]) -> None:

@@ -138,6 +138,10 @@ def test_a_failure_in_a_step_stays_with_its_streams(tiny_checkpoint):
     steps = step(3)
     assert all(isinstance(st.error, ZeroDivisionError) for st in steps.values())
     assert [s.tracker.buffered for s in group.sessions.values()] == [0, 0]
+    # the four frames of each failed clip are counted as dropped, once (the node's counter)
+    for s in group.sessions.values():
+        s.drop()  # what the worker does next
+    assert [s.tracker.frames_dropped for s in group.sessions.values()] == [4, 4]
     del runner.run_many
     for i in range(4, 7):
         step(i)
@@ -161,6 +165,55 @@ def test_the_shared_runner_keeps_every_streams_frames(tiny_checkpoint):
     assert runner is group.sessions["c"].tracker.runner  # one network
     assert runner.capacity == 3 * runner.base_capacity
     assert runner.encoded == 30 and runner.reused == 18  # 3 x (4 + 3 clips x 2 kept)
+    group.sessions["b"].drop()  # one stream's new sequence keeps the others' features
+    assert runner.encoded == 30
+    for i in (10, 11):  # a's clip 8..11: only its two new frames are encoded
+        group.sessions["a"].push(frames(12, 5)[i], i * 10**8, i)
+    assert runner.encoded == 30 + 2
+
+
+def test_a_clip_at_fault_fails_alone_in_a_batched_call(tiny_checkpoint):
+    """b's clip makes the network call fail (and b's runner lookup, in a second round): a's
+    clip runs again on its own and its results equal a's tracker alone."""
+    group = TrackerGroup(tracker(tiny_checkpoint), ["a", "b"])
+    a = frames(8, 9)
+    b = [np.zeros_like(f) for f in a]  # the clip the fake network refuses
+    group.sessions["a"].tracker.warmup()
+    runner = group.sessions["a"].tracker.runner
+    real = runner.run_many
+    runner.run_many = lambda clips: ([][0] if any(c.max() == 0 for c in clips)
+                                     else real(clips))
+    got = []
+    for i in range(4):
+        steps = group.step([StreamFrame("a", a[i], i * 10**8, i), StreamFrame("b", b[i], i, i)])
+        got += steps["a"].results
+    assert steps["a"].error is None and isinstance(steps["b"].error, IndexError)
+    inner_b = group.sessions["b"].tracker.inner
+    inner_b.runner_for = lambda shape: 1 / 0
+    for i in range(4, 8):
+        steps = group.step([StreamFrame("a", a[i], i * 10**8, i), StreamFrame("b", b[i], i, i)])
+        got += steps["a"].results
+    assert steps["a"].error is None and isinstance(steps["b"].error, ZeroDivisionError)
+    got += group.sessions["a"].flush()
+    assert key(got, group.camera_of) == key(alone(tiny_checkpoint, a), lambda i: ("a", i))
+
+
+def test_encoder_batches_stay_within_the_backends_max_batch(tiny_checkpoint):
+    """A backend that compiles per frame count (max_batch = T): three cameras' 12 new frames go
+    as three calls of 4, not one of 12 (a compile mid-stream)."""
+    clips = {"a": frames(5, 4), "b": frames(5, 5), "c": frames(5, 6)}
+    group = TrackerGroup(tracker(tiny_checkpoint), list(clips))
+    group.sessions["a"].tracker.warmup()
+    backend = group.sessions["a"].tracker.runner.backend
+    backend.max_batch = 4
+    sizes: list[int] = []
+    encode = backend.encode
+    backend.encode = lambda x: (sizes.append(len(x)), encode(x))[1]
+    got = stepped(group, clips)
+    assert sizes[:3] == [4, 4, 4], sizes
+    for k, (n, images) in enumerate(clips.items()):
+        assert key(got[n]) == key(alone(tiny_checkpoint, images),
+                                  lambda i, k=k: (i - 1) * 3 + k + 1)
 
 
 def test_one_stream_keeps_its_tracker_ids(tiny_checkpoint):
