@@ -23,7 +23,7 @@ from stemseg_ros.depth_input import Sensors3D
 from stemseg_ros.diagnostics import InputMonitor, StatusBuilder
 from stemseg_ros.intake import Intake
 from stemseg_ros.outputs import Outputs
-from stemseg_ros.worker import Stats
+from stemseg_ros.worker_stats import Stats
 
 
 def camera_sessions(model: Any, p: Any, known: list[tuple[tuple[int, int], str] | None]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from stemseg_ros.worker import COUNTERS
+from stemseg_ros.worker_stats import COUNTERS
 
 #: Seconds of history the status level is decided on.
 WINDOW_SEC = 10.0

@@ -17,8 +17,9 @@ from stemseg_core.data import image_codec as codec
 from stemseg_core.inference.preprocess import resized_size
 from stemseg_core.inference.stream_policy import FrameSkipper, training_geometry_warning
 from stemseg_ros import conversions
+from stemseg_ros.frame_queue import FlushRequest, Frame, FrameQueue
 from stemseg_ros.guard import log_limited, reason
-from stemseg_ros.worker import FlushRequest, Frame, FrameQueue, Stats
+from stemseg_ros.worker_stats import Stats
 
 #: Seconds between repeats of the same warning (drops, conversion errors).
 THROTTLE_SEC = 5.0

@@ -25,9 +25,10 @@ from std_srvs.srv import Trigger
 from stemseg_ros import dds, names, param_checks, param_io, params
 from stemseg_ros.camera_stream import CameraStream, camera_sessions
 from stemseg_ros.diagnostics import ConfigureErrorReporter, device_model
+from stemseg_ros.frame_queue import FlushRequest, FrameQueue
 from stemseg_ros.guard import cut, guarded, log_limited
 from stemseg_ros.model_holder import ModelHolder, share_dir
-from stemseg_ros.worker import FlushRequest, FrameQueue, Worker
+from stemseg_ros.worker import Worker
 
 #: Seconds ~/flush and deactivate wait for the worker; on SIGINT/SIGTERM much less.
 FLUSH_TIMEOUT_SEC = STOP_TIMEOUT_SEC = 120.0

@@ -18,7 +18,7 @@ from stemseg_ros import qos as Q
 from stemseg_ros.guard import log_limited, reason
 from stemseg_ros.msg import TrackedInstanceArray
 from stemseg_ros.overlay import OverlayDrawer
-from stemseg_ros.worker import Stats
+from stemseg_ros.worker_stats import Stats
 
 if TYPE_CHECKING:
     from stemseg_ros.params import PerceptionParams
