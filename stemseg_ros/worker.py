@@ -7,8 +7,9 @@ each camera per round, the round's frames through ``TrackerGroup.step`` together
 clips of cameras due at the same time share one network call (one encoder batch). Cameras of one
 rate publish at nearly the same instant, yet their frames reach the queues one by one: a round
 that makes a camera's clip due waits up to GATHER_SEC for the frame of each other streaming
-camera whose clip is one frame short, so that a few milliseconds of arrival do not split clips
-that are due together.
+camera whose clip is one frame short and whose next frame is expected by then (from the
+intervals between its frames' arrivals), so that a few milliseconds of arrival do not split
+clips that are due together, while a camera of a slower rate is not waited for.
 
 No ROS here: the node gives the worker a `publish(results)` callable and a logger
 (``error/warning/info/debug`` taking a message).
@@ -36,6 +37,8 @@ DEFAULT_IDLE_FLUSH_SEC = 1.0
 GATHER_SEC = 0.03
 #: A camera without a frame for this long is not waited for.
 STALE_SEC = 1.0
+#: Weight of the newest interval in a camera's smoothed interval between frames.
+PERIOD_WEIGHT = 0.3
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -56,6 +59,22 @@ class Lane:
     last_frame_time: float = field(default_factory=time.monotonic)
     idle: bool = True  # no frame since the last idle flush (nothing to finalise or free)
     dropped_seen: int = 0  # the tracker's frames_dropped already counted in stats.dropped
+    last_received: float | None = None  # when the callback got the lane's last frame
+    period: float | None = None  # smoothed seconds between its frames' arrivals
+
+    def arrived(self, received: float) -> None:
+        """Note a frame's arrival time (Frame.received) for the expected next one."""
+        if self.last_received is not None:
+            dt = max(received - self.last_received, 0.0)
+            self.period = dt if self.period is None else (
+                (1 - PERIOD_WEIGHT) * self.period + PERIOD_WEIGHT * dt)
+        self.last_received = received
+
+    def expected_by(self, t: float) -> bool:
+        """Whether its next frame should have arrived by monotonic time `t` (True while its
+        rate is unknown)."""
+        return (self.period is None or self.last_received is None
+                or self.last_received + self.period <= t)
 
 
 def one_short(lane: Lane) -> bool:
@@ -247,7 +266,8 @@ class Worker:
             return items
         now, taken = time.monotonic(), {lane.name for lane, _ in items}
         wanted = [lane for lane in order if lane.name not in taken and one_short(lane)
-                  and not lane.idle and now - lane.last_frame_time < STALE_SEC]
+                  and not lane.idle and now - lane.last_frame_time < STALE_SEC
+                  and lane.expected_by(now + GATHER_SEC)]
         deadline = now + GATHER_SEC
         while wanted and time.monotonic() < deadline:
             self._bell.wait(max(0.0, deadline - time.monotonic()))
@@ -292,6 +312,7 @@ class Worker:
         batch, before = [], {}
         for lane, frame in frames:
             lane.last_frame_time, lane.idle = time.monotonic(), False
+            lane.arrived(frame.received)
             size = frame.full_size or frame.model_input().shape[:2]
             try:
                 if lane.session.needs_build(size):

@@ -172,3 +172,41 @@ def test_one_cameras_publishing_failure_stays_with_it(tiny_checkpoint):
     assert b["worker_errors"] == 0 and b["resets"] == 0 and b["dropped"] == 0
     assert a["worker_errors"] == 1 and a["resets"] == 1
     assert calls[0] == 4 and [r.stamp.stamp_ns // 10**9 - 100 for r in got["a"]] == [4, 5]
+
+
+def test_a_round_waits_only_for_a_camera_whose_next_frame_is_expected(tiny_checkpoint,
+                                                                        monkeypatch):
+    """Both cameras one frame short of a clip; a's frame is there. b's next frame expected
+    within the gather window (its interval between frames 0.06 s): the round waits for it and
+    takes both. b a slow camera (1 s between frames, the last 0.05 s ago): no wait at all."""
+    import threading
+
+    import stemseg_ros.worker as W
+    from stemseg_core.inference.tracker import StreamingTracker
+    from stemseg_core.inference.tracker_group import StreamFrame, TrackerGroup
+
+    monkeypatch.setattr(W, "GATHER_SEC", 0.5)  # long, so that "no wait" is unmistakable
+    group = TrackerGroup(StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu"),
+                         ["a", "b"])
+    img = np.zeros((64, 128, 3), np.uint8)
+    for i in range(3):  # T = 4: both one frame short
+        group.step([StreamFrame(c, img, i * 10**8, i) for c in "ab"])
+    queues = {c: FrameQueue(10) for c in "ab"}
+    w = Worker(group.sessions["a"], queues["a"], Stats(), lambda r: None, Log(), 0.0, "a")
+    b = w.add_lane("b", group.sessions["b"], queues["b"], Stats(), lambda r: None)
+    assert W.one_short(b) and W.one_short(w.lanes[0])
+
+    def round_with_b(period: float, b_sends_after: float | None) -> tuple[list, float]:
+        now = time.monotonic()
+        b.idle, b.last_frame_time, b.last_received, b.period = False, now, now - 0.05, period
+        queues["a"].put_frame(_frame(3, img))
+        if b_sends_after is not None:
+            threading.Timer(b_sends_after, queues["b"].put_frame, args=(_frame(3, img),)).start()
+        t0 = time.monotonic()
+        items = w._take_round()
+        return [lane.name for lane, _ in items], time.monotonic() - t0
+
+    names, waited = round_with_b(1.0, None)
+    assert names == ["a"] and waited < 0.25, (names, waited)
+    names, waited = round_with_b(0.06, 0.1)
+    assert sorted(names) == ["a", "b"] and waited < 0.45, (names, waited)
