@@ -74,6 +74,20 @@ class FailingTracker:
         return self.tr.push(image, stamp)
 
 
+def _stream_then_flush(tracker, n: int) -> tuple[dict, Log, list]:
+    """n frames through a Worker on `tracker`, then ~/flush; (counters, log, results)."""
+    stats, log, got = Stats(), Log(), []
+    w = Worker(StreamSession(tracker), FrameQueue(100), stats, got.extend, log)
+    w.start()
+    for i, img in enumerate(make_frames(n)):
+        w.queue.put_frame(_frame(i, img))
+    done = FlushRequest()
+    w.queue.put_control(done)
+    assert done.done.wait(60)
+    assert w.stop(60)
+    return stats.snapshot(), log, got
+
+
 @pytest.mark.parametrize("error,counter", [
     (RuntimeError("boom in the network"), "worker_errors"),
     (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "out_of_memory"),
@@ -81,17 +95,7 @@ class FailingTracker:
 def test_worker_survives_a_failing_clip(tiny_checkpoint, error, counter):
     tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu")
     tr.set_thresholds(**LOW_THRESHOLDS)
-    failing = FailingTracker(tr, {3}, error)
-    stats, log, got = Stats(), Log(), []
-    w = Worker(StreamSession(failing), FrameQueue(100), stats, got.extend, log)
-    w.start()
-    for i, img in enumerate(make_frames(9)):
-        w.queue.put_frame(_frame(i, img))
-    done = FlushRequest()
-    w.queue.put_control(done)
-    assert done.done.wait(60)
-    assert w.stop(60)
-    s = stats.snapshot()
+    s, log, got = _stream_then_flush(FailingTracker(tr, {3}, error), 9)
     assert s[counter] == 1 and s["dropped"] == 3 and s["resets"] == 1
     # frames 0-2 were lost with the failed push; 3..8 answered, in order, IDs not reused
     assert [r.stamp.stamp_ns // 10**9 - 100 for r in got] == list(range(3, 9))
@@ -110,16 +114,7 @@ def test_frames_of_a_clip_that_failed_in_the_tracker_are_counted_dropped(tiny_ch
     forward = tr._forward
     calls = []
     tr._forward = lambda clip: (calls.append(1), 1 / 0 if len(calls) == 1 else forward(clip))[1]
-    stats, log, got = Stats(), Log(), []
-    w = Worker(StreamSession(tr), FrameQueue(100), stats, got.extend, log)
-    w.start()
-    for i, img in enumerate(make_frames(8)):
-        w.queue.put_frame(_frame(i, img))
-    done = FlushRequest()
-    w.queue.put_control(done)
-    assert done.done.wait(60)
-    assert w.stop(60)
-    s = stats.snapshot()
+    s, log, got = _stream_then_flush(tr, 8)
     assert s["worker_errors"] == 1 and s["dropped"] == 4 and len(got) == 4
     assert "4 buffered frame(s) dropped" in log.text("error")
 
