@@ -295,7 +295,11 @@ class Worker:
                     self._failed_guarded(each, e)
         frames = [(lane, f) for lane, f in items if not isinstance(f, FlushRequest)]
         if frames:
-            self._step(frames)
+            try:
+                self._step(frames)
+            except Exception as e:  # noqa: BLE001 - the worker thread must not end
+                for lane, _ in frames:
+                    self._failed_guarded(lane, e)
         for lane, item in items:
             if isinstance(item, FlushRequest):
                 try:
