@@ -44,11 +44,12 @@ environment. In the repository: `make setup` (it colcon-builds the package), the
 
 FROM_KITTI_DESCRIPTION = """\
 Write one KITTI MOTS / KITTI tracking sequence (<kitti>/training/image_02/<seq>/*.png, the layout
-`stemseg synth` writes too) into a rosbag2: sensor_msgs/Image rgb8 (or CompressedImage: png with
---compressed, jpeg with --jpeg-quality) on --topic and CameraInfo (K and P from
-<split>/calib/<seq>.txt when present) on <topic's namespace>/camera_info; when the data set has
-them, the depth image (<split>/depth_02/<seq>/<frame>.png, uint16 mm) as 16UC1 on
-<topic's namespace>/depth/image_raw and the LiDAR scan (<split>/velodyne/<seq>/<frame>.bin) as
+`stemseg synth` writes too) into a rosbag2: sensor_msgs/Image rgb8 (another encoding with
+--encoding; or CompressedImage: png with --compressed, jpeg with --jpeg-quality) on --topic and
+CameraInfo (K and P from <split>/calib/<seq>.txt when present) on <topic's
+namespace>/camera_info; when the data set has them, the depth image
+(<split>/depth_02/<seq>/<frame>.png, uint16 mm) as 16UC1 on <topic's
+namespace>/depth/image_raw and the LiDAR scan (<split>/velodyne/<seq>/<frame>.bin) as
 PointCloud2 on --points-topic.
 At --rate Hz, or at the sequence's own times when a timestamps file is found
 (image_02/<seq>/times.txt, <split>/timestamps/<seq>.txt, <split>/oxts/<seq>/timestamps.txt).
@@ -61,6 +62,7 @@ examples:
       --compressed
   stemseg bag from-kitti --kitti data/synth720 --seq 0000 --out drive_jpeg.mcap \\
       --jpeg-quality 95
+  stemseg bag from-kitti --kitti data/synth --seq 0000 --out drive_uyvy.mcap --encoding yuv422
 """
 
 
@@ -93,6 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.Action:
     p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
                    help="sensor_msgs/CompressedImage as JPEG of quality Q (0-100; cameras send "
                         "90-95), as a camera driver's compressed topic; 8-bit images only")
+    p.add_argument("--encoding", default=None, metavar="ENC",
+                   help="send 8-bit RGB frames as sensor_msgs/Image in this encoding instead of "
+                        "rgb8, e.g. yuv422 (UYVY 4:2:2, BT.601 limited range, as V4L2 cameras "
+                        "send it), nv12, bgr8, bayer_rggb8, mono8")
     p.add_argument("--topic", default="/camera/image_raw", help="image topic")
     p.add_argument("--frame-id", default="camera", help="header.frame_id of the images")
     p.add_argument("--rate", type=float, default=10.0,
@@ -118,7 +124,7 @@ def _run_from_kitti(args: argparse.Namespace) -> int:
                             frame_id=args.frame_id, rate=args.rate, overwrite=args.overwrite,
                             progress=True, points_topic=args.points_topic,
                             lidar_frame_id=args.lidar_frame_id,
-                            jpeg_quality=args.jpeg_quality)
+                            jpeg_quality=args.jpeg_quality, image_encoding=args.encoding)
     except (BagError, ValueError) as err:
         print(f"stemseg bag from-kitti: error: {err}", file=sys.stderr)
         return 2

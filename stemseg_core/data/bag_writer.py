@@ -35,9 +35,11 @@ from stemseg_core.data.bag_format import (
     BagError,
 )
 from stemseg_core.data.image_codec import (
+    ENCODINGS,
     ImageDecodeError,
     compress_array,
     compressed_format_string,
+    encode_image,
     pack_image,
 )
 from stemseg_core.data.kitti_camera import (
@@ -215,9 +217,13 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
                      overwrite: bool = False, progress: bool = False,
                      points_topic: str = DEFAULT_POINTS_TOPIC,
                      lidar_frame_id: str = DEFAULT_LIDAR_FRAME_ID,
-                     jpeg_quality: int | None = None) -> KittiBagSummary:
+                     jpeg_quality: int | None = None,
+                     image_encoding: str | None = None) -> KittiBagSummary:
     """Write a :class:`FrameSource` into a new rosbag2 directory ``out`` (see the module doc);
-    ``jpeg_quality`` (0-100): CompressedImage as JPEG of that quality (implies compressed)."""
+    ``jpeg_quality`` (0-100): CompressedImage as JPEG of that quality (implies compressed);
+    ``image_encoding``: an 8-bit RGB sequence sent as ``sensor_msgs/Image`` in that encoding
+    (e.g. ``yuv422``, UYVY as V4L2 cameras send it; any of image_codec.ENCODINGS) instead of
+    its own."""
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore
     from tqdm import tqdm
@@ -228,6 +234,12 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
         if not 0 <= int(jpeg_quality) <= 100:
             raise BagError(f"--jpeg-quality must be in 0..100, got {jpeg_quality}")
         compressed = True
+    if image_encoding is not None and image_encoding not in ENCODINGS:
+        raise BagError(f"--encoding {image_encoding!r} is not a sensor_msgs/Image encoding this "
+                       f"project writes; allowed: {', '.join(ENCODINGS)}")
+    if image_encoding is not None and compressed:
+        raise BagError("--encoding sets a raw sensor_msgs/Image encoding; it does not go with "
+                       "--compressed or --jpeg-quality (a CompressedImage)")
     seq_dir, frames, stamps = src.seq_dir, src.frames, src.stamps_ns
     numbers = [k for k, _ in frames]
     ts_file, calib, P = src.timestamps_file, src.calibration_file, src.projection
@@ -256,6 +268,9 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
     if jpeg_quality is not None and first.dtype != np.uint8:
         raise BagError(f"{frames[0][1]} is {encoding}: JPEG holds 8-bit images only; use "
                        f"--compressed (lossless PNG) for it")
+    if image_encoding is not None and encoding != "rgb8":
+        raise BagError(f"{frames[0][1]} is {encoding}: --encoding converts 8-bit RGB images "
+                       f"only; leave it out to keep {encoding}")
     try:
         writer = Writer(out, version=9, storage_plugin=plugin)
         writer.set_custom_data("stemseg.source", f"kitti:{seq_dir}")
@@ -292,9 +307,10 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
                 msg = T[COMPRESSED_MSGTYPE](header=header, format=fmt,
                                             data=np.frombuffer(data, np.uint8))
             else:
-                step, data = pack_image(img, encoding)
+                enc, step, data = (encode_image(img, image_encoding) if image_encoding
+                                   else (encoding, *pack_image(img, encoding)))
                 msg = T[IMAGE_MSGTYPE](
-                    header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
+                    header=header, height=h, width=w, encoding=enc, is_bigendian=0,
                     step=step, data=np.frombuffer(data, np.uint8))
             writer.write(img_conn, stamp_ns, ts.serialize_cdr(msg, msgtype))
             info = T[CAMERA_INFO_MSGTYPE](
@@ -328,7 +344,8 @@ def write_frames_bag(src: FrameSource, out: str | Path, *,
         wr.writerow(["frame", "stamp_ns", "file", "seq"])
         for (k, path), s in zip(frames, stamps):
             wr.writerow([k, s, path.name, seq_dir.name])
-    return KittiBagSummary(out, topic, info_topic, numbers, stamps, msgtype, encoding, (h, w),
+    return KittiBagSummary(out, topic, info_topic, numbers, stamps, msgtype,
+                           image_encoding or encoding, (h, w),
                            ts_file, calib, depth_topic, sum(f is not None for f in depth_files),
                            pts_topic, sum(f is not None for f in velo_files),
                            depth_enc if depth_topic else None)

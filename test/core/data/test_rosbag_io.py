@@ -270,3 +270,43 @@ def test_reader_honours_step_padding(tmp_path, encoding):
     np.testing.assert_array_equal(got, decode_image(encoding, H, W, step, False, data))
     if encoding == "rgb8":
         np.testing.assert_array_equal(got, rgb)
+
+
+def test_encoding_writes_a_v4l2_cameras_uyvy(tmp_path, capsys):
+    """--encoding yuv422: the frames go out as UYVY Image messages and come back within the
+    4:2:2 round trip's error (pixel pairs share their colour); misuse is named."""
+    from stemseg_core.cli import main
+    from stemseg_core.data.image_codec import decode_image, encode_image
+
+    root = tmp_path / "kitti"
+    seq_dir = root / "training" / "image_02" / "0002"
+    seq_dir.mkdir(parents=True)
+    imgs = []
+    for k in range(2):
+        img = np.full((24, 40, 3), (40, 120, 200), np.uint8)
+        img[:, 20 + k:] = (200, 60, 30)  # a colour edge at an odd column in frame 1
+        cv2.imwrite(str(seq_dir / f"{k:06d}.png"), img[..., ::-1])
+        imgs.append(img)
+    out = tmp_path / "uyvy"
+    assert main(["bag", "from-kitti", "--kitti", str(root), "--seq", "2", "--out", str(out),
+                 "--encoding", "yuv422"]) == 0
+    assert "yuv422 on /camera/image_raw (Image)" in capsys.readouterr().out
+    frames = rio.read_image_frames(out)
+    assert [f.encoding for f in frames] == ["yuv422", "yuv422"]
+    for f, img in zip(frames, imgs):
+        got = f.decode().astype(int)
+        enc, step, data = encode_image(img, "yuv422")
+        assert step == 2 * 40
+        np.testing.assert_array_equal(got, decode_image(enc, 24, 40, step, False, data))
+    # frame 0's edge falls between two pixel pairs: BT.601 rounding only; frame 1's splits a
+    # pair, whose two pixels share one colour
+    assert np.abs(frames[0].decode().astype(int) - imgs[0]).max() <= 2
+    assert np.abs(frames[1].decode().astype(int) - imgs[1])[:, 20:22].max() > 20
+    with pytest.raises(rio.BagError, match="'yuv420' is not .* allowed: rgb8, bgr8"):
+        rio.write_kitti_bag(root, "2", tmp_path / "bad", image_encoding="yuv420")
+    with pytest.raises(rio.BagError, match="does not go with --compressed"):
+        rio.write_kitti_bag(root, "2", tmp_path / "bad", image_encoding="yuv422", jpeg_quality=90)
+    sixteen = tmp_path / "kitti16"
+    _kitti(sixteen, "0005", sixteen_bit=True)
+    with pytest.raises(rio.BagError, match="converts 8-bit RGB images only"):
+        rio.write_kitti_bag(sixteen, "5", tmp_path / "bad16", image_encoding="yuv422")
