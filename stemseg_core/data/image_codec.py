@@ -15,6 +15,10 @@ conventions. Where they differ, on purpose:
   rows of ``step`` bytes (the Y plane, then the interleaved chroma plane).
 - ``32FC1`` is read as intensity in [0, 1] (values outside are clipped, NaN is black): a float
   grey image, not a depth map in metres.
+- Bayer mosaics (``bayer_*``) are demosaiced edge-aware (OpenCV's ``COLOR_Bayer*2RGB_EA``);
+  rosbags-image and cv_bridge interpolate bilinearly. Same cost (0.8 ms at 1280x720 on one
+  core), sharper colour edges: on synthetic drives the demo model scores 0.5-1.0 (car) and
+  1.6-2.8 (pedestrian) HOTA more on edge-aware than on bilinear frames (docs/robustness.md).
 - ``8UC3`` / ``8UC4`` carry no colour order; like cv_bridge and rosbags-image the channels are
   taken as they are (R, G, B[, A]).
 
@@ -102,7 +106,8 @@ def _bayer(code: int, dtype: np.dtype) -> Layout:
 
 #: encoding -> layout. Bayer names follow ROS (the colour of the first two pixels of the first
 #: two rows); OpenCV names the same patterns by the second row's second and third pixel, so
-#: ROS rggb is OpenCV's BayerBG (as in rosbags-image and cv_bridge).
+#: ROS rggb is OpenCV's BayerBG (as in rosbags-image and cv_bridge). Mosaics are demosaiced
+#: edge-aware (OpenCV's _EA codes; module doc).
 ENCODINGS: dict[str, Layout] = {
     "rgb8": Layout("rgb", _U8, 3), "bgr8": Layout("bgr", _U8, 3),
     "rgba8": Layout("rgba", _U8, 4), "bgra8": Layout("bgra", _U8, 4),
@@ -118,14 +123,14 @@ ENCODINGS: dict[str, Layout] = {
     "yuv422_yuy2": Layout("yuv", _U8, 2, cv2.COLOR_YUV2RGB_YUYV),
     "nv12": Layout("nv", _U8, 1, cv2.COLOR_YUV2RGB_NV12),
     "nv21": Layout("nv", _U8, 1, cv2.COLOR_YUV2RGB_NV21),
-    "bayer_rggb8": _bayer(cv2.COLOR_BayerBG2RGB, _U8),
-    "bayer_bggr8": _bayer(cv2.COLOR_BayerRG2RGB, _U8),
-    "bayer_gbrg8": _bayer(cv2.COLOR_BayerGR2RGB, _U8),
-    "bayer_grbg8": _bayer(cv2.COLOR_BayerGB2RGB, _U8),
-    "bayer_rggb16": _bayer(cv2.COLOR_BayerBG2RGB, _U16),
-    "bayer_bggr16": _bayer(cv2.COLOR_BayerRG2RGB, _U16),
-    "bayer_gbrg16": _bayer(cv2.COLOR_BayerGR2RGB, _U16),
-    "bayer_grbg16": _bayer(cv2.COLOR_BayerGB2RGB, _U16),
+    "bayer_rggb8": _bayer(cv2.COLOR_BayerBG2RGB_EA, _U8),
+    "bayer_bggr8": _bayer(cv2.COLOR_BayerRG2RGB_EA, _U8),
+    "bayer_gbrg8": _bayer(cv2.COLOR_BayerGR2RGB_EA, _U8),
+    "bayer_grbg8": _bayer(cv2.COLOR_BayerGB2RGB_EA, _U8),
+    "bayer_rggb16": _bayer(cv2.COLOR_BayerBG2RGB_EA, _U16),
+    "bayer_bggr16": _bayer(cv2.COLOR_BayerRG2RGB_EA, _U16),
+    "bayer_gbrg16": _bayer(cv2.COLOR_BayerGR2RGB_EA, _U16),
+    "bayer_grbg16": _bayer(cv2.COLOR_BayerGB2RGB_EA, _U16),
 }
 
 
