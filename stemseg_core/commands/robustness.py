@@ -17,7 +17,8 @@ augmentation) at each severity, applied once with a fixed seed; score each run w
 and show HOTA per class in an ImageNet-C style table: HOTA per severity, its mean, and the
 change from lossless averaged over drives and classes with the worst drive x class change in
 brackets. Severity 1 of jpeg is quality 95 (image_transport's default), of chroma 4:2:2 (UYVY,
-as V4L2 cameras send it); camera_effects.LEVELS lists every value.
+as V4L2 cameras send it), of demosaic a Bayer sensor demosaiced edge-aware (what the node
+does with a bayer_* camera); camera_effects.LEVELS lists every value.
 
 Runs as the node does by default: the device's deployment backend (CPU: OpenVINO BF16), no
 flip test, no minimum track length (--set / --backend / --precision change it).

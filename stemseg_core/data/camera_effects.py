@@ -11,8 +11,8 @@ so a clip is a pure function of its seed (resume stays exact).
 
 Images are (H, W, 3) uint8 RGB. Photometric effects work in linear light (sRGB approximated by
 gamma 2.2). The effects run in camera order (:attr:`CameraEffect.stage`): optics (vignetting,
-defocus, motion blur), sensor (exposure, white balance, noise), processing (gamma), transport
-(chroma subsampling, JPEG).
+defocus, motion blur), sensor (exposure, white balance, noise, the Bayer mosaic and its
+demosaicing), processing (gamma), transport (chroma subsampling, JPEG).
 """
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ LEVELS: dict[str, tuple[float, float, float, float]] = {
     "gamma": (0.0, 0.12, 0.25, 0.45),        # |log2 of the gamma exponent|
     "white_balance": (0.0, 0.08, 0.16, 0.3),  # max |log gain| of red and blue
     "vignetting": (0.0, 0.2, 0.4, 0.6),      # light lost in the corners (fraction)
+    "demosaic": (1, 1, 2, 3),                # 1 edge-aware, 2 bilinear, 3 2x2 cell colour
 }
 #: Read noise sigma (grey levels) at severity 0..3, beside the Poisson gain of "noise".
 NOISE_READ_SIGMA = (0.0, 1.0, 2.0, 4.0)
@@ -190,7 +191,39 @@ def poisson_gauss(x: np.ndarray, gain: float, read_sigma: float,
 
 
 # ---------------------------------------------------------------------------------- processing
-@_register("gamma", 4, lambda rng, s: {"gamma": float(2.0 ** (_sign(rng) * level("gamma", s)))},
+def demosaic_round_trip(rgb: np.ndarray, method: str) -> np.ndarray:
+    """Through an RGGB Bayer sensor: each pixel keeps one colour, then the other two are
+    interpolated. "edge_aware": image_codec's decoding of ``bayer_rggb8`` (OpenCV's EA, what the
+    node does with a Bayer camera); "bilinear": cv_bridge's (OpenCV's default); "cell": each
+    2x2 cell's one colour (R, mean G, B) over the whole cell, as a half-resolution sensor."""
+    h, w = rgb.shape[:2]
+    src = _even(rgb)
+    hh, ww = src.shape[:2]
+    enc, step, data = image_codec.encode_image(src, "bayer_rggb8")
+    if method == "edge_aware":
+        return image_codec.decode_image(enc, hh, ww, step, False, data)[:h, :w]
+    mosaic = np.frombuffer(data, np.uint8).reshape(hh, ww)
+    if method == "bilinear":
+        return cv2.cvtColor(mosaic, cv2.COLOR_BayerBG2RGB)[:h, :w]
+    if method != "cell":
+        raise ValueError(f"demosaic method {method!r}: allowed edge_aware, bilinear, cell")
+    m = mosaic.astype(np.uint16)
+    cell = np.stack([m[0::2, 0::2], (m[0::2, 1::2] + m[1::2, 0::2] + 1) // 2, m[1::2, 1::2]],
+                    -1).astype(np.uint8)
+    return np.repeat(np.repeat(cell, 2, axis=0), 2, axis=1)[:h, :w]
+
+
+_DEMOSAIC = {1: "edge_aware", 2: "bilinear", 3: "cell"}
+
+
+@_register("demosaic", 4,
+           lambda rng, s: {"method": _DEMOSAIC[int(np.clip(round(level("demosaic", s)), 1, 3))]},
+           "Bayer sensor: RGGB mosaic, then demosaiced edge-aware, bilinearly, or per 2x2 cell")
+def demosaic(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
+    return demosaic_round_trip(rgb, p["method"])
+
+
+@_register("gamma", 5, lambda rng, s: {"gamma": float(2.0 ** (_sign(rng) * level("gamma", s)))},
            "tone curve off: x^gamma (x in [0, 1])")
 def gamma(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
     lut = np.rint(((np.arange(256) / 255.0) ** p["gamma"]) * 255.0).astype(np.uint8)
@@ -224,7 +257,7 @@ def chroma_round_trip(rgb: np.ndarray, subsampling: str) -> np.ndarray:
 _CHROMA = {1: "422", 2: "420", 3: "410"}
 
 
-@_register("chroma", 5,
+@_register("chroma", 6,
            lambda rng, s: {"subsampling": _CHROMA[int(np.clip(round(level("chroma", s)), 1, 3))]},
            "YUV chroma subsampling round trip: 4:2:2 (UYVY), 4:2:0 (NV12), 4:1:0")
 def chroma(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
@@ -237,7 +270,7 @@ def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
         rgb, "jpeg", quality=int(quality)))
 
 
-@_register("jpeg", 6, lambda rng, s: {"quality": int(round(level("jpeg", s)))},
+@_register("jpeg", 7, lambda rng, s: {"quality": int(round(level("jpeg", s)))},
            "JPEG re-encoding at a quality per clip (95 = image_transport's default)")
 def jpeg(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
     return jpeg_round_trip(rgb, p["quality"])
@@ -302,5 +335,5 @@ def apply_effect(images: Iterable[np.ndarray], name: str, severity: float,
 
 
 __all__ = ["CAMERA_EFFECTS", "LEVELS", "CameraEffect", "apply_effect", "apply_plan",
-           "chroma_round_trip", "draw_clip_plan", "effect_names", "effect_rng",
-           "jpeg_round_trip", "level", "motion_kernel", "poisson_gauss"]
+           "chroma_round_trip", "demosaic_round_trip", "draw_clip_plan", "effect_names",
+           "effect_rng", "jpeg_round_trip", "level", "motion_kernel", "poisson_gauss"]

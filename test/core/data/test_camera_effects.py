@@ -27,6 +27,7 @@ def test_registry_holds_every_effect_in_camera_order():
     names = ce.effect_names()
     assert set(names) == set(ce.LEVELS)
     assert names.index("vignetting") < names.index("noise") < names.index("jpeg")
+    assert names.index("noise") < names.index("demosaic") < names.index("gamma")  # raw first
     assert names[-1] == "jpeg"  # transport last
 
 
@@ -151,3 +152,29 @@ def test_training_clips_with_camera_effects_differ_and_keep_their_labels(tmp_pat
             assert np.array_equal(a[k].numpy(), b[k].numpy()), k
         again = aug[i]  # an item is a pure function of seed, epoch and index
         assert np.array_equal(again["images"].numpy(), b["images"].numpy())
+
+
+def test_demosaic_keeps_flat_colour_and_orders_the_methods():
+    """A Bayer sensor's round trip: exact on a flat colour (any method); edge-aware is the
+    node's own decoding of bayer_rggb8 and beats bilinear, which beats one colour per 2x2
+    cell, at the edges of coloured boxes (away from the image border)."""
+    from stemseg_core.data import image_codec
+
+    flat = np.full((7, 9, 3), (200, 60, 30), np.uint8)  # odd size: padded, then cut back
+    for method in ("edge_aware", "bilinear", "cell"):
+        np.testing.assert_array_equal(ce.demosaic_round_trip(flat, method), flat)
+    img = _scene()[:56]  # colour boxes, no one-pixel stripes
+    inner = (slice(2, -2), slice(2, -2))
+    errs = {m: _err(ce.demosaic_round_trip(img, m)[inner], img[inner])
+            for m in ("edge_aware", "bilinear", "cell")}
+    assert 0 < errs["edge_aware"] < 0.95 * errs["bilinear"] < 0.95 * errs["cell"], errs
+    enc, step, data = image_codec.encode_image(img, "bayer_rggb8")
+    np.testing.assert_array_equal(ce.demosaic_round_trip(img, "edge_aware"),
+                                  image_codec.decode_image(enc, 56, 128, step, False, data))
+    cell = ce.demosaic_round_trip(img, "cell")
+    np.testing.assert_array_equal(cell[0::2], cell[1::2])  # one colour per 2x2 cell
+    np.testing.assert_array_equal(cell[:, 0::2], cell[:, 1::2])
+    assert [ce.CAMERA_EFFECTS.get("demosaic").draw(None, s)["method"] for s in (1, 2, 3)] == \
+        ["edge_aware", "bilinear", "cell"]
+    with pytest.raises(ValueError, match="allowed edge_aware, bilinear, cell"):
+        ce.demosaic_round_trip(img, "vng")
