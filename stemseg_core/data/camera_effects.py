@@ -190,7 +190,6 @@ def poisson_gauss(x: np.ndarray, gain: float, read_sigma: float,
     return out
 
 
-# ---------------------------------------------------------------------------------- processing
 def demosaic_round_trip(rgb: np.ndarray, method: str) -> np.ndarray:
     """Through an RGGB Bayer sensor: each pixel keeps one colour, then the other two are
     interpolated. "edge_aware": image_codec's decoding of ``bayer_rggb8`` (OpenCV's EA, what the
@@ -223,6 +222,7 @@ def demosaic(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
     return demosaic_round_trip(rgb, p["method"])
 
 
+# ---------------------------------------------------------------------------------- processing
 @_register("gamma", 5, lambda rng, s: {"gamma": float(2.0 ** (_sign(rng) * level("gamma", s)))},
            "tone curve off: x^gamma (x in [0, 1])")
 def gamma(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
