@@ -24,6 +24,8 @@ ln() { [ "$DRY" = 1 ] || command ln "$@"; }
 #     `stemseg accuracy`. Run 2026-12-07 (68 min, one thread): JPEG 95 -2.5, 4:2:2 -1.4 HOTA,
 #     lossless pedestrians -2.6: missed the criteria, as the first leg 15 without the low-pass
 #     (600 steps on 320 drives, 2026-12-06) had (docs/robustness.md); the checkpoint stays.
+#     Two more runs 2026-12-07 without the low-pass (JPEG 95-100 more often; then also the
+#     demosaic effect): cars gained, pedestrians lost on every input; not kept either.
 leg15() {
   stemseg synth --out data/synth_s7 --sequences 160 --frames 60 --seed 7 --val-fraction 0
   stemseg train --config config/model/demo_cpu.yaml --data data/synth_s7 \
