@@ -20,8 +20,13 @@ kept in OUT/drives and reused when their synth_info.json matches. Exit status 1 
 below its floor (only when the checkpoint is the one the floor was recorded for: another
 checkpoint is compared for information, exit 0).
 
+With --camera the file's camera section is scored instead: the same drives with every frame
+through a camera effect (the shipped file: JPEG at quality 95, as image_transport's compressed
+topic sends it) against that section's own figures.
+
 Examples:
   stemseg accuracy                                  # the demo checkpoint, as the node runs it
+  stemseg accuracy --camera                         # the same drives as a JPEG camera sends them
   stemseg accuracy --checkpoint runs/demo/last.pt   # a new model against the shipped figures
   stemseg accuracy --set inference.mask_refinement_radius=0
 """
@@ -35,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint to score (default: the floor file's, relative to the "
                              "repository)")
+    parser.add_argument("--camera", action="store_true",
+                        help="score the floor file's camera section (frames through its camera "
+                             "effect) instead of the lossless drives")
     parser.add_argument("--out", default="out/accuracy", help="output folder (out/accuracy)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     add_backend_options(parser)
@@ -57,12 +65,19 @@ def run(args: argparse.Namespace) -> int:
     except FloorFileError as e:
         print(f"stemseg accuracy: error: {e}", file=sys.stderr)
         return 2
+    if args.camera:
+        if spec.camera is None:
+            print(f"stemseg accuracy: error: --camera: {spec.path} has no 'camera' section",
+                  file=sys.stderr)
+            return 2
+        spec = spec.camera
     out = Path(args.out)
     result = measure(spec, out, checkpoint=args.checkpoint, device=args.device,
                      overrides=list(args.overrides) + backend_overrides(args),
                      progress=not args.quiet)
     rows = compare(result["metrics"], spec)
-    print_metrics(result["metrics"], f"held-out drives (seed {spec.drives.seed})")
+    print_metrics(result["metrics"], f"held-out drives (seed {spec.drives.seed})"
+                  + (f" through {spec.effect} {spec.severity:g}" if spec.effect else ""))
     table = markdown_table(rows, spec)
     (out / "accuracy.md").write_text(table)
     (out / "accuracy.json").write_text(json.dumps({
@@ -87,18 +102,22 @@ def run(args: argparse.Namespace) -> int:
 def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
             overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run ``spec``'s drives through the tracker and score them. Returns {"metrics": {class:
-    {HOTA, ...}}, "checkpoint", "sha256", "overrides"}. Drives are (re)generated in out/drives."""
+    {HOTA, ...}}, "checkpoint", "sha256", "overrides"}. Drives are (re)generated in out/drives;
+    with ``spec.effect`` the frames first go through that camera effect (into out/camera, seed 0
+    as ``stemseg robustness``)."""
     from stemseg_core.checkpoint import file_sha256
     from stemseg_core.data.kitti_layout import sequence_frames
     from stemseg_core.data.synth import generate_dataset
     from stemseg_core.evaluation.kitti_results import checkpoint_min_track_length
+    from stemseg_core.evaluation.robustness_benchmark import corrupt_sequence
     from stemseg_core.evaluation.sequence_run import run_sequence
     from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
     from stemseg_core.inference.tracker import StreamingTracker
 
     d = spec.drives
     ckpt = Path(checkpoint) if checkpoint else spec.path.parents[1] / spec.checkpoint
-    drives, results = out / "drives", out / "results"
+    tag = f"_{spec.effect}_{spec.severity:g}" if spec.effect else ""
+    drives, results = out / "drives", out / f"results{tag}"
     info = drives / "synth_info.json"
     want = {"seed": d.seed, "sequences": d.sequences, "frames": d.frames, "height": d.height,
             "width": d.width, "val_fraction": 0.0}
@@ -112,8 +131,12 @@ def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
     results.mkdir(parents=True, exist_ok=True)
     seqs = [f"{s:04d}" for s in range(d.sequences)]
     for seq in seqs:
-        run_sequence(tracker, sequence_frames(drives, seq), results, seq,
-                     min_track_length=min_len, show_progress=progress)
+        frames = sequence_frames(drives, seq)
+        if spec.effect:
+            frames = corrupt_sequence(frames, spec.effect, spec.severity, 0, seq,
+                                      out / f"camera{tag}" / seq)
+        run_sequence(tracker, frames, results, seq, min_track_length=min_len,
+                     show_progress=progress)
     metrics = evaluate_kitti_mots(drives, results, sequences=seqs, split="train")
     return {"metrics": metrics, "checkpoint": str(ckpt), "sha256": file_sha256(ckpt),
             "overrides": all_overrides}

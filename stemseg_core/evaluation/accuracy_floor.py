@@ -8,11 +8,16 @@ and the floor a run must reach. ``stemseg accuracy`` and the test suite run the 
 
 The file is the one source of the recorded figures: after a deliberate change (a new checkpoint,
 a post-processing change measured on other drives) update ``recorded`` and ``floor`` there.
+
+Its ``camera`` section (issue 38) holds a second floor on the same drives as a camera sends
+them: each frame through a camera effect (``effect``, ``severity``: data/camera_effects.py,
+e.g. jpeg 1 = image_transport's JPEG at quality 95) before the tracker; :attr:`FloorSpec.camera`
+is that floor as a spec of its own.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,12 @@ class FloorSpec:
     floor: dict[str, float]
     measured_on: str = ""
     path: Path | None = field(default=None, compare=False)
+    #: camera effect applied to every frame ("" = none) and its severity
+    effect: str = ""
+    severity: float = 0.0
+    #: the same drives through the file's ``camera`` effect, with its own figures; None: no
+    #: camera section
+    camera: FloorSpec | None = None
 
 
 def _number_map(raw: Any, key: str, path: Path) -> dict[str, float]:
@@ -82,13 +93,37 @@ def load_floor(path: str | Path = DEFAULT_FLOOR_FILE) -> FloorSpec:
     except (KeyError, TypeError) as e:
         raise FloorFileError(f"{path}: missing or malformed key {e}; see the comments in "
                              f"{DEFAULT_FLOOR_FILE.name}") from None
+    _check_figures(recorded, floor, path, "")
+    cam = raw.get("camera")
+    if cam is None:
+        return spec
+    from stemseg_core.data.camera_effects import effect_names
+
+    if not isinstance(cam, Mapping) or not {"effect", "severity", "recorded", "floor"} <= set(cam):
+        raise FloorFileError(f"{path}: 'camera' must be a map with effect, severity, recorded "
+                             f"and floor, got {cam!r:.80}")
+    if cam["effect"] not in effect_names():
+        raise FloorFileError(f"{path}: camera.effect {cam['effect']!r} is not a camera effect; "
+                             f"allowed: {', '.join(effect_names())}")
+    sev = cam["severity"]
+    if isinstance(sev, bool) or not isinstance(sev, (int, float)) or not 0 <= sev <= 3:
+        raise FloorFileError(f"{path}: camera.severity must be a number in [0, 3], got "
+                             f"{sev!r:.40}")
+    c_rec = _number_map(cam["recorded"], "camera.recorded", path)
+    c_floor = _number_map(cam["floor"], "camera.floor", path)
+    _check_figures(c_rec, c_floor, path, "camera.")
+    return replace(spec, camera=replace(spec, recorded=c_rec, floor=c_floor,
+                                        effect=str(cam["effect"]), severity=float(sev)))
+
+
+def _check_figures(recorded: dict[str, float], floor: dict[str, float], path: Path,
+                   prefix: str) -> None:
     if set(floor) != set(recorded):
-        raise FloorFileError(f"{path}: 'floor' and 'recorded' must name the same classes, got "
-                             f"{sorted(floor)} and {sorted(recorded)}")
+        raise FloorFileError(f"{path}: '{prefix}floor' and '{prefix}recorded' must name the same "
+                             f"classes, got {sorted(floor)} and {sorted(recorded)}")
     above = [c for c in floor if floor[c] > recorded[c]]
     if above:
-        raise FloorFileError(f"{path}: the floor of {above} is above its recorded HOTA")
-    return spec
+        raise FloorFileError(f"{path}: the {prefix}floor of {above} is above its recorded HOTA")
 
 
 @dataclass(frozen=True)
@@ -118,11 +153,13 @@ def compare(metrics: Mapping[str, Mapping[str, float]], spec: FloorSpec) -> list
 def markdown_table(rows: list[FloorRow], spec: FloorSpec) -> str:
     """The comparison as a markdown section (for report.md)."""
     d = spec.drives
+    camera = (f", every frame through the camera effect {spec.effect} at severity "
+              f"{spec.severity:g}" if spec.effect else "")
     lines = [
-        "## Accuracy floor (held-out drives)",
+        "## Accuracy floor (held-out drives" + (", camera path)" if spec.effect else ")"),
         "",
         f"{d.sequences} synthetic drives x {d.frames} frames, {d.width}x{d.height}, seed "
-        f"{d.seed} (never used for training or tuning); settings: "
+        f"{d.seed} (never used for training or tuning){camera}; settings: "
         f"{' '.join(spec.overrides) or 'as shipped'}; floor file `{spec.path or ''}`"
         + (f", recorded {spec.measured_on}" if spec.measured_on else "") + ".",
         "",
