@@ -112,8 +112,9 @@ def load_floor(path: str | Path = DEFAULT_FLOOR_FILE) -> FloorSpec:
     c_rec = _number_map(cam["recorded"], "camera.recorded", path)
     c_floor = _number_map(cam["floor"], "camera.floor", path)
     _check_figures(c_rec, c_floor, path, "camera.")
-    return replace(spec, camera=replace(spec, recorded=c_rec, floor=c_floor,
-                                        effect=str(cam["effect"]), severity=float(sev)))
+    return replace(spec, camera=replace(
+        spec, recorded=c_rec, floor=c_floor, effect=str(cam["effect"]), severity=float(sev),
+        measured_on=str(cam.get("measured_on", spec.measured_on))))
 
 
 def _check_figures(recorded: dict[str, float], floor: dict[str, float], path: Path,

@@ -67,6 +67,8 @@ def test_camera_section_is_a_floor_of_its_own_on_the_same_drives(tmp_path):
     assert cam.drives == spec.drives and cam.checkpoint_sha256 == spec.checkpoint_sha256
     assert cam.recorded == {"car": 68.0, "pedestrian": 55.0} and spec.recorded["car"] == 70.0
     assert spec.effect == "" and load_floor(write(tmp_path, FLOOR_TEXT)).camera is None
+    dated = load_floor(write(tmp_path, FLOOR_TEXT + CAMERA + '  measured_on: "2026-12-07"\n'))
+    assert dated.camera.measured_on == "2026-12-07" and dated.measured_on == ""
     rows = compare({"car": {"HOTA": 67.5}, "pedestrian": {"HOTA": 53.9}}, cam)
     assert [r.ok for r in rows] == [True, False]
     table = markdown_table(rows, cam)
