@@ -212,11 +212,12 @@ def demosaic_round_trip(rgb: np.ndarray, method: str) -> np.ndarray:
     return np.repeat(np.repeat(cell, 2, axis=0), 2, axis=1)[:h, :w]
 
 
-_DEMOSAIC = {1: "edge_aware", 2: "bilinear", 3: "cell"}
+def _variant(name: str, key: str, variants: tuple[str, str, str]):
+    """A draw picking one of three named variants by the rounded level (1, 2, 3) of ``name``."""
+    return lambda rng, s: {key: variants[int(np.clip(round(level(name, s)), 1, 3)) - 1]}
 
 
-@_register("demosaic", 4,
-           lambda rng, s: {"method": _DEMOSAIC[int(np.clip(round(level("demosaic", s)), 1, 3))]},
+@_register("demosaic", 4, _variant("demosaic", "method", ("edge_aware", "bilinear", "cell")),
            "Bayer sensor: RGGB mosaic, then demosaiced edge-aware, bilinearly, or per 2x2 cell")
 def demosaic(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
     return demosaic_round_trip(rgb, p["method"])
@@ -254,11 +255,7 @@ def chroma_round_trip(rgb: np.ndarray, subsampling: str) -> np.ndarray:
     return image_codec.decode_image(enc, hh, ww, step, False, data)[:h, :w]
 
 
-_CHROMA = {1: "422", 2: "420", 3: "410"}
-
-
-@_register("chroma", 6,
-           lambda rng, s: {"subsampling": _CHROMA[int(np.clip(round(level("chroma", s)), 1, 3))]},
+@_register("chroma", 6, _variant("chroma", "subsampling", ("422", "420", "410")),
            "YUV chroma subsampling round trip: 4:2:2 (UYVY), 4:2:0 (NV12), 4:1:0")
 def chroma(rgb: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
     return chroma_round_trip(rgb, p["subsampling"])
