@@ -169,15 +169,18 @@ def clip_losses(embeddings: torch.Tensor, precisions: torch.Tensor, raw_variance
                 semantic_logits: torch.Tensor | None = None,
                 classes: torch.Tensor | None = None,
                 semantic_class_weights: list[float] | None = None,
-                seediness_small_instance_area: float = 0.0) -> dict[str, torch.Tensor]:
+                seediness_small_instance_area: float = 0.0,
+                teacher: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """All loss terms of one clip at output resolution.
 
     embeddings/precisions (E, T, h, w), raw_variance (V, T, h, w), seediness (T, h, w),
     masks bool (N, T, h, w), ignore bool (T, h, w) or None, semantic_logits (C, T, h, w) or None,
     classes long (N,) (needed with semantic_logits); seediness_small_instance_area: see
-    :func:`seediness_loss`. Ignored pixels take no part in any term;
+    :func:`seediness_loss`; teacher: a frozen teacher's outputs of the clip without camera effects
+    ("embeddings", "precisions", "raw_variance", "seediness"[, "semantic"], same shapes) for
+    :func:`distill_loss`. Ignored pixels take no part in any term;
     instances left with no pixel are dropped. Computed in float32.
-    -> {"embedding", "smoothness", "seediness"[, "semantic"]} scalars.
+    -> {"embedding", "smoothness", "seediness"[, "semantic"][, "distill"]} scalars.
     """
     spatial = tuple(embeddings.shape[1:])
     valid = torch.ones(spatial, dtype=torch.bool, device=embeddings.device)
@@ -209,4 +212,51 @@ def clip_losses(embeddings: torch.Tensor, precisions: torch.Tensor, raw_variance
                                  ignore.bool())
         out["semantic"] = semantic_loss(flat(semantic_logits), labels.reshape(-1)[vflat],
                                         semantic_class_weights)
+    if teacher is not None:
+        student = {"embeddings": emb, "raw_variance": raw, "seediness": seed}
+        if semantic_logits is not None:
+            student["semantic"] = flat(semantic_logits)
+        flat_t = {k: (v.float().reshape(-1)[vflat] if k == "seediness" else flat(v))
+                  for k, v in teacher.items()}
+        out["distill"] = distill_loss(student, flat_t)
     return out
+
+
+def distill_loss(student: dict[str, torch.Tensor],
+                 teacher: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Teacher term of one clip (not in the paper; cfg.loss.distill): how far the outputs moved
+    from a frozen teacher's outputs on the same clip without camera effects.
+
+    Both dicts hold flattened outputs over the P valid pixels: "embeddings" (E, P),
+    "raw_variance" (V, P), "seediness" (P,), optionally "semantic" logits (C, P); the teacher's
+    also "precisions" (E, P). The sum of
+    - embedding: sum_d prec_t,d (e_s,d - e_t,d)^2, the change of the exponent of the teacher's
+      Gaussian (eq. 2) the shift costs, and
+    - bandwidth: sum_v (r_s,v - r_t,v)^2 of the raw (log) variances,
+      both weighted by the teacher's foreground probability w = 1 - p_t(background) (1 without a
+      semantic head): background pixels are never clustered;
+    - seediness: mean squared difference over all pixels;
+    - semantic: KL(teacher || student) of the per-pixel class distributions, mean over pixels.
+    """
+    emb_s = student["embeddings"].float()
+    if emb_s.shape[1] == 0:
+        return emb_s.sum() * 0.0
+    emb_t = teacher["embeddings"].float()
+    sem_t = teacher.get("semantic")
+    if sem_t is not None:
+        log_t = F.log_softmax(sem_t.float(), dim=0)
+        w = 1.0 - log_t[0].exp()
+    else:
+        w = torch.ones_like(emb_t[0])
+    wsum = w.sum().clamp_min(1e-6)
+    shift = (teacher["precisions"].float() * (emb_s - emb_t).pow(2)).sum(0)
+    total = (w * shift).sum() / wsum
+    raw_s, raw_t = student["raw_variance"].float(), teacher["raw_variance"].float()
+    if raw_s.shape[0]:
+        total = total + (w * (raw_s - raw_t).pow(2).sum(0)).sum() / wsum
+    total = total + F.mse_loss(student["seediness"].float(), teacher["seediness"].float())
+    sem_s = student.get("semantic")
+    if sem_s is not None and sem_t is not None:
+        log_s = F.log_softmax(sem_s.float(), dim=0)
+        total = total + (log_t.exp() * (log_t - log_s)).sum(0).mean()
+    return total

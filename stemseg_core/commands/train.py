@@ -120,7 +120,10 @@ def _check_new_run(args: argparse.Namespace, overrides: list[str]):
         return None, "--sha256 pins the --init checkpoint; give --init CKPT with it"
     if args.init:  # refuse an unsafe, damaged or unpinned file before anything is written
         load_checkpoint(args.init, allow_pickle=args.allow_pickle, sha256=args.sha256)
-    return load_config(args.config, overrides), None
+    cfg = load_config(args.config, overrides)
+    if cfg.train.teacher:  # the same for the teacher of loss.distill
+        load_checkpoint(cfg.train.teacher, allow_pickle=args.allow_pickle)
+    return cfg, None
 
 
 class _PlainFormatter(logging.Formatter):

@@ -124,6 +124,10 @@ class LossConfig:
     #: mean over pixels). With A > 0, the pixels of an instance covering n < A output pixels of the
     #: clip weigh A / n, so a small distant pedestrian counts like an instance of A pixels.
     seediness_small_instance_area: float = 0.0
+    #: Weight of the teacher term (not in the paper; losses.distill_loss, training/teacher.py):
+    #: the outputs on the camera-corrupted clip pulled toward a frozen teacher's (train.teacher)
+    #: outputs on the same clip before the camera effects. 0 = off.
+    distill: float = 0.0
 
 
 @dataclass
@@ -274,6 +278,8 @@ class TrainConfig:
     log_every: int = 20
     image_log_every: int = 500
     seed: int = 42
+    #: Checkpoint of the frozen teacher of loss.distill ("" = none); it sees the clean clips.
+    teacher: str = ""
 
 
 @dataclass

@@ -191,6 +191,11 @@ def _validate_model_and_loss(cfg: Config) -> None:
     _check(cfg.loss.seediness_small_instance_area >= 0,
            f"loss.seediness_small_instance_area must be >= 0 (0 = off), got "
            f"{cfg.loss.seediness_small_instance_area}")
+    _check(cfg.loss.distill >= 0, f"loss.distill must be >= 0 (0 = off), got {cfg.loss.distill}")
+    _check((cfg.loss.distill > 0) == bool(cfg.train.teacher),
+           f"loss.distill={cfg.loss.distill} and train.teacher={cfg.train.teacher!r} go together: "
+           f"the teacher term needs a teacher checkpoint and a teacher needs loss.distill > 0; "
+           f"set both or neither")
     cw = cfg.loss.semantic_class_weights
     _check(not cw or (len(cw) == m.num_classes and all(x > 0 for x in cw)),
            f"loss.semantic_class_weights: need {m.num_classes} positive weights (one per class "

@@ -27,12 +27,15 @@ probability ``cfg.data.image_augmented_fraction`` the clip is instead made from 
 see the same draws as before; when ``cfg.data.camera_effects`` enables an effect, a seed for
 the camera effects (data/camera_effects.py: JPEG, chroma subsampling, noise, blur, exposure,
 ...), drawn after everything else. They are applied to the resized frames before zoom and flip;
-masks, classes and ignore stay as they are.
+masks, classes and ignore stay as they are. With ``cfg.loss.distill`` > 0 the item also holds
+``clean_images``: the same frames without the camera effects (zoomed and flipped alike), the
+teacher's input (training/teacher.py).
 Evaluation (``train=False``): every clip with stride 1 starting at multiples of ``clip_step``
 (default T), no augmentation.
 
 ``collate_clips(batch)`` -> ``(images float (B, T, 3, H, W) in 0..255, targets)`` with ``targets``
-a list of ``{"masks", "classes", "ignore"}`` dicts: the model's training input.
+a list of ``{"masks", "classes", "ignore"[, "clean_images" float (T, 3, H, W)]}`` dicts: the
+model's training input.
 """
 from __future__ import annotations
 
@@ -126,6 +129,7 @@ class ClipDataset(Dataset):
         self.T = int(cfg.model.clip_length)
         self.H, self.W = int(cfg.data.height), int(cfg.data.width)
         self.num_classes = int(cfg.model.num_classes)
+        self.keep_clean = float(getattr(cfg.loss, "distill", 0.0)) > 0
         self.counts = np.array([max(1, len(s) - self.T + 1) for s in sequences], np.int64)
         step = clip_step or self.T
         self.eval_clips = [(i, st) for i, s in enumerate(sequences)
@@ -268,21 +272,27 @@ class ClipDataset(Dataset):
                     src[col[tid]] |= m
                 images[k], masks[:, k], ignore[k] = fit_frame(img, src, ign, H, W)
         camera = []
+        clean = None  # the frames before the camera effects, when they differ and are kept
         if camera_seed is not None:
             crng = np.random.default_rng(camera_seed)
             plan = draw_clip_plan(self.cfg.data.camera_effects, crng)
+            if self.keep_clean and plan:
+                clean = images
             images = apply_plan(images, plan, crng)
             camera = [name for name, _p in plan]
         if zoom is not None and zoom[0] != 1.0:
+            if clean is not None:
+                clean = zoom_clip(clean, masks[:0], ignore, *zoom)[0]
             images, masks, ignore = zoom_clip(images, masks, ignore, *zoom)
         if flip:
             images = images[:, :, ::-1]
+            clean = None if clean is None else clean[:, :, ::-1]
             masks = masks[..., ::-1]
             ignore = ignore[..., ::-1]
         keep = masks.reshape(N, -1).any(1) if N else np.zeros(0, bool)
         masks = masks[keep]
         classes = np.array([track_cls[tid] for tid in track_ids], np.int64)[keep]
-        return {
+        item = {
             "images": torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
             "masks": torch.from_numpy(np.ascontiguousarray(masks)),
             "classes": torch.from_numpy(classes),
@@ -292,6 +302,10 @@ class ClipDataset(Dataset):
                      "zoom": None if zoom is None else zoom[0], "camera_effects": camera,
                      "track_ids": [t for t, k in zip(track_ids, keep) if k]},
         }
+        if self.keep_clean:
+            item["clean_images"] = item["images"] if clean is None else torch.from_numpy(
+                np.ascontiguousarray(clean.transpose(0, 3, 1, 2)))
+        return item
 
 
 def collate_clips(batch: list[dict]) -> tuple[torch.Tensor, list[dict]]:
@@ -299,6 +313,9 @@ def collate_clips(batch: list[dict]) -> tuple[torch.Tensor, list[dict]]:
     images = torch.stack([b["images"] for b in batch]).float()
     targets = [{"masks": b["masks"], "classes": b["classes"], "ignore": b["ignore"]}
                for b in batch]
+    for t, b in zip(targets, batch):
+        if "clean_images" in b:
+            t["clean_images"] = b["clean_images"].float()
     return images, targets
 
 

@@ -182,7 +182,8 @@ class STEmSeg(nn.Module):
                 out["embeddings"][i], out["precisions"][i], out["raw_variance"][i],
                 out["seediness"][i], small["masks"], small["ignore"],
                 out["semantic"][i] if self.has_semantic else None, small["classes"],
-                self.semantic_class_weights, self.cfg.loss.seediness_small_instance_area))
+                self.semantic_class_weights, self.cfg.loss.seediness_small_instance_area,
+                tgt.get("teacher")))
         weights = self.cfg.loss
         result: dict[str, torch.Tensor] = {}
         for name in per_clip[0]:

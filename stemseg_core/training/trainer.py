@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from stemseg_core.checkpoint import load_checkpoint
 from stemseg_core.config import Config, save_config
 from stemseg_core.training import distributed as D
+from stemseg_core.training.errors import TrainingError
 from stemseg_core.training.hooks import (
     HookBase,
     ImageLogger,
@@ -52,15 +53,12 @@ from stemseg_core.training.run_checkpoints import (
 from stemseg_core.training.sampling import StepBatchSampler
 from stemseg_core.training.schedule import build_scheduler
 from stemseg_core.training.state import rng_state, seed_everything, set_rng_state
+from stemseg_core.training.teacher import Teacher
 
 log = logging.getLogger(__name__)
 
 #: Abort after this many consecutive steps with a non-finite loss or gradient.
 MAX_CONSECUTIVE_BAD_STEPS = 5
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or continue; the message says why and what to do."""
 
 
 @dataclass
@@ -154,6 +152,8 @@ class Trainer:
         if payload is not None:
             self.model.load_state_dict(payload["model"])
         self.model.train()
+        self.teacher = (Teacher(tc.teacher, cfg, self.device, allow_pickle=allow_pickle)
+                        if tc.teacher else None)
 
         if dataset is None:
             if data_dir is None:
@@ -372,6 +372,8 @@ class Trainer:
         tc = self.cfg.train
         images = images.to(self.device, non_blocking=True)
         targets = _to_device(targets, self.device)
+        if self.teacher is not None:
+            self.teacher.annotate(targets)
         lr = self.optimizer.param_groups[0]["lr"]
 
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):

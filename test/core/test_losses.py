@@ -264,3 +264,55 @@ def test_semantic_loss_class_weights_by_hand():
     got = L.semantic_loss(logits, labels, [1.0, 1.0, 3.0]).item()
     assert got == pytest.approx(expected)
     assert got != pytest.approx(L.semantic_loss(logits, labels).item())
+
+
+def _teacher_toy():
+    ln3 = math.log(3.0)
+    teacher = {"embeddings": torch.zeros(2, 2), "precisions": torch.tensor([[2.0, 2.0],
+                                                                             [1.0, 1.0]]),
+               "raw_variance": torch.zeros(1, 2), "seediness": torch.tensor([0.5, 0.5]),
+               # p(background) 3/4 at pixel 0, 1/4 at pixel 1 -> foreground weights 1/4, 3/4
+               "semantic": torch.tensor([[ln3, 0.0], [0.0, ln3]])}
+    student = {"embeddings": torch.tensor([[1.0, 0.0], [0.0, 2.0]]),
+               "raw_variance": torch.tensor([[1.0, -2.0]]), "seediness": torch.tensor([0.7, 0.1]),
+               "semantic": teacher["semantic"].clone()}
+    return student, teacher
+
+
+def test_distill_loss_by_hand():
+    student, teacher = _teacher_toy()
+    # embedding: shifts 2*1^2 = 2 and 1*2^2 = 4 weighted 1/4, 3/4 -> 3.5; bandwidth: 1 and 4 ->
+    # 3.25; seediness: (0.2^2 + 0.4^2) / 2 = 0.1; semantic: same logits -> 0
+    assert L.distill_loss(student, teacher).item() == pytest.approx(6.85, rel=1e-6)
+    student["semantic"] = torch.zeros(2, 2)  # uniform: KL(3/4, 1/4 || 1/2, 1/2) at each pixel
+    kl = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert L.distill_loss(student, teacher).item() == pytest.approx(6.85 + kl, rel=1e-6)
+    same = {k: v for k, v in teacher.items() if k != "precisions"}
+    assert L.distill_loss(same, teacher).item() == 0.0
+    # certain background (p = 1) takes the pixel out of the embedding and bandwidth terms
+    teacher["semantic"] = torch.tensor([[50.0, 0.0], [0.0, 0.0]])
+    student["semantic"] = teacher["semantic"].clone()
+    assert L.distill_loss(student, teacher).item() == pytest.approx(4.0 + 4.0 + 0.1, rel=1e-5)
+
+
+def test_clip_losses_teacher_term_skips_ignored_pixels():
+    torch.manual_seed(0)
+    e, t, h, w = 3, 2, 4, 5
+    out = {"embeddings": torch.randn(e, t, h, w), "precisions": torch.rand(e, t, h, w) + 0.5,
+           "raw_variance": torch.randn(e, t, h, w), "seediness": torch.rand(t, h, w),
+           "semantic": torch.randn(3, t, h, w)}
+    masks = torch.zeros(1, t, h, w, dtype=torch.bool)
+    masks[0, :, 1:3, 1:3] = True
+    ignore = torch.zeros(t, h, w, dtype=torch.bool)
+    ignore[:, :, 4] = True
+    teacher = {k: v.clone() for k, v in out.items()}
+    for k in ("embeddings", "raw_variance", "seediness", "semantic"):
+        teacher[k][..., 4] += 5.0  # differs only where ignored
+    args = (out["embeddings"], out["precisions"], out["raw_variance"], out["seediness"], masks,
+            ignore, out["semantic"], torch.tensor([1]))
+    plain = L.clip_losses(*args)
+    taught = L.clip_losses(*args, teacher=teacher)
+    assert "distill" not in plain and taught["distill"].item() == 0.0
+    assert all(taught[k] == plain[k] for k in plain)
+    teacher["seediness"][0, 0, 0] += 0.5
+    assert taught["distill"].item() < L.clip_losses(*args, teacher=teacher)["distill"].item()

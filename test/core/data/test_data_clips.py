@@ -219,3 +219,28 @@ def test_build_dataset_pools_several_folders(tmp_path):
                      val_fraction=0.0)
     with pytest.raises(ValueError, match="a/0000"):
         build_dataset(cfg, [tmp_path / "a", tmp_path / "c" / "a"], "train")
+
+
+def test_clean_images_are_the_clip_without_its_camera_effects(tmp_path, tiny_overrides):
+    """loss.distill > 0: each item also carries its frames before the camera effects, zoomed and
+    flipped like the corrupted ones; they equal the item drawn with the effects switched off."""
+    seqs = [_sequence(tmp_path)]
+    common = [*tiny_overrides, "data.scale_range=[1.2, 1.6]", "data.max_frame_stride=2"]
+    teach = ["loss.distill=1", "train.teacher=t.pt"]
+    jpeg = "data.camera_effects={jpeg: {prob: 1.0, severity: [3, 3]}}"
+    with_fx = ClipDataset(seqs, load_config(None, [*common, *teach, jpeg]), seed=3)
+    without = ClipDataset(seqs, load_config(None, [*common, *teach]), seed=3)
+    plain = ClipDataset(seqs, load_config(None, [*common, jpeg]), seed=3)
+    flips = set()
+    for i in range(6):
+        a, b = with_fx[i], without[i]
+        flips.add(a["meta"]["flipped"])
+        assert a["meta"]["camera_effects"] == ["jpeg"] and a["meta"]["zoom"] > 1.0
+        assert torch.equal(a["clean_images"], b["images"])  # same draws, no JPEG
+        assert not torch.equal(a["clean_images"], a["images"])
+        assert torch.equal(b["clean_images"], b["images"])
+        assert torch.equal(a["images"], plain[i]["images"]) and "clean_images" not in plain[i]
+    assert flips == {True, False}
+    _, targets = collate_clips([with_fx[0], with_fx[1]])
+    assert targets[1]["clean_images"].dtype == torch.float32
+    assert torch.equal(targets[1]["clean_images"], with_fx[1]["clean_images"].float())
