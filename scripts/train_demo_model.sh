@@ -26,6 +26,8 @@ ln() { [ "$DRY" = 1 ] || command ln "$@"; }
 #     (600 steps on 320 drives, 2026-12-06) had (docs/robustness.md); the checkpoint stays.
 #     Two more runs 2026-12-07 without the low-pass (JPEG 95-100 more often; then also the
 #     demosaic effect): cars gained, pedestrians lost on every input; not kept either.
+#     Two more with a frozen teacher (--set loss.distill=1 or 3
+#     train.teacher=checkpoints/stemseg_demo.pt, 70 min each): cars lost; not kept either.
 leg15() {
   stemseg synth --out data/synth_s7 --sequences 160 --frames 60 --seed 7 --val-fraction 0
   stemseg train --config config/model/demo_cpu.yaml --data data/synth_s7 \

@@ -129,7 +129,7 @@ class ClipDataset(Dataset):
         self.T = int(cfg.model.clip_length)
         self.H, self.W = int(cfg.data.height), int(cfg.data.width)
         self.num_classes = int(cfg.model.num_classes)
-        self.keep_clean = float(getattr(cfg.loss, "distill", 0.0)) > 0
+        self.keep_clean = cfg.loss.distill > 0  # the teacher's input (training/teacher.py)
         self.counts = np.array([max(1, len(s) - self.T + 1) for s in sequences], np.int64)
         step = clip_step or self.T
         self.eval_clips = [(i, st) for i, s in enumerate(sequences)
