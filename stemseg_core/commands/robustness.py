@@ -24,11 +24,17 @@ Runs as the node does by default: the device's deployment backend (CPU: OpenVINO
 flip test, no minimum track length (--set / --backend / --precision change it).
 Writes OUT/robustness.json, OUT/robustness.md and OUT/robustness.png.
 
+With --baseline (an earlier run's robustness.json or --out directory, same sequences, frames
+and seed), each variant and class is also set against the baseline: the change per drive,
+its mean ± standard error, and whether it is resolved (more than twice that error). On a few
+drives a change of a point or two is often not.
+
 Examples:
   stemseg synth --out /tmp/rob --sequences 4 --frames 40 --seed 99991 --val-fraction 0.5
   stemseg robustness --checkpoint checkpoints/stemseg_demo.pt --data /tmp/rob --split val \\
       --out out/robustness
   stemseg robustness ... --effects jpeg chroma --severities 1 --frames 20
+  stemseg robustness --checkpoint runs/mine/stemseg_demo.pt ... --baseline out/robustness
 """
 
 
@@ -54,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="drop tracks shorter than N frames (0 = keep all, as the node)")
     parser.add_argument("--keep-frames", action="store_true",
                         help="keep the corrupted frames in OUT/frames")
+    parser.add_argument("--baseline", default=None, metavar="PATH",
+                        help="an earlier run (robustness.json or its directory) to compare "
+                             "with, drive by drive")
 
 
 def node_overrides(device: str) -> list[str]:
@@ -69,11 +78,11 @@ def _print_table(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from stemseg_core.evaluation.robustness_benchmark import LOSSLESS, summary_rows
+    from stemseg_core.evaluation.robustness_benchmark import LOSSLESS, delta_cell, summary_rows
 
     classes, sevs = result["classes"], [f"{s:g}" for s in result["severities"]]
     table = Table(title="HOTA under camera effects (Δ: mean change from lossless over drives "
-                        "and classes, worst drive x class in brackets)")
+                        "and classes ± its standard error, worst drive x class in brackets)")
     table.add_column("effect")
     for s in sevs:
         for c in classes:
@@ -88,8 +97,7 @@ def _print_table(result: dict) -> None:
             continue
         table.add_row(row["effect"],
                       *[f"{row['hota'][s][c]:.1f}" for s in sevs for c in classes],
-                      *[f"{row['mean_delta'][s]:+.1f} ({row['worst_delta'][s]:+.1f})"
-                        if s in row["mean_delta"] else "" for s in sevs])
+                      *[delta_cell(row, s) for s in sevs])
     Console().print(table)
 
 
@@ -118,6 +126,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"stemseg robustness: error: {e}", file=sys.stderr)
         return 2
     effects = list(args.effects) if args.effects else effect_names()
+    baseline = None
+    if args.baseline:  # refused before the long run, not after it
+        from stemseg_core.evaluation.robustness_compare import check_comparable, load_result
+        try:
+            baseline = load_result(args.baseline)
+            check_comparable({"sequences": seqs, "frames": args.frames, "seed": args.seed},
+                             baseline)
+        except ValueError as e:
+            print(f"stemseg robustness: error: --baseline: {e}", file=sys.stderr)
+            return 2
     overrides = node_overrides(args.device) + list(args.overrides) + backend_overrides(args)
     tracker = StreamingTracker.from_checkpoint(args.checkpoint, device=args.device,
                                                overrides=overrides)
@@ -138,9 +156,24 @@ def run(args: argparse.Namespace) -> int:
                    "checkpoint_sha256": (file_sha256(Path(args.checkpoint))
                                          if Path(args.checkpoint).is_file() else None),
                    "data": str(args.data), "overrides": overrides})
+    table, comparison = markdown_table(result), ""
+    if baseline is not None:
+        from stemseg_core.evaluation.robustness_compare import (
+            compare_results,
+            comparison_markdown,
+        )
+        rows = compare_results(result, baseline)
+        result["baseline"] = {"path": str(args.baseline),
+                              "checkpoint_sha256": baseline.get("checkpoint_sha256"),
+                              "rows": rows}
+        comparison = (f"\nAgainst the baseline {args.baseline} (per drive: this run minus the "
+                      f"baseline, mean ± standard error, drives):\n\n" +
+                      comparison_markdown(rows))
     (out / "robustness.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "robustness.md").write_text(markdown_table(result))
+    (out / "robustness.md").write_text(table + comparison)
     plot(result, out / "robustness.png")
     _print_table(result)
+    if comparison:
+        print(comparison)
     print(f"wrote {out / 'robustness.json'}, {out / 'robustness.md'}, {out / 'robustness.png'}")
     return 0

@@ -133,16 +133,24 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
             "severities": [float(s) for s in severities], "classes": list(classes)}
 
 
+def mean_and_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean of ``values`` and its standard error (sample SD / sqrt(n); NaN below 2 values)."""
+    x = np.asarray(values, dtype=float)
+    se = float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+    return float(x.mean()), se
+
+
 def summary_rows(result: dict) -> list[dict]:
     """Per effect: HOTA per class at each severity, their mean over severities, the change
-    from lossless averaged over drives and classes (``mean_delta``) and the worst drive and
-    class change (``worst_delta``, ``worst``), both per severity."""
+    from lossless averaged over drives and classes (``mean_delta``, with its standard error
+    over those drive x class pairs, ``delta_se``) and the worst drive and class change
+    (``worst_delta``, ``worst``), all per severity."""
     classes = result["classes"]
     base = result["variants"][0]
     rows: dict[str, dict] = {}
     for v in result["variants"]:
         row = rows.setdefault(v["effect"], {"effect": v["effect"], "hota": {}, "mean_delta": {},
-                                            "worst_delta": {}, "worst": {}})
+                                            "delta_se": {}, "worst_delta": {}, "worst": {}})
         sev = f"{v['severity']:g}"
         row["hota"][sev] = {c: v["metrics"][c]["HOTA"] for c in classes}
         deltas = []
@@ -152,7 +160,7 @@ def summary_rows(result: dict) -> list[dict]:
                 if b is not None and per[c] is not None:
                     deltas.append((per[c] - b, f"{seq}/{c}"))
         if deltas:
-            row["mean_delta"][sev] = float(np.mean([d for d, _ in deltas]))
+            row["mean_delta"][sev], row["delta_se"][sev] = mean_and_se([d for d, _ in deltas])
             worst = min(deltas)
             row["worst_delta"][sev], row["worst"][sev] = float(worst[0]), worst[1]
     for row in rows.values():
@@ -162,14 +170,24 @@ def summary_rows(result: dict) -> list[dict]:
     return list(rows.values())
 
 
+def delta_cell(row: dict, sev: str) -> str:
+    """"-2.5 ±0.8 (-7.2)": mean change from lossless, its standard error, the worst change."""
+    if sev not in row["mean_delta"]:
+        return ""
+    se = row["delta_se"][sev]
+    se_text = f" ±{se:.1f}" if np.isfinite(se) else ""
+    return f"{row['mean_delta'][sev]:+.1f}{se_text} ({row['worst_delta'][sev]:+.1f})"
+
+
 def markdown_table(result: dict) -> str:
     """The ImageNet-C style table: one row per effect, HOTA car / pedestrian per severity,
-    mean over severities, mean change from lossless and worst drive x class change."""
+    mean over severities, mean change from lossless ± its standard error and the worst drive x
+    class change."""
     classes = result["classes"]
     sevs = [f"{s:g}" for s in result["severities"]]
     short = {c: c[:3] for c in classes}
     head = ["effect"] + [f"s{s} {short[c]}" for s in sevs for c in classes] + \
-        [f"mean {short[c]}" for c in classes] + [f"Δ s{s} (worst)" for s in sevs]
+        [f"mean {short[c]}" for c in classes] + [f"Δ s{s} ± se (worst)" for s in sevs]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in summary_rows(result):
         if row["effect"] == LOSSLESS:
@@ -180,8 +198,7 @@ def markdown_table(result: dict) -> str:
             cells = [row["effect"]] + \
                 [f"{row['hota'][s][c]:.1f}" if s in row["hota"] else "" for s in sevs
                  for c in classes] + [f"{row['mean_hota'][c]:.1f}" for c in classes] + \
-                [f"{row['mean_delta'][s]:+.1f} ({row['worst_delta'][s]:+.1f})"
-                 if s in row["mean_delta"] else "" for s in sevs]
+                [delta_cell(row, s) for s in sevs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -213,5 +230,5 @@ def plot(result: dict, path: Path) -> Path:
     return path
 
 
-__all__ = ["LOSSLESS", "corrupt_sequence", "markdown_table", "measure_robustness", "plot",
-           "summary_rows", "truncated_ground_truth"]
+__all__ = ["LOSSLESS", "corrupt_sequence", "delta_cell", "markdown_table", "mean_and_se",
+           "measure_robustness", "plot", "summary_rows", "truncated_ground_truth"]

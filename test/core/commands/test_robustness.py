@@ -87,7 +87,7 @@ def test_lossless_first_every_effect_and_severity_then_files(tmp_path, echo, cap
     assert not np.allclose(lossless, exp3, atol=1.0)
     table = (out / "robustness.md").read_text()
     assert table.splitlines()[2].startswith("| lossless | 100.0")
-    assert "| jpeg |" in table and "+0.0 (+0.0)" in table
+    assert "| jpeg |" in table and "+0.0 ±0.0 (+0.0)" in table
     assert (out / "robustness.png").stat().st_size > 1000
     assert not (out / "frames").exists()  # corrupted frames are removed unless --keep-frames
     assert "lossless" in capsys.readouterr().out
@@ -114,3 +114,27 @@ def test_tiny_model_end_to_end(tmp_path, tiny_checkpoint):
     res = json.loads((out / "robustness.json").read_text())
     assert len(res["variants"]) == 3 and res["frames"] == 5
     assert set(res["variants"][1]["metrics"]) == {"car", "pedestrian"}
+
+
+def test_baseline_compared_drive_by_drive_and_refused_when_not_comparable(tmp_path, echo,
+                                                                          capsys):
+    data = fx.build(tmp_path / "kitti")
+    args = ["robustness", "--checkpoint", "x.pt", "--data", str(data), "--split", "val",
+            "--effects", "jpeg", "--severities", "1", "--frames", "4"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--baseline", str(tmp_path / "a")]) == 0
+    res = json.loads((tmp_path / "b" / "robustness.json").read_text())
+    rows = res["baseline"]["rows"]
+    # a perfect tracker twice: every variant and class unchanged, drive by drive
+    assert [(r["effect"], r["class"]) for r in rows] == [
+        ("lossless", "car"), ("lossless", "pedestrian"), ("jpeg", "car"), ("jpeg", "pedestrian")]
+    assert all(r["change"] == 0 and r["paired_mean"] == 0 and r["drives"] >= 1 for r in rows)
+    assert "Against the baseline" in (tmp_path / "b" / "robustness.md").read_text()
+    assert "Against the baseline" in capsys.readouterr().out
+    made = len(echo.made)
+    # other frames: refused before any tracker is built
+    assert main(args[:-1] + ["8", "--out", str(tmp_path / "c"), "--baseline",
+                             str(tmp_path / "a")]) == 2
+    assert "frames=4" in capsys.readouterr().err and len(echo.made) == made
+    assert main(args + ["--out", str(tmp_path / "c"), "--baseline", str(tmp_path / "nope")]) == 2
+    assert "no robustness result" in capsys.readouterr().err
