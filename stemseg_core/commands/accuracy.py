@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "floor_file": str(spec.path), "overrides": result["overrides"],
         "rows": [{"class": r.cls, "hota": r.hota, "recorded": r.recorded, "floor": r.floor,
                   "ok": r.ok} for r in rows],
-        "metrics": result["metrics"]}, indent=2) + "\n")
+        "metrics": result["metrics"], "per_sequence": result["per_sequence"]}, indent=2) + "\n")
     print(table)
     print(f"wrote {out / 'accuracy.md'} and {out / 'accuracy.json'}")
     if result["sha256"] != spec.checkpoint_sha256:
@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
 def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
             overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run ``spec``'s drives through the tracker and score them. Returns {"metrics": {class:
-    {HOTA, ...}}, "checkpoint", "sha256", "overrides"}. Drives are (re)generated in out/drives;
+    {HOTA, ...}}, "per_sequence": {drive: {class: HOTA or None}}, "checkpoint", "sha256",
+    "overrides"}. Drives are (re)generated in out/drives;
     with ``spec.effect`` the frames first go through that camera effect (into out/camera, seed 0
     as ``stemseg robustness``)."""
     from stemseg_core.checkpoint import file_sha256
@@ -111,7 +112,7 @@ def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
     from stemseg_core.evaluation.kitti_results import checkpoint_min_track_length
     from stemseg_core.evaluation.robustness_benchmark import corrupt_sequence
     from stemseg_core.evaluation.sequence_run import run_sequence
-    from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
+    from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots, per_sequence_hota
     from stemseg_core.inference.tracker import StreamingTracker
 
     d = spec.drives
@@ -137,6 +138,7 @@ def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
                                       out / f"camera{tag}" / seq)
         run_sequence(tracker, frames, results, seq, min_track_length=min_len,
                      show_progress=progress)
-    metrics = evaluate_kitti_mots(drives, results, sequences=seqs, split="train")
-    return {"metrics": metrics, "checkpoint": str(ckpt), "sha256": file_sha256(ckpt),
-            "overrides": all_overrides}
+    metrics, raw = evaluate_kitti_mots(drives, results, sequences=seqs, split="train",
+                                       return_raw=True)
+    return {"metrics": metrics, "per_sequence": per_sequence_hota(raw, seqs, list(metrics)),
+            "checkpoint": str(ckpt), "sha256": file_sha256(ckpt), "overrides": all_overrides}

@@ -74,19 +74,6 @@ def corrupt_sequence(paths: list[Path], effect: str, severity: float, seed: int,
     return written
 
 
-def _per_sequence(raw: dict, seqs: Sequence[str], classes: Sequence[str]) -> dict:
-    """{seq: {class: HOTA in percent, or None where the sequence has no GT of the class}}."""
-    out = {}
-    for seq in seqs:
-        row = {}
-        for cls in classes:
-            res = raw[seq][cls]
-            gt = float(res["CLEAR"]["CLR_TP"] + res["CLEAR"]["CLR_FN"])
-            row[cls] = float(100.0 * np.mean(res["HOTA"]["HOTA"])) if gt > 0 else None
-        out[seq] = row
-    return out
-
-
 def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
                        effects: Sequence[str], severities: Sequence[float], *,
                        frames: int = 0, seed: int = 0, min_track_length=None,
@@ -97,7 +84,7 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
     with each variant's result as soon as it is scored."""
     from stemseg_core.data.kitti_layout import sequence_frames
     from stemseg_core.evaluation.sequence_run import run_sequence
-    from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots
+    from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots, per_sequence_hota
 
     data, out = Path(data), Path(out)
     src = {s: sequence_frames(data, s) for s in seqs}
@@ -121,7 +108,7 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
         metrics, raw = evaluate_kitti_mots(out / "gt", res_dir, seqmap=seqmap, classes=classes,
                                            return_raw=True)
         item = {"effect": effect, "severity": severity, "metrics": metrics,
-                "per_sequence": _per_sequence(raw, seqs, classes)}
+                "per_sequence": per_sequence_hota(raw, seqs, classes)}
         log.info("%s: %s", tag, {c: round(m["HOTA"], 2) for c, m in metrics.items()})
         results.append(item)
         if on_variant is not None:

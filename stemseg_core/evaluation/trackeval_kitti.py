@@ -123,6 +123,20 @@ def extract_kitti_metrics(combined: dict, classes: Iterable[str]) -> dict[str, d
     return out
 
 
+def per_sequence_hota(raw: dict, seqs: Sequence[str], classes: Sequence[str]) -> dict:
+    """From :func:`evaluate_kitti_mots`'s raw result (``return_raw``): {seq: {class: HOTA in
+    percent, or None where the sequence has no ground truth of the class}}."""
+    out = {}
+    for seq in seqs:
+        row = {}
+        for cls in classes:
+            res = raw[seq][cls]
+            gt = float(res["CLEAR"]["CLR_TP"] + res["CLEAR"]["CLR_FN"])
+            row[cls] = float(100.0 * np.mean(res["HOTA"]["HOTA"])) if gt > 0 else None
+        out[seq] = row
+    return out
+
+
 def evaluate_kitti_mots(gt_dir: str | Path, results_dir: str | Path, split: str = "val",
                         seqmap: str | Path | None = None,
                         classes: Sequence[str] = KITTI_CLASSES,

@@ -108,6 +108,11 @@ def test_the_shipped_checkpoint_holds_its_floor_on_held_out_drives(accuracy_dir,
     assert result["sha256"] == spec.checkpoint_sha256, (
         "checkpoints/stemseg_demo.pt changed: re-measure with `stemseg accuracy` and update "
         "config/accuracy_floor.yaml")
+    # HOTA per drive and class kept for paired comparisons (stemseg accuracy's JSON)
+    per = result["per_sequence"]
+    assert sorted(per) == [f"{i:04d}" for i in range(spec.drives.sequences)]
+    assert all(h is None or 0 <= h <= 100 for row in per.values() for h in row.values())
+    assert any(row["pedestrian"] is not None for row in per.values())
     rows = compare(result["metrics"], spec)
     below = [f"{r.cls} HOTA {r.hota:.2f} < floor {r.floor:.2f} (recorded {r.recorded:.2f})"
              for r in rows if not r.ok]
