@@ -162,13 +162,18 @@ def run(args: argparse.Namespace) -> int:
             compare_results,
             comparison_markdown,
         )
-        rows = compare_results(result, baseline)
-        result["baseline"] = {"path": str(args.baseline),
-                              "checkpoint_sha256": baseline.get("checkpoint_sha256"),
-                              "rows": rows}
-        comparison = (f"\nAgainst the baseline {args.baseline} (per drive: this run minus the "
-                      f"baseline, mean ± standard error, drives):\n\n" +
-                      comparison_markdown(rows))
+        try:  # a baseline that matches nothing must not cost the run's own results
+            rows = compare_results(result, baseline)
+        except ValueError as e:
+            print(f"stemseg robustness: warning: --baseline: {e}; no comparison",
+                  file=sys.stderr)
+        else:
+            result["baseline"] = {"path": str(args.baseline),
+                                  "checkpoint_sha256": baseline.get("checkpoint_sha256"),
+                                  "rows": rows}
+            comparison = (f"\nAgainst the baseline {args.baseline} (per drive: this run minus "
+                          f"the baseline, mean ± standard error, drives):\n\n" +
+                          comparison_markdown(rows))
     (out / "robustness.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "robustness.md").write_text(table + comparison)
     plot(result, out / "robustness.png")

@@ -34,7 +34,31 @@ def load_result(path: str | Path) -> dict:
         raise ValueError(f"{p}: not a readable robustness result: {e}") from None
     if not isinstance(result, dict) or not isinstance(result.get("variants"), list):
         raise ValueError(f"{p}: not a robustness result (no 'variants' list)")
+    for i, v in enumerate(result["variants"]):
+        problem = _variant_problem(v)
+        if problem:
+            raise ValueError(f"{p}: variant {i}: {problem}")
     return result
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _variant_problem(v) -> str | None:
+    """What is wrong with one variant of a loaded result, or None."""
+    if not isinstance(v, dict) or not isinstance(v.get("effect"), str) \
+            or not _is_number(v.get("severity")):
+        return "needs 'effect' (text) and 'severity' (a number)"
+    metrics, per = v.get("metrics"), v.get("per_sequence")
+    if not isinstance(metrics, dict) or not all(
+            isinstance(m, dict) and _is_number(m.get("HOTA")) for m in metrics.values()):
+        return "'metrics' must map each class to {'HOTA': number, ...}"
+    if not isinstance(per, dict) or not all(
+            isinstance(row, dict) and all(h is None or _is_number(h) for h in row.values())
+            for row in per.values()):
+        return "'per_sequence' must map each drive to {class: HOTA or null}"
+    return None
 
 
 def check_comparable(run: dict, baseline: dict) -> None:
@@ -60,6 +84,8 @@ def compare_results(result: dict, baseline: dict) -> list[dict]:
         if b is None:
             continue
         for cls in result["classes"]:
+            if cls not in b["metrics"]:
+                continue
             diffs = [per[cls] - b["per_sequence"][seq][cls]
                      for seq, per in v["per_sequence"].items()
                      if per.get(cls) is not None
@@ -71,7 +97,7 @@ def compare_results(result: dict, baseline: dict) -> list[dict]:
                          "paired_mean": mean, "paired_se": _finite_or_none(se),
                          "drives": len(diffs)})
     if not rows:
-        raise ValueError("the baseline has none of this run's effects and severities")
+        raise ValueError("the baseline has none of this run's effects, severities and classes")
     return rows
 
 

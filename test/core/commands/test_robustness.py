@@ -138,3 +138,18 @@ def test_baseline_compared_drive_by_drive_and_refused_when_not_comparable(tmp_pa
     assert "frames=4" in capsys.readouterr().err and len(echo.made) == made
     assert main(args + ["--out", str(tmp_path / "c"), "--baseline", str(tmp_path / "nope")]) == 2
     assert "no robustness result" in capsys.readouterr().err
+
+
+def test_a_baseline_with_nothing_in_common_still_writes_the_run(tmp_path, echo, capsys):
+    data = fx.build(tmp_path / "kitti")
+    args = ["robustness", "--checkpoint", "x.pt", "--data", str(data), "--split", "val",
+            "--effects", "jpeg", "--severities", "1", "--frames", "4"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    res_a = json.loads((tmp_path / "a" / "robustness.json").read_text())
+    for v in res_a["variants"]:  # a model of other classes
+        v["metrics"] = {"cyclist": {"HOTA": 50.0}}
+    (tmp_path / "a" / "robustness.json").write_text(json.dumps(res_a))
+    assert main(args + ["--out", str(tmp_path / "b"), "--baseline", str(tmp_path / "a")]) == 0
+    assert "no comparison" in capsys.readouterr().err
+    res_b = json.loads((tmp_path / "b" / "robustness.json").read_text())
+    assert "baseline" not in res_b and len(res_b["variants"]) == 2

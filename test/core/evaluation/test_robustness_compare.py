@@ -95,3 +95,26 @@ def test_summary_rows_standard_error_of_the_change_from_lossless():
         sum((d - 1.25) ** 2 for d in diffs) / 3 / 4))
     assert delta_cell(row, "1") == f"+1.2 ±{row['delta_se']['1']:.1f} (-4.0)"
     assert delta_cell(row, "2") == ""
+
+
+@pytest.mark.parametrize("variant, problem", [
+    ({"effect": "jpeg"}, "severity"),
+    ({"effect": "jpeg", "severity": 1, "metrics": {"car": {"HOTA": "high"}},
+      "per_sequence": {}}, "metrics"),
+    ({"effect": "jpeg", "severity": 1, "metrics": {"car": {"HOTA": 1.0}},
+      "per_sequence": {"a": {"car": [1]}}}, "per_sequence"),
+    ("jpeg", "effect"),
+])
+def test_a_malformed_result_is_refused_with_what_is_wrong(tmp_path, variant, problem):
+    (tmp_path / "robustness.json").write_text(json.dumps({"variants": [variant]}))
+    with pytest.raises(ValueError, match=f"variant 0: .*{problem}"):
+        load_result(tmp_path / "robustness.json")
+
+
+def test_classes_missing_from_the_baseline_are_left_out():
+    base = _result(BASE)
+    del base["variants"][0]["metrics"]["pedestrian"]
+    assert [r["class"] for r in compare_results(_result(RUN), base)] == ["car"]
+    del base["variants"][0]["metrics"]["car"]
+    with pytest.raises(ValueError, match="none of this run's"):
+        compare_results(_result(RUN), base)
