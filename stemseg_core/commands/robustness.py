@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         measure_robustness,
         plot,
     )
+    from stemseg_core.evaluation.robustness_compare import RESULT_FILE
     from stemseg_core.evaluation.trackeval_kitti import find_seqmap, read_seqmap
     from stemseg_core.inference.tracker import StreamingTracker
 
@@ -174,11 +175,11 @@ def run(args: argparse.Namespace) -> int:
             comparison = (f"\nAgainst the baseline {args.baseline} (per drive: this run minus "
                           f"the baseline, mean ± standard error, drives):\n\n" +
                           comparison_markdown(rows))
-    (out / "robustness.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     (out / "robustness.md").write_text(table + comparison)
     plot(result, out / "robustness.png")
     _print_table(result)
     if comparison:
         print(comparison)
-    print(f"wrote {out / 'robustness.json'}, {out / 'robustness.md'}, {out / 'robustness.png'}")
+    print(f"wrote {out / RESULT_FILE}, {out / 'robustness.md'}, {out / 'robustness.png'}")
     return 0

@@ -7,7 +7,7 @@ on the same sequences, frames and effect seed (anything else is refused). For ev
 of each and the **paired** change per drive (this run minus the baseline, drives where both
 have the class), its mean and standard error: a change smaller than about twice its standard
 error is not resolved by these drives. On 16 synthetic drives of 60 frames the standard error
-of such a paired change is 0.4-1.4 HOTA (docs/robustness.md).
+of such a paired change is 0.3-1.4 HOTA (docs/robustness.md).
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from pathlib import Path
 from stemseg_core.evaluation.robustness_benchmark import mean_and_se
 
 RESULT_FILE = "robustness.json"
+#: A paired change is "resolved" when it exceeds this many standard errors.
+RESOLVED_FACTOR = 2.0
 
 
 def load_result(path: str | Path) -> dict:
@@ -107,21 +109,23 @@ def _finite_or_none(x: float | None) -> float | None:
 
 def comparison_markdown(rows: list[dict]) -> str:
     """One line per variant and class: HOTA of both, the set-level change, the paired change
-    per drive ± its standard error, and whether it exceeds twice that error."""
-    lines = ["| effect | severity | class | baseline | this run | change | per drive ± se | "
-             "resolved |", "|" + "---|" * 8]
+    per drive ± its standard error, and whether it exceeds :data:`RESOLVED_FACTOR` times that
+    error."""
+    head = ["effect", "severity", "class", "baseline", "this run", "change", "per drive ± se",
+            "resolved"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         mean, se = r["paired_mean"], r["paired_se"]
         if mean is None or se is None:
             per_drive, resolved = f"({r['drives']} drives)", "too few drives"
         else:
             per_drive = f"{mean:+.1f} ±{se:.1f} ({r['drives']})"
-            resolved = "yes" if abs(mean) > 2 * se else "no"
+            resolved = "yes" if abs(mean) > RESOLVED_FACTOR * se else "no"
         lines.append(f"| {r['effect']} | {r['severity']:g} | {r['class']} | "
                      f"{r['baseline_hota']:.1f} | {r['hota']:.1f} | {r['change']:+.1f} | "
                      f"{per_drive} | {resolved} |")
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["RESULT_FILE", "check_comparable", "compare_results", "comparison_markdown",
-           "load_result"]
+__all__ = ["RESOLVED_FACTOR", "RESULT_FILE", "check_comparable", "compare_results",
+           "comparison_markdown", "load_result"]
