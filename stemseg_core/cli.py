@@ -32,6 +32,7 @@ COMMANDS = {
     "evaluate": "stemseg_core.commands.evaluate",
     "accuracy": "stemseg_core.commands.accuracy",
     "robustness": "stemseg_core.commands.robustness",
+    "compare": "stemseg_core.commands.compare",
     "export": "stemseg_core.commands.export",
     "bench": "stemseg_core.commands.bench",
     "bag": "stemseg_core.commands.bag",

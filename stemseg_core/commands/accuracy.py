@@ -15,8 +15,9 @@ seed, count, length, size; never used for training or tuning), run the checkpoin
 StreamingTracker over them with the file's settings (those the node runs by default), score them
 with TrackEval and compare HOTA per class with the recorded figures and the floor.
 
-Writes OUT/accuracy.json and OUT/accuracy.md (the table make demo's report shows); the drives are
-kept in OUT/drives and reused when their synth_info.json matches. Exit status 1 when a class is
+Writes OUT/accuracy.json (with HOTA per drive: `stemseg compare` pairs it with another model's)
+and OUT/accuracy.md (the table make demo's report shows); the drives are kept in OUT/drives and
+reused when their synth_info.json matches. Exit status 1 when a class is
 below its floor (only when the checkpoint is the one the floor was recorded for: another
 checkpoint is compared for information, exit 0).
 
@@ -80,12 +81,8 @@ def run(args: argparse.Namespace) -> int:
                   + (f" through {spec.effect} {spec.severity:g}" if spec.effect else ""))
     table = markdown_table(rows, spec)
     (out / "accuracy.md").write_text(table)
-    (out / "accuracy.json").write_text(json.dumps({
-        "checkpoint": result["checkpoint"], "checkpoint_sha256": result["sha256"],
-        "floor_file": str(spec.path), "overrides": result["overrides"],
-        "rows": [{"class": r.cls, "hota": r.hota, "recorded": r.recorded, "floor": r.floor,
-                  "ok": r.ok} for r in rows],
-        "metrics": result["metrics"], "per_sequence": result["per_sequence"]}, indent=2) + "\n")
+    (out / "accuracy.json").write_text(json.dumps(result_record(spec, result, rows), indent=2)
+                                       + "\n")
     print(table)
     print(f"wrote {out / 'accuracy.md'} and {out / 'accuracy.json'}")
     if result["sha256"] != spec.checkpoint_sha256:
@@ -99,20 +96,41 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def result_record(spec, result: dict, rows) -> dict:
+    """accuracy.json: the figures against the floor, HOTA per drive, and what `stemseg compare`
+    needs to pair it with another result drive by drive, in the form `stemseg robustness`
+    writes it (the variant: lossless or the camera effect and its severity; the drives and
+    their ground truth's sha256; all frames, effect seed 0)."""
+    from stemseg_core.evaluation.robustness_benchmark import LOSSLESS
+
+    return {"checkpoint": result["checkpoint"], "checkpoint_sha256": result["sha256"],
+            "floor_file": str(spec.path), "overrides": result["overrides"],
+            "rows": [{"class": r.cls, "hota": r.hota, "recorded": r.recorded, "floor": r.floor,
+                      "ok": r.ok} for r in rows],
+            "metrics": result["metrics"], "per_sequence": result["per_sequence"],
+            "effect": spec.effect or LOSSLESS, "severity": float(spec.severity),
+            "sequences": result["sequences"], "frames": 0, "seed": 0,
+            "gt_sha256": result["gt_sha256"]}
+
+
 def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
             overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run ``spec``'s drives through the tracker and score them. Returns {"metrics": {class:
-    {HOTA, ...}}, "per_sequence": {drive: {class: HOTA or None}}, "checkpoint", "sha256",
-    "overrides"}. Drives are (re)generated in out/drives;
+    {HOTA, ...}}, "per_sequence": {drive: {class: HOTA or None}}, "sequences", "gt_sha256",
+    "checkpoint", "sha256", "overrides"}. Drives are (re)generated in out/drives;
     with ``spec.effect`` the frames first go through that camera effect (into out/camera, seed 0
     as ``stemseg robustness``)."""
     from stemseg_core.checkpoint import file_sha256
-    from stemseg_core.data.kitti_layout import sequence_frames
+    from stemseg_core.data.kitti_layout import ground_truth_sha256, sequence_frames
     from stemseg_core.data.synth import generate_dataset
     from stemseg_core.evaluation.kitti_results import checkpoint_min_track_length
     from stemseg_core.evaluation.robustness_benchmark import corrupt_sequence
     from stemseg_core.evaluation.sequence_run import run_sequence
-    from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots, per_sequence_hota
+    from stemseg_core.evaluation.trackeval_kitti import (
+        evaluate_kitti_mots,
+        find_gt_txt_dir,
+        per_sequence_hota,
+    )
     from stemseg_core.inference.tracker import StreamingTracker
 
     d = spec.drives
@@ -141,4 +159,5 @@ def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
     metrics, raw = evaluate_kitti_mots(drives, results, sequences=seqs, split="train",
                                        return_raw=True)
     return {"metrics": metrics, "per_sequence": per_sequence_hota(raw, seqs, list(metrics)),
+            "sequences": seqs, "gt_sha256": ground_truth_sha256(find_gt_txt_dir(drives), seqs),
             "checkpoint": str(ckpt), "sha256": file_sha256(ckpt), "overrides": all_overrides}

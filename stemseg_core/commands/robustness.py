@@ -27,7 +27,7 @@ Writes OUT/robustness.json, OUT/robustness.md and OUT/robustness.png.
 With --baseline (an earlier run's robustness.json or --out directory, same sequences, frames
 and seed), each variant and class is also set against the baseline: the change per drive,
 its mean ± standard error, and whether it is resolved (more than twice that error). On a few
-drives a change of a point or two is often not.
+drives a change of a point or two is often not; `stemseg compare` pools several sets.
 
 Examples:
   stemseg synth --out /tmp/rob --sequences 4 --frames 40 --seed 99991 --val-fraction 0.5

@@ -16,6 +16,7 @@ missing ones ``FileNotFoundError`` naming what was looked for.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,17 @@ def gt_txt_dir(root: str | Path) -> Path | None:
         if (root / rel).is_dir():
             return root / rel
     return None
+
+
+def ground_truth_sha256(txt_dir: str | Path, seqs: list[str]) -> str:
+    """sha256 over the ground-truth ``<seq>.txt`` files of ``seqs`` in ``txt_dir``, in order,
+    each name and content: which drives (and frames) a result was scored on, so that two results
+    are only paired drive by drive when they were scored on the same ones."""
+    h = hashlib.sha256()
+    for seq in seqs:
+        h.update(f"{seq}\n".encode())
+        h.update((Path(txt_dir) / f"{seq}.txt").read_bytes())
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------

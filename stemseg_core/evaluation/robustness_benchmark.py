@@ -82,7 +82,7 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
                        on_variant: Callable[[dict], None] | None = None) -> dict:
     """Lossless, then every effect at every severity (module doc). ``on_variant`` is called
     with each variant's result as soon as it is scored."""
-    from stemseg_core.data.kitti_layout import sequence_frames
+    from stemseg_core.data.kitti_layout import ground_truth_sha256, sequence_frames
     from stemseg_core.evaluation.sequence_run import run_sequence
     from stemseg_core.evaluation.trackeval_kitti import evaluate_kitti_mots, per_sequence_hota
 
@@ -116,7 +116,9 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
     if not keep_frames:
         shutil.rmtree(out / "frames", ignore_errors=True)
     return {"variants": results, "sequences": list(seqs), "frames": int(frames),
-            "seed": int(seed), "effects": list(effects),
+            "seed": int(seed),
+            "gt_sha256": ground_truth_sha256(out / "gt" / "instances_txt", list(seqs)),
+            "effects": list(effects),
             "severities": [float(s) for s in severities], "classes": list(classes)}
 
 

@@ -78,3 +78,16 @@ def test_frame_stamps_and_bad_timestamps(tmp_path):
     calib.write_text("P2: 1 2 three\n")
     with pytest.raises(DataFormatError, match=rf"{calib}:1: P2 must be 12 numbers"):
         kitti_camera.read_projection(calib)
+
+
+def test_ground_truth_sha256_names_the_drives_and_their_labels(tmp_path):
+    (tmp_path / "0000.txt").write_text("0 1001 1 2 2 4\n")
+    (tmp_path / "0001.txt").write_text("0 1001 1 2 2 4\n")
+    digest = kitti_layout.ground_truth_sha256(tmp_path, ["0000", "0001"])
+    assert len(digest) == 64 and digest == kitti_layout.ground_truth_sha256(
+        tmp_path, ["0000", "0001"])
+    # the same labels under one name only, or in another order, are other drives
+    assert kitti_layout.ground_truth_sha256(tmp_path, ["0000"]) != digest
+    assert kitti_layout.ground_truth_sha256(tmp_path, ["0001", "0000"]) != digest
+    (tmp_path / "0001.txt").write_text("0 1001 1 2 2 5\n")
+    assert kitti_layout.ground_truth_sha256(tmp_path, ["0000", "0001"]) != digest

@@ -5,6 +5,9 @@ region (class 10, id 10000) in sequence 0000. Layout as real KITTI MOTS::
 
     root/training/image_02/<seq>/<frame:06d>.png, root/instances_txt/<seq>.txt,
     root/val.seqmap, root/train.seqmap
+
+:class:`EchoTracker` stands in for the StreamingTracker where a command is tested, not the model:
+it answers each frame with the fixture's ground truth.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import cv2
 import numpy as np
 
 from stemseg_core.data.rle import mask_to_kitti_string
+from stemseg_core.inference.types import FrameResult, TrackedInstance
 
 H, W, FRAMES = 40, 60, 6
 SEQS = ("0000", "0001")
@@ -72,3 +76,38 @@ def build(root: Path, images: bool = True) -> Path:
     (root / "val.seqmap").write_text(seqmap)
     (root / "train.seqmap").write_text(seqmap)
     return root
+
+
+class EchoTracker:
+    """Returns the fixture's ground truth for each pushed frame (a perfect tracker) and keeps
+    the mean of every pushed image, per sequence run."""
+
+    made: list[EchoTracker] = []
+
+    def __init__(self, overrides):
+        self.overrides = overrides
+        self.runs: list[list[float]] = []
+        self.seq = None
+        EchoTracker.made.append(self)
+
+    @classmethod
+    def from_checkpoint(cls, path, device="auto", overrides=None, **_kw):
+        return cls(list(overrides or []))
+
+    def reset(self, keep_ids=False):
+        self.runs.append([])
+        self.pending = []
+
+    def push(self, image, stamp):
+        self.runs[-1].append(float(image.mean()))
+        seq = SEQS[(len(self.runs) - 1) % len(SEQS)]
+        names = {1: "car", 2: "pedestrian"}
+        insts = [TrackedInstance(oid, cid, names[cid], 0.9, m)
+                 for oid, cid, m in gt_objects(seq)[stamp] if cid != 10]
+        self.pending.append(FrameResult(stamp, stamp, (H, W), insts))
+        out, self.pending = self.pending[:-1], self.pending[-1:]
+        return out
+
+    def flush(self):
+        out, self.pending = self.pending, []
+        return out

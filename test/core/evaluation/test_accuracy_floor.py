@@ -2,9 +2,11 @@
 file is checked when read."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from stemseg_core.commands.accuracy import measure
+from stemseg_core.commands.accuracy import measure, result_record
 from stemseg_core.evaluation.accuracy_floor import (
     FloorFileError,
     FloorRow,
@@ -12,6 +14,7 @@ from stemseg_core.evaluation.accuracy_floor import (
     load_floor,
     markdown_table,
 )
+from stemseg_core.evaluation.robustness_compare import load_result, pooled_comparison
 
 FLOOR_TEXT = """\
 checkpoint: checkpoints/x.pt
@@ -114,6 +117,13 @@ def test_the_shipped_checkpoint_holds_its_floor_on_held_out_drives(accuracy_dir,
     assert all(h is None or 0 <= h <= 100 for row in per.values() for h in row.values())
     assert any(row["pedestrian"] is not None for row in per.values())
     rows = compare(result["metrics"], spec)
+    # accuracy.json pairs with another result of the same drives (`stemseg compare`)
+    (accuracy_dir / f"{path}.json").write_text(json.dumps(result_record(spec, result, rows)))
+    loaded = load_result(accuracy_dir / f"{path}.json")
+    assert [v["effect"] for v in loaded["variants"]] == [spec.effect or "lossless"]
+    assert len(loaded["gt_sha256"]) == 64
+    assert all(r["drives"] >= 7 and r["paired_mean"] == 0 for r in
+               pooled_comparison([("self", loaded, loaded)]))
     below = [f"{r.cls} HOTA {r.hota:.2f} < floor {r.floor:.2f} (recorded {r.recorded:.2f})"
              for r in rows if not r.ok]
     assert not below, "; ".join(below)

@@ -12,17 +12,21 @@ from stemseg_core.evaluation.robustness_compare import (
     compare_results,
     comparison_markdown,
     load_result,
+    plot_pooled,
+    pooled_comparison,
+    pooled_markdown,
+    verdict,
 )
 
 
 def _result(per_drive: dict[str, dict[str, float | None]], set_hota=(70.0, 50.0), *,
-            effect="lossless", severity=0.0, frames=60, seed=0) -> dict:
+            effect="lossless", severity=0.0, frames=60, seed=0, gt="g1") -> dict:
     car, ped = set_hota
     variant = {"effect": effect, "severity": severity,
                "metrics": {"car": {"HOTA": car}, "pedestrian": {"HOTA": ped}},
                "per_sequence": per_drive}
     return {"variants": [variant], "sequences": sorted(per_drive), "frames": frames,
-            "seed": seed, "classes": ["car", "pedestrian"]}
+            "seed": seed, "classes": ["car", "pedestrian"], "gt_sha256": gt}
 
 
 BASE = {"a": {"car": 70.0, "pedestrian": 50.0}, "b": {"car": 60.0, "pedestrian": None},
@@ -73,7 +77,7 @@ def test_only_variants_in_both_and_refusals(tmp_path):
             check_comparable(_result(RUN), _result(BASE, **{key: value}))
     with pytest.raises(ValueError, match="sequences"):
         check_comparable(_result({"a": RUN["a"]}), _result(BASE))
-    with pytest.raises(ValueError, match="no robustness result"):
+    with pytest.raises(ValueError, match="no results in"):
         load_result(tmp_path)
     (tmp_path / "robustness.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a readable"):
@@ -118,3 +122,77 @@ def test_classes_missing_from_the_baseline_are_left_out():
     del base["variants"][0]["metrics"]["car"]
     with pytest.raises(ValueError, match="none of this run's"):
         compare_results(_result(RUN), base)
+
+
+# a second set of drives: car -2, +1; pedestrian +3, +2
+BASE2 = {"a": {"car": 50.0, "pedestrian": 30.0}, "b": {"car": 40.0, "pedestrian": 20.0}}
+RUN2 = {"a": {"car": 48.0, "pedestrian": 33.0}, "b": {"car": 41.0, "pedestrian": 22.0}}
+
+
+def test_pooled_over_two_sets_by_hand(tmp_path):
+    rows = pooled_comparison([("set1", _result(BASE), _result(RUN)),
+                              ("set2", _result(BASE2, gt="g2"), _result(RUN2, gt="g2"))])
+    car, ped = rows
+    # car: +1, +2, +6, -2, +1: mean 1.6, sample variance 33.2 / 4
+    assert car["drives"] == 5 and car["sets"] == 2
+    assert car["paired_mean"] == pytest.approx(1.6)
+    assert car["paired_se"] == pytest.approx(math.sqrt(8.3 / 5))
+    assert car["baseline_mean"] == pytest.approx((70 + 60 + 80 + 50 + 40) / 5)
+    assert car["candidate_mean"] == pytest.approx((71 + 62 + 86 + 48 + 41) / 5)
+    assert car["per_set"]["set2"] == [pytest.approx(-0.5), pytest.approx(1.5), 2]
+    # pedestrian: set1 only drive a (-4), set2 +3, +2: mean 1/3
+    assert ped["drives"] == 3 and ped["paired_mean"] == pytest.approx(1 / 3)
+    assert ped["per_set"]["set1"] == [pytest.approx(-4.0), None, 1]
+    assert car["verdict"] == ped["verdict"] == "unresolved"
+    json.dumps(rows, allow_nan=False)
+    table = pooled_markdown(rows)
+    assert "| lossless | 0 | car | 5 (2) | 60.0 | 61.6 | +1.6 ±1.3 | unresolved |" in table
+    assert "set1 -4.0; set2 +2.5 ±0.5" in table
+    assert plot_pooled(rows, tmp_path / "c.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("mean, se, expected", [
+    (5.1, 0.05, "better"), (-3.0, 1.0, "worse"), (2.0, 1.0, "unresolved"),
+    (-2.0, 1.0, "unresolved"), (0.0, 0.0, "unresolved"), (4.0, None, "too few drives")])
+def test_verdict_at_twice_the_standard_error(mean, se, expected):
+    assert verdict(mean, se) == expected
+
+
+def test_pooled_refuses_a_pair_of_other_drives_naming_it():
+    with pytest.raises(ValueError, match="set2: the baseline was scored on other drives"):
+        pooled_comparison([("set1", _result(BASE), _result(RUN)),
+                           ("set2", _result(BASE2, gt="g2"), _result(RUN2, gt="g3"))])
+    with pytest.raises(ValueError, match="no pair has"):
+        pooled_comparison([("s", _result(BASE), _result(RUN, effect="jpeg", severity=1.0))])
+
+
+def _accuracy_json(per_drive, effect="jpeg", severity=1.0, **extra) -> dict:
+    return {"checkpoint": "c.pt", "checkpoint_sha256": "ab", "rows": [],
+            "metrics": {"car": {"HOTA": 70.0}, "pedestrian": {"HOTA": 50.0}},
+            "per_sequence": per_drive, "effect": effect, "severity": severity,
+            "sequences": sorted(per_drive), "frames": 0, "seed": 0, "gt_sha256": "h", **extra}
+
+
+def test_an_accuracy_result_loads_as_one_variant_and_pools_with_robustness(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "base" / "accuracy.json").write_text(json.dumps(_accuracy_json(BASE2)))
+    (tmp_path / "run" / "accuracy.json").write_text(json.dumps(_accuracy_json(RUN2)))
+    acc = load_result(tmp_path / "base")
+    assert [(v["effect"], v["severity"]) for v in acc["variants"]] == [("jpeg", 1.0)]
+    assert acc["classes"] == ["car", "pedestrian"] and acc["checkpoint_sha256"] == "ab"
+    rob = (_result(BASE, effect="jpeg", severity=1.0, frames=0),
+           _result(RUN, effect="jpeg", severity=1.0, frames=0))
+    (car, _ped) = pooled_comparison([("rob", *rob), ("acc", acc, load_result(tmp_path / "run"))])
+    assert car["drives"] == 5 and car["paired_mean"] == pytest.approx(1.6)
+
+
+def test_an_old_or_ambiguous_accuracy_result_is_refused(tmp_path):
+    old = _accuracy_json(BASE2)
+    del old["effect"], old["gt_sha256"]
+    (tmp_path / "accuracy.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="without effect.*run `stemseg accuracy` again"):
+        load_result(tmp_path)
+    (tmp_path / "robustness.json").write_text(json.dumps(_result(BASE)))
+    with pytest.raises(ValueError, match="two results in"):
+        load_result(tmp_path)
