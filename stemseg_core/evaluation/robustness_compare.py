@@ -249,21 +249,17 @@ def _finite_or_none(x: float | None) -> float | None:
 
 def comparison_markdown(rows: list[dict]) -> str:
     """One line per variant and class: HOTA of both, the set-level change, the paired change
-    per drive ± its standard error, and whether it exceeds :data:`RESOLVED_FACTOR` times that
-    error."""
+    per drive ± its standard error, and its :func:`verdict`."""
     head = ["effect", "severity", "class", "baseline", "this run", "change", "per drive ± se",
-            "resolved"]
+            "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         mean, se = r["paired_mean"], r["paired_se"]
-        if mean is None or se is None:
-            per_drive, resolved = f"({r['drives']} drives)", "too few drives"
-        else:
-            per_drive = f"{mean:+.1f} ±{se:.1f} ({r['drives']})"
-            resolved = "yes" if abs(mean) > RESOLVED_FACTOR * se else "no"
+        per_drive = (f"({r['drives']} drives)" if mean is None or se is None
+                     else f"{mean:+.1f} ±{se:.1f} ({r['drives']})")
         lines.append(f"| {r['effect']} | {r['severity']:g} | {r['class']} | "
                      f"{r['baseline_hota']:.1f} | {r['hota']:.1f} | {r['change']:+.1f} | "
-                     f"{per_drive} | {resolved} |")
+                     f"{per_drive} | {verdict(mean, se)} |")
     return "\n".join(lines) + "\n"
 
 

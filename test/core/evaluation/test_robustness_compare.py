@@ -55,7 +55,7 @@ def test_paired_change_per_class_by_hand():
     json.dumps(rows, allow_nan=False)  # no NaN reaches robustness.json
     table = comparison_markdown(rows)
     # 3.0 is not more than twice its error 1.53: not resolved by three drives
-    assert "| lossless | 0 | car | 70.0 | 73.0 | +3.0 | +3.0 ±1.5 (3) | no |" in table
+    assert "| lossless | 0 | car | 70.0 | 73.0 | +3.0 | +3.0 ±1.5 (3) | unresolved |" in table
     assert "| pedestrian | 50.0 | 49.0 | -1.0 | (1 drives) | too few drives |" in table
 
 
@@ -65,7 +65,7 @@ def test_resolved_when_the_change_exceeds_twice_its_error():
     (car, _ped) = compare_results(_result(run), _result(BASE))
     assert car["paired_mean"] == pytest.approx(5.1)
     assert car["paired_se"] == pytest.approx(0.1 / math.sqrt(3))
-    assert "| yes |" in comparison_markdown([car])
+    assert "| better |" in comparison_markdown([car])
 
 
 def test_only_variants_in_both_and_refusals(tmp_path):
