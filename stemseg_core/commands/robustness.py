@@ -18,7 +18,9 @@ and show HOTA per class in an ImageNet-C style table: HOTA per severity, its mea
 change from lossless averaged over drives and classes with the worst drive x class change in
 brackets. Severity 1 of jpeg is quality 95 (image_transport's default), of chroma 4:2:2 (UYVY,
 as V4L2 cameras send it), of demosaic a Bayer sensor demosaiced edge-aware (what the node
-does with a bayer_* camera); camera_effects.LEVELS lists every value.
+does with a bayer_* camera); camera_effects.LEVELS lists every value. Effects joined by "+"
+are one variant, a camera's pipeline: demosaic+jpeg is a Bayer sensor's frame sent as JPEG
+(its first stage the same frames as demosaic alone, so the two pair drive by drive).
 
 Runs as the node does by default: the device's deployment backend (CPU: OpenVINO BF16), no
 flip test, no minimum track length (--set / --backend / --precision change it).
@@ -34,19 +36,34 @@ Examples:
   stemseg robustness --checkpoint checkpoints/stemseg_demo.pt --data /tmp/rob --split val \\
       --out out/robustness
   stemseg robustness ... --effects jpeg chroma --severities 1 --frames 20
+  stemseg robustness ... --effects demosaic demosaic+jpeg demosaic+chroma --severities 1
   stemseg robustness --checkpoint runs/mine/stemseg_demo.pt ... --baseline out/robustness
 """
 
 
+def _effect_spec(text: str) -> str:
+    """argparse type of --effects: an effect or a pipeline of effects, checked by name."""
+    from stemseg_core.data.camera_effects import pipeline_effects
+
+    try:
+        pipeline_effects(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from stemseg_core.data.camera_effects import effect_names
+    from stemseg_core.data.camera_effects import PIPELINE_SEP, effect_names
 
     parser.add_argument("--checkpoint", default="checkpoints/stemseg_demo.pt",
                         help="model checkpoint (default: %(default)s)")
     add_sequence_options(parser)
-    parser.add_argument("--effects", nargs="+", default=None, choices=effect_names(),
+    parser.add_argument("--effects", nargs="+", default=None, type=_effect_spec,
                         metavar="EFFECT", help=f"effects to apply (default: all: "
-                                               f"{', '.join(effect_names())})")
+                                               f"{', '.join(effect_names())}); effects joined "
+                                               f"by '{PIPELINE_SEP}' are one variant, applied "
+                                               f"in that order (demosaic{PIPELINE_SEP}jpeg: a "
+                                               f"Bayer camera's frames sent as JPEG)")
     parser.add_argument("--severities", nargs="+", type=float, default=[1.0, 2.0, 3.0],
                         help="severities in [0, 3] (default: 1 2 3)")
     parser.add_argument("--frames", type=int, default=0,

@@ -313,6 +313,24 @@ def apply_plan(images: np.ndarray, plan: Iterable[tuple[str, dict]],
     return out
 
 
+#: Joins effects into a camera pipeline for the benchmark: ``demosaic+jpeg`` is a Bayer sensor's
+#: frame, then JPEG (each effect drawn as it is alone, applied in the order written).
+PIPELINE_SEP = "+"
+
+
+def pipeline_effects(spec: str) -> list[str]:
+    """The effect names of ``spec``: one effect, or several joined by :data:`PIPELINE_SEP`.
+    Raises ValueError naming an unknown or repeated part and the allowed names."""
+    parts = str(spec).split(PIPELINE_SEP)
+    unknown = [p for p in parts if p not in effect_names()]
+    if unknown or len(set(parts)) != len(parts):
+        what = (f"unknown effect {unknown[0]!r}" if unknown
+                else "an effect appears twice")
+        raise ValueError(f"{spec!r}: {what}; give one of {', '.join(effect_names())}, or "
+                         f"several joined by '{PIPELINE_SEP}' (e.g. demosaic{PIPELINE_SEP}jpeg)")
+    return parts
+
+
 def effect_rng(seed: int, name: str, severity: float, key: str = "") -> np.random.Generator:
     """A generator for one (effect, severity, sequence) of the benchmark, stable across runs
     and Python versions (names hashed with CRC-32)."""
@@ -331,6 +349,17 @@ def apply_effect(images: Iterable[np.ndarray], name: str, severity: float,
         yield effect.apply(img, params, rng)
 
 
-__all__ = ["CAMERA_EFFECTS", "LEVELS", "CameraEffect", "apply_effect", "apply_plan",
-           "chroma_round_trip", "demosaic_round_trip", "draw_clip_plan", "effect_names",
-           "effect_rng", "jpeg_round_trip", "level", "motion_kernel", "poisson_gauss"]
+def apply_pipeline(images: Iterable[np.ndarray], spec: str, severity: float, seed: int,
+                   key: str = ""):
+    """Yield each frame through the effects of ``spec`` (:func:`pipeline_effects`) at
+    ``severity``, each with its own :func:`effect_rng` (seed, effect, severity, key): a
+    pipeline's first stage gives exactly the frames of that effect alone."""
+    for name in pipeline_effects(spec):
+        images = apply_effect(images, name, severity, effect_rng(seed, name, severity, key))
+    yield from images
+
+
+__all__ = ["CAMERA_EFFECTS", "LEVELS", "PIPELINE_SEP", "CameraEffect", "apply_effect",
+           "apply_pipeline", "apply_plan", "chroma_round_trip", "demosaic_round_trip",
+           "draw_clip_plan", "effect_names", "effect_rng", "jpeg_round_trip", "level",
+           "motion_kernel", "pipeline_effects", "poisson_gauss"]

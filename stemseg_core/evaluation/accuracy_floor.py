@@ -97,14 +97,15 @@ def load_floor(path: str | Path = DEFAULT_FLOOR_FILE) -> FloorSpec:
     cam = raw.get("camera")
     if cam is None:
         return spec
-    from stemseg_core.data.camera_effects import effect_names
+    from stemseg_core.data.camera_effects import pipeline_effects
 
     if not isinstance(cam, Mapping) or not {"effect", "severity", "recorded", "floor"} <= set(cam):
         raise FloorFileError(f"{path}: 'camera' must be a map with effect, severity, recorded "
                              f"and floor, got {cam!r:.80}")
-    if cam["effect"] not in effect_names():
-        raise FloorFileError(f"{path}: camera.effect {cam['effect']!r} is not a camera effect; "
-                             f"allowed: {', '.join(effect_names())}")
+    try:
+        pipeline_effects(cam["effect"])
+    except ValueError as e:
+        raise FloorFileError(f"{path}: camera.effect {e}") from None
     sev = cam["severity"]
     if isinstance(sev, bool) or not isinstance(sev, (int, float)) or not 0 <= sev <= 3:
         raise FloorFileError(f"{path}: camera.severity must be a number in [0, 3], got "

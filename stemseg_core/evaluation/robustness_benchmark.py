@@ -3,7 +3,8 @@
 ``measure_robustness`` runs a tracker over a KITTI MOTS tree's sequences once lossless, then
 once per (effect, severity): each sequence's frames go through
 :func:`stemseg_core.data.camera_effects.apply_effect` with a generator fixed by (seed, effect,
-severity, sequence), are written as PNG (lossless) and tracked by
+severity, sequence) (a pipeline ``demosaic+jpeg``: each effect so, in turn), are written as
+PNG (lossless) and tracked by
 :func:`stemseg_core.evaluation.sequence_run.run_sequence`, then scored by
 :func:`~stemseg_core.evaluation.trackeval_kitti.evaluate_kitti_mots`. With ``frames`` only the
 first N frames of each sequence (and of its ground truth) count.
@@ -52,9 +53,10 @@ def truncated_ground_truth(data: Path, seqs: Sequence[str], frames: dict[str, li
 
 def corrupt_sequence(paths: list[Path], effect: str, severity: float, seed: int, seq: str,
                      out: Path) -> list[Path]:
-    """Write ``paths``' frames through ``effect`` at ``severity`` as PNGs into ``out`` (same
-    file names); clip parameters drawn once for the sequence."""
-    from stemseg_core.data.camera_effects import apply_effect, effect_rng
+    """Write ``paths``' frames through ``effect`` (one effect, or a pipeline such as
+    ``demosaic+jpeg``) at ``severity`` as PNGs into ``out`` (same file names); clip parameters
+    drawn once for the sequence."""
+    from stemseg_core.data.camera_effects import apply_pipeline
 
     out.mkdir(parents=True, exist_ok=True)
 
@@ -66,8 +68,7 @@ def corrupt_sequence(paths: list[Path], effect: str, severity: float, seed: int,
             yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     written = []
-    rng = effect_rng(seed, effect, severity, seq)
-    for p, rgb in zip(paths, apply_effect(frames(), effect, severity, rng)):
+    for p, rgb in zip(paths, apply_pipeline(frames(), effect, severity, seed, seq)):
         dst = out / (p.stem + ".png")
         cv2.imwrite(str(dst), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         written.append(dst)

@@ -119,3 +119,22 @@ def test_a_baseline_with_nothing_in_common_still_writes_the_run(tmp_path, echo, 
     assert "no comparison" in capsys.readouterr().err
     res_b = json.loads((tmp_path / "b" / "robustness.json").read_text())
     assert "baseline" not in res_b and len(res_b["variants"]) == 2
+
+
+def test_a_camera_pipeline_is_one_variant(tmp_path, echo, capsys):
+    data = fx.build(tmp_path / "kitti")
+    out = tmp_path / "rob"
+    assert main(["robustness", "--checkpoint", "x.pt", "--data", str(data), "--split", "val",
+                 "--out", str(out), "--effects", "exposure", "exposure+jpeg", "--severities",
+                 "3", "--frames", "3"]) == 0
+    res = json.loads((out / "robustness.json").read_text())
+    assert [v["effect"] for v in res["variants"]] == ["lossless", "exposure", "exposure+jpeg"]
+    n_seq = len(res["sequences"])
+    runs = echo.made[0].runs
+    # the pipeline's frames: the exposure variant's, then JPEG (close to them, not equal)
+    exposed, piped = runs[n_seq], runs[2 * n_seq]
+    assert np.allclose(exposed, piped, atol=3.0) and not np.array_equal(exposed, piped)
+    assert "| exposure+jpeg |" in (out / "robustness.md").read_text()
+    with pytest.raises(SystemExit):
+        main(["robustness", "--data", str(data), "--effects", "exposure+fog"])
+    assert "unknown effect 'fog'" in capsys.readouterr().err

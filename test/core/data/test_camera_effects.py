@@ -178,3 +178,19 @@ def test_demosaic_keeps_flat_colour_and_orders_the_methods():
         ["edge_aware", "bilinear", "cell"]
     with pytest.raises(ValueError, match="allowed edge_aware, bilinear, cell"):
         ce.demosaic_round_trip(img, "vng")
+
+
+def test_a_pipeline_is_its_effects_in_turn_each_with_its_own_generator():
+    frames = [_scene(), _scene()[::-1].copy()]
+    alone = list(ce.apply_effect(frames, "demosaic", 1.0, ce.effect_rng(3, "demosaic", 1.0, "s")))
+    both = list(ce.apply_pipeline(frames, "demosaic+jpeg", 1.0, 3, "s"))
+    by_hand = [ce.jpeg_round_trip(f, 95) for f in alone]  # jpeg severity 1 is quality 95
+    assert all(np.array_equal(a, b) for a, b in zip(both, by_hand))
+    # one effect as a pipeline of one: the benchmark's frames as before
+    one = list(ce.apply_pipeline(frames, "jpeg", 1.0, 3, "s"))
+    assert all(np.array_equal(a, ce.jpeg_round_trip(f, 95)) for a, f in zip(one, frames))
+    assert ce.pipeline_effects("demosaic+jpeg") == ["demosaic", "jpeg"]
+    for bad, why in (("fog", "unknown effect 'fog'"), ("jpeg+jpeg", "appears twice"),
+                     ("demosaic+", "unknown effect ''")):
+        with pytest.raises(ValueError, match=why):
+            ce.pipeline_effects(bad)

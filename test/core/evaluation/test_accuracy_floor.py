@@ -79,7 +79,7 @@ def test_camera_section_is_a_floor_of_its_own_on_the_same_drives(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (("effect: jpeg", "effect: webp"), "camera.effect 'webp' is not a camera effect; allowed: "),
+    (("effect: jpeg", "effect: webp"), "camera.effect 'webp': unknown effect 'webp'; give one"),
     (("severity: 1", "severity: 4"), r"camera.severity must be a number in \[0, 3\], got 4"),
     (("floor: {car: 67.0", "floor: {car: 69.0"), "camera.floor of \\['car'\\] is above"),
     (("  floor: {car: 67.0, pedestrian: 54.0}\n", ""), "with effect, severity, recorded and"),
