@@ -127,7 +127,8 @@ def test_version_1_training_checkpoint_is_migrated(tmp_path):
 
 def test_demo_checkpoint_loads_with_weights_only():
     raw = torch.load(DEMO, weights_only=True)  # as shipped: no allow-list needed
-    assert raw["version"] == 1 and isinstance(raw["config"], dict)
+    assert raw["version"] == VERSION and isinstance(raw["config"], dict)
+    assert "train_state" not in raw  # an export: weights, config and class names only
     cfg, payload = load_checkpoint(DEMO)
     assert payload["version"] == VERSION and cfg.model.class_names == raw["class_names"]
     assert payload["file_sha256"] == file_sha256(DEMO)
