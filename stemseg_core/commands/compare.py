@@ -62,7 +62,7 @@ def _print_table(rows: list[dict]) -> None:
     table = Table(title="HOTA per drive: candidate - baseline, pooled over the sets")
     for col in ("effect", "sev", "class", "drives", "base", "cand", "change", "verdict"):
         table.add_column(col, justify="left" if col in ("effect", "class", "verdict")
-                         else "right", no_wrap=True)
+                         else "right", no_wrap=col != "effect", overflow="fold")
     styles = {"better": "green", "worse": "red"}
     for r in rows:
         se = "" if r["paired_se"] is None else f" ±{r['paired_se']:.1f}"
