@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         markdown_table,
     )
     from stemseg_core.evaluation.report import print_metrics
+    from stemseg_core.evaluation.robustness_compare import ACCURACY_FILE
 
     try:
         spec = load_floor(args.floor)
@@ -81,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
                   + (f" through {spec.effect} {spec.severity:g}" if spec.effect else ""))
     table = markdown_table(rows, spec)
     (out / "accuracy.md").write_text(table)
-    (out / "accuracy.json").write_text(json.dumps(result_record(spec, result, rows), indent=2)
-                                       + "\n")
+    (out / ACCURACY_FILE).write_text(json.dumps(result_record(spec, result, rows), indent=2)
+                                     + "\n")
     print(table)
-    print(f"wrote {out / 'accuracy.md'} and {out / 'accuracy.json'}")
+    print(f"wrote {out / 'accuracy.md'} and {out / ACCURACY_FILE}")
     if result["sha256"] != spec.checkpoint_sha256:
         print(f"note: the floor was recorded for checkpoint sha256 {spec.checkpoint_sha256[:16]}"
               f"..., this one is {result['sha256'][:16]}...: compared for information only")

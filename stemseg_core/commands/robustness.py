@@ -28,7 +28,8 @@ Writes OUT/robustness.json, OUT/robustness.md and OUT/robustness.png.
 
 With --baseline (an earlier run's robustness.json or --out directory, same sequences, frames
 and seed), each variant and class is also set against the baseline: the change per drive,
-its mean ± standard error, and whether it is resolved (more than twice that error). On a few
+its mean ± standard error, and a verdict (better or worse beyond twice that error, else
+unresolved). On a few
 drives a change of a point or two is often not; `stemseg compare` pools several sets.
 
 Examples:

@@ -321,12 +321,12 @@ PIPELINE_SEP = "+"
 def pipeline_effects(spec: str) -> list[str]:
     """The effect names of ``spec``: one effect, or several joined by :data:`PIPELINE_SEP`.
     Raises ValueError naming an unknown or repeated part and the allowed names."""
-    parts = str(spec).split(PIPELINE_SEP)
-    unknown = [p for p in parts if p not in effect_names()]
+    parts, names = str(spec).split(PIPELINE_SEP), effect_names()
+    unknown = [p for p in parts if p not in names]
     if unknown or len(set(parts)) != len(parts):
         what = (f"unknown effect {unknown[0]!r}" if unknown
                 else "an effect appears twice")
-        raise ValueError(f"{spec!r}: {what}; give one of {', '.join(effect_names())}, or "
+        raise ValueError(f"{spec!r}: {what}; give one of {', '.join(names)}, or "
                          f"several joined by '{PIPELINE_SEP}' (e.g. demosaic{PIPELINE_SEP}jpeg)")
     return parts
 

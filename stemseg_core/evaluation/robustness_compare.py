@@ -116,25 +116,28 @@ def compare_results(result: dict, baseline: dict) -> list[dict]:
     per-drive change, its mean, standard error and number of drives; None where too few
     drives have the class: no drive for the mean, one for the error)."""
     check_comparable(result, baseline)
-    base = {(v["effect"], float(v["severity"])): v for v in baseline["variants"]}
     rows = []
-    for v in result["variants"]:
-        b = base.get((v["effect"], float(v["severity"])))
-        if b is None:
-            continue
-        for cls in result["classes"]:
-            if cls not in b["metrics"]:
-                continue
-            diffs = [c - b_ for _seq, b_, c in _paired_drives(v, b, cls)]
-            mean, se = mean_and_se(diffs) if diffs else (None, None)
-            hota, b_hota = v["metrics"][cls]["HOTA"], b["metrics"][cls]["HOTA"]
-            rows.append({"effect": v["effect"], "severity": float(v["severity"]), "class": cls,
-                         "hota": hota, "baseline_hota": b_hota, "change": hota - b_hota,
-                         "paired_mean": mean, "paired_se": _finite_or_none(se),
-                         "drives": len(diffs)})
+    for v, b, cls in _matched_variants(result, baseline):
+        diffs = [c - b_ for _seq, b_, c in _paired_drives(v, b, cls)]
+        mean, se = mean_and_se(diffs) if diffs else (None, None)
+        hota, b_hota = v["metrics"][cls]["HOTA"], b["metrics"][cls]["HOTA"]
+        rows.append({"effect": v["effect"], "severity": float(v["severity"]), "class": cls,
+                     "hota": hota, "baseline_hota": b_hota, "change": hota - b_hota,
+                     "paired_mean": mean, "paired_se": _finite_or_none(se),
+                     "drives": len(diffs)})
     if not rows:
         raise ValueError("the baseline has none of this run's effects, severities and classes")
     return rows
+
+
+def _matched_variants(result: dict, baseline: dict):
+    """(variant of ``result``, the baseline's variant of the same effect and severity, class)
+    for every class both score."""
+    by_key = {(v["effect"], float(v["severity"])): v for v in baseline["variants"]}
+    for v in result["variants"]:
+        b = by_key.get((v["effect"], float(v["severity"])))
+        if b is not None:
+            yield from ((v, b, cls) for cls in v["metrics"] if cls in b["metrics"])
 
 
 def _paired_drives(variant: dict, base: dict, cls: str) -> list[tuple[str, float, float]]:
@@ -171,17 +174,10 @@ def pooled_comparison(pairs: list[tuple[str, dict, dict]]) -> list[dict]:
         if not (base.get("gt_sha256") and cand.get("gt_sha256")):
             log.warning("%s: a result without the ground truth's sha256 (older stemseg): only "
                         "the drive names, frames and seed say it is the same drives", label)
-        by_variant = {(v["effect"], float(v["severity"])): v for v in base["variants"]}
-        for v in cand["variants"]:
-            key = (v["effect"], float(v["severity"]))
-            b = by_variant.get(key)
-            if b is None:
-                continue
-            for cls in v["metrics"]:
-                if cls in b["metrics"]:
-                    drives = _paired_drives(v, b, cls)
-                    if drives:
-                        pooled.setdefault((*key, cls), {})[label] = drives
+        for v, b, cls in _matched_variants(cand, base):
+            drives = _paired_drives(v, b, cls)
+            if drives:
+                pooled.setdefault((v["effect"], float(v["severity"]), cls), {})[label] = drives
     if not pooled:
         raise ValueError("no pair has an effect, severity and class in common")
     rows = []
