@@ -111,14 +111,16 @@ def result_record(spec, result: dict, rows) -> dict:
             "metrics": result["metrics"], "per_sequence": result["per_sequence"],
             "effect": spec.effect or LOSSLESS, "severity": float(spec.severity),
             "sequences": result["sequences"], "frames": 0, "seed": 0,
-            "gt_sha256": result["gt_sha256"]}
+            "gt_sha256": result["gt_sha256"], "gt_dir": result["gt_dir"],
+            "results_dir": result["results_dir"]}
 
 
 def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
             overrides: list[str] | None = None, progress: bool = True) -> dict:
     """Run ``spec``'s drives through the tracker and score them. Returns {"metrics": {class:
     {HOTA, ...}}, "per_sequence": {drive: {class: HOTA or None}}, "sequences", "gt_sha256",
-    "checkpoint", "sha256", "overrides"}. Drives are (re)generated in out/drives;
+    "checkpoint", "sha256", "overrides", "gt_dir", "results_dir"} (the folders relative to
+    ``out``). Drives are (re)generated in out/drives;
     with ``spec.effect`` the frames first go through that camera effect (into out/camera, seed 0
     as ``stemseg robustness``)."""
     from stemseg_core.checkpoint import file_sha256
@@ -161,4 +163,6 @@ def measure(spec, out: Path, checkpoint: str | None = None, device: str = "cpu",
                                        return_raw=True)
     return {"metrics": metrics, "per_sequence": per_sequence_hota(raw, seqs, list(metrics)),
             "sequences": seqs, "gt_sha256": ground_truth_sha256(find_gt_txt_dir(drives), seqs),
-            "checkpoint": str(ckpt), "sha256": file_sha256(ckpt), "overrides": all_overrides}
+            "checkpoint": str(ckpt), "sha256": file_sha256(ckpt), "overrides": all_overrides,
+            "gt_dir": drives.relative_to(out).as_posix(),
+            "results_dir": results.relative_to(out).as_posix()}

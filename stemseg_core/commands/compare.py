@@ -21,6 +21,11 @@ class's change scatters by 2-5 HOTA from drive to drive, so a change of one poin
 50 drives to be resolved (docs/robustness.md). The figures cover the drives' scatter, not a
 training run's own: a retrain's twin with another train.seed can differ by as much.
 
+Beside the change per drive (every drive weighs alike) the table shows the set-level HOTA of
+both over all sets' drives scored as one set by TrackEval (drives weigh by their objects); the
+two can differ in sign where drives with few objects move the other way. It needs the results'
+files where the runs left them (--no-set-level skips it).
+
 Prints the table; with --out also writes OUT/compare.json, OUT/compare.md and OUT/compare.png
 (the changes with their bars). --fail-on-worse exits 1 when any change is resolved worse (a
 gate for a retrain).
@@ -44,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write compare.json, compare.md and compare.png here")
     parser.add_argument("--fail-on-worse", action="store_true",
                         help="exit 1 when a change is resolved worse")
+    parser.add_argument("--no-set-level", action="store_true",
+                        help="skip the set-level HOTA over all drives (one TrackEval run per "
+                             "variant and side)")
 
 
 def pair_labels(candidates: list[str], labels: list[str] | None) -> list[str]:
@@ -55,12 +63,33 @@ def pair_labels(candidates: list[str], labels: list[str] | None) -> list[str]:
     return labels
 
 
+def add_set_level(rows: list[dict], pairs: list) -> str | None:
+    """Put the set-level HOTA of :func:`pooled_set_hota` into ``rows``; the reason when it
+    cannot be had (the rows then keep None)."""
+    from stemseg_core.evaluation.pooled_set_hota import SetLevelUnavailable, pooled_set_hota
+
+    for r in rows:
+        r["baseline_set_hota"] = r["candidate_set_hota"] = None
+    try:
+        scores = pooled_set_hota(pairs)
+    except (SetLevelUnavailable, FileNotFoundError) as e:
+        return str(e)
+    for r in rows:
+        s = scores.get((r["effect"], r["severity"], r["class"]))
+        if s is not None:
+            r["baseline_set_hota"], r["candidate_set_hota"] = s["baseline"], s["candidate"]
+    return None
+
+
 def _print_table(rows: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from stemseg_core.evaluation.report import print_unwrapped
+    from stemseg_core.evaluation.robustness_compare import set_level_text
+
     table = Table(title="HOTA per drive: candidate - baseline, pooled over the sets")
-    for col in ("effect", "sev", "class", "drives", "base", "cand", "change", "verdict"):
+    for col in ("effect", "sev", "class", "drives", "base", "cand", "change", "verdict",
+                "set-level"):
         table.add_column(col, justify="left" if col in ("effect", "class", "verdict")
                          else "right", no_wrap=col != "effect", overflow="fold")
     styles = {"better": "green", "worse": "red"}
@@ -70,8 +99,8 @@ def _print_table(rows: list[dict]) -> None:
                       f"{r['drives']} ({r['sets']})", f"{r['baseline_mean']:.1f}",
                       f"{r['candidate_mean']:.1f}", f"{r['paired_mean']:+.1f}{se}",
                       f"[{styles[r['verdict']]}]{r['verdict']}[/]" if r["verdict"] in styles
-                      else r["verdict"])
-    Console().print(table)
+                      else r["verdict"], set_level_text(r))
+    print_unwrapped(table)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         rows = pooled_comparison(pairs)
     except ValueError as e:
         return fail(str(e))
+    if not args.no_set_level:
+        why = add_set_level(rows, pairs)
+        if why:
+            print(f"note: no set-level HOTA: {why}", file=sys.stderr)
     _print_table(rows)
     if args.out:
         out = Path(args.out)

@@ -93,9 +93,9 @@ def node_overrides(device: str) -> list[str]:
 
 
 def _print_table(result: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
+    from stemseg_core.evaluation.report import print_unwrapped
     from stemseg_core.evaluation.robustness_benchmark import LOSSLESS, delta_cell, summary_rows
 
     classes, sevs = result["classes"], [f"{s:g}" for s in result["severities"]]
@@ -116,7 +116,7 @@ def _print_table(result: dict) -> None:
         table.add_row(row["effect"],
                       *[f"{row['hota'][s][c]:.1f}" for s in sevs for c in classes],
                       *[delta_cell(row, s) for s in sevs])
-    Console().print(table)
+    print_unwrapped(table)
 
 
 def run(args: argparse.Namespace) -> int:

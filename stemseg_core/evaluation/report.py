@@ -47,11 +47,23 @@ def print_metrics(metrics: Mapping, title: str = "Evaluation", console=None) -> 
 
     table = metrics_table(metrics, title)
     if console is None:
-        console = Console()
         # Numbers must never be cut: widen past the 80 columns rich assumes for pipes.
         needed = sum(max(c.min_width or 0, len(str(c.header))) + 3 for c in table.columns) + 1
+        console = Console()
         if console.width < needed:
             console = Console(width=needed)
+    console.print(table)
+
+
+def print_unwrapped(table) -> None:
+    """Print a rich table at the width its cells ask for where the terminal (or the 80
+    columns rich assumes for a pipe) is narrower: a log keeps whole cells."""
+    from rich.console import Console
+
+    console = Console()
+    needed = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if console.width < needed:
+        console = Console(width=needed)
     console.print(table)
 
 

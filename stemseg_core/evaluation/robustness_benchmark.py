@@ -10,9 +10,11 @@ PNG (lossless) and tracked by
 first N frames of each sequence (and of its ground truth) count.
 
 Result: ``{"variants": [{"effect", "severity", "metrics": {class: {HOTA, ...}},
-"per_sequence": {seq: {class: HOTA or None}}}], ...}``, lossless first (effect "lossless",
-severity 0). :func:`summary_rows` turns it into the table rows, :func:`markdown_table` and
-:func:`plot` show it.
+"per_sequence": {seq: {class: HOTA or None}}, "results_dir"}], "gt_dir", "seqmap", ...}``,
+lossless first (effect "lossless", severity 0); the folders are relative to ``out`` (the
+tracker's result files per variant, the ground truth cut to the tracked frames) and let
+`stemseg compare` score several runs' drives as one set. :func:`summary_rows` turns it into
+the table rows, :func:`markdown_table` and :func:`plot` show it.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 LOSSLESS = "lossless"
+#: Where a run's tracker results go, one folder per variant (relative to its --out).
+RESULTS_DIR = "results"
 
 
 def truncated_ground_truth(data: Path, seqs: Sequence[str], frames: dict[str, list[Path]],
@@ -96,7 +100,7 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
     results = []
     for effect, severity in variants:
         tag = LOSSLESS if effect == LOSSLESS else f"{effect}_s{severity:g}"
-        res_dir = out / "results" / tag
+        res_dir = out / RESULTS_DIR / tag
         res_dir.mkdir(parents=True, exist_ok=True)
         for seq in seqs:
             paths = src[seq]
@@ -109,7 +113,8 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
         metrics, raw = evaluate_kitti_mots(out / "gt", res_dir, seqmap=seqmap, classes=classes,
                                            return_raw=True)
         item = {"effect": effect, "severity": severity, "metrics": metrics,
-                "per_sequence": per_sequence_hota(raw, seqs, classes)}
+                "per_sequence": per_sequence_hota(raw, seqs, classes),
+                "results_dir": f"{RESULTS_DIR}/{tag}"}
         log.info("%s: %s", tag, {c: round(m["HOTA"], 2) for c, m in metrics.items()})
         results.append(item)
         if on_variant is not None:
@@ -119,6 +124,7 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
     return {"variants": results, "sequences": list(seqs), "frames": int(frames),
             "seed": int(seed),
             "gt_sha256": ground_truth_sha256(out / "gt" / "instances_txt", list(seqs)),
+            "gt_dir": "gt", "seqmap": seqmap.relative_to(out).as_posix(),
             "effects": list(effects),
             "severities": [float(s) for s in severities], "classes": list(classes)}
 

@@ -34,7 +34,7 @@ RESOLVED_FACTOR = 2.0
 def load_result(path: str | Path) -> dict:
     """A ``robustness.json`` or ``accuracy.json`` (or the directory holding one) written by
     `stemseg robustness` / `stemseg accuracy`, as ``{"variants": [...], "sequences", "frames",
-    "seed", "classes", ...}``."""
+    "seed", "classes", "source_dir" (the file's folder), ...}``."""
     p = Path(path)
     if p.is_dir():
         found = [p / name for name in (RESULT_FILE, ACCURACY_FILE) if (p / name).is_file()]
@@ -59,6 +59,7 @@ def load_result(path: str | Path) -> dict:
         problem = _variant_problem(v)
         if problem:
             raise ValueError(f"{p}: variant {i}: {problem}")
+    result["source_dir"] = str(p.parent)  # its files' folders are relative to it
     return result
 
 
@@ -70,9 +71,13 @@ def _accuracy_as_result(acc: dict, path: Path) -> dict:
         raise ValueError(f"{path}: an accuracy result without {', '.join(missing)} (written "
                          f"by an older stemseg): run `stemseg accuracy` again")
     metrics = acc["metrics"] if isinstance(acc["metrics"], dict) else {}
-    return {**{k: v for k, v in acc.items() if k not in ("rows", "metrics", "per_sequence")},
-            "variants": [{"effect": acc["effect"], "severity": acc["severity"],
-                          "metrics": acc["metrics"], "per_sequence": acc["per_sequence"]}],
+    variant = {"effect": acc["effect"], "severity": acc["severity"], "metrics": acc["metrics"],
+               "per_sequence": acc["per_sequence"]}
+    if "results_dir" in acc:
+        variant["results_dir"] = acc["results_dir"]
+    return {**{k: v for k, v in acc.items()
+               if k not in ("rows", "metrics", "per_sequence", "results_dir")},
+            "variants": [variant],
             "classes": list(metrics)}
 
 
@@ -198,10 +203,18 @@ def pooled_comparison(pairs: list[tuple[str, dict, dict]]) -> list[dict]:
     return rows
 
 
+def set_level_text(row: dict) -> str:
+    """"72.8 -> 73.0 (+0.2)" from a row's set-level HOTA (``baseline_set_hota``,
+    ``candidate_set_hota``, added by `stemseg compare`), "" without it."""
+    b, c = row.get("baseline_set_hota"), row.get("candidate_set_hota")
+    return "" if b is None or c is None else f"{b:.1f} -> {c:.1f} ({c - b:+.1f})"
+
+
 def pooled_markdown(rows: list[dict]) -> str:
-    """One line per variant and class of :func:`pooled_comparison`, then the change per set."""
+    """One line per variant and class of :func:`pooled_comparison`, the set-level HOTA where
+    the rows have it, then the change per set."""
     head = ["effect", "severity", "class", "drives (sets)", "baseline", "candidate",
-            "change per drive ± se", "verdict", "per set"]
+            "change per drive ± se", "verdict", "set-level HOTA", "per set"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         se = "" if r["paired_se"] is None else f" ±{r['paired_se']:.1f}"
@@ -209,7 +222,8 @@ def pooled_markdown(rows: list[dict]) -> str:
                             for label, (m, e, _n) in r["per_set"].items())
         lines.append(f"| {r['effect']} | {r['severity']:g} | {r['class']} | {r['drives']} "
                      f"({r['sets']}) | {r['baseline_mean']:.1f} | {r['candidate_mean']:.1f} | "
-                     f"{r['paired_mean']:+.1f}{se} | {r['verdict']} | {per_set} |")
+                     f"{r['paired_mean']:+.1f}{se} | {r['verdict']} | {set_level_text(r)} | "
+                     f"{per_set} |")
     return "\n".join(lines) + "\n"
 
 
@@ -261,4 +275,4 @@ def comparison_markdown(rows: list[dict]) -> str:
 
 __all__ = ["ACCURACY_FILE", "RESOLVED_FACTOR", "RESULT_FILE", "check_comparable",
            "compare_results", "comparison_markdown", "load_result", "plot_pooled",
-           "pooled_comparison", "pooled_markdown", "verdict"]
+           "pooled_comparison", "pooled_markdown", "set_level_text", "verdict"]

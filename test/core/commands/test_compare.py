@@ -91,3 +91,7 @@ def test_two_robustness_runs_of_the_same_drives_pair(tmp_path, monkeypatch):
     assert {(r["effect"], r["class"]) for r in rows} == {
         ("lossless", "car"), ("lossless", "pedestrian"), ("jpeg", "car"), ("jpeg", "pedestrian")}
     assert all(r["paired_mean"] == 0 and r["verdict"] == "unresolved" for r in rows)
+    # one set scored as one set: its set-level HOTA is the run's own
+    hota = {(v["effect"], c): m["HOTA"] for v in r1["variants"] for c, m in v["metrics"].items()}
+    assert all(r["baseline_set_hota"] == r["candidate_set_hota"] == hota[r["effect"], r["class"]]
+               for r in rows)

@@ -14,6 +14,7 @@ from stemseg_core.evaluation.accuracy_floor import (
     load_floor,
     markdown_table,
 )
+from stemseg_core.evaluation.pooled_set_hota import pooled_set_hota
 from stemseg_core.evaluation.robustness_compare import load_result, pooled_comparison
 
 FLOOR_TEXT = """\
@@ -124,6 +125,9 @@ def test_the_shipped_checkpoint_holds_its_floor_on_held_out_drives(accuracy_dir,
     assert len(loaded["gt_sha256"]) == 64
     assert all(r["drives"] >= 7 and r["paired_mean"] == 0 for r in
                pooled_comparison([("self", loaded, loaded)]))
+    # and its files score again to its own HOTA as `stemseg compare`'s set-level figure
+    for (_effect, _sev, cls), s in pooled_set_hota([("self", loaded, loaded)]).items():
+        assert s["baseline"] == s["candidate"] == pytest.approx(result["metrics"][cls]["HOTA"])
     below = [f"{r.cls} HOTA {r.hota:.2f} < floor {r.floor:.2f} (recorded {r.recorded:.2f})"
              for r in rows if not r.ok]
     assert not below, "; ".join(below)
