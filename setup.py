@@ -29,6 +29,7 @@ TRAIN = [
     "rosbags>=0.10",
     "rich>=13",
     "matplotlib>=3.8",
+    "pillow>=10",  # image headers (INT8 calibration frames), DAVIS palette annotations
     "tensorboard>=2.15",
 ]
 OPENVINO = ["openvino==2026.4.1", "nncf==3.4.0"]

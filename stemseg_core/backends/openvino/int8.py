@@ -36,6 +36,15 @@ def calibration_clips(root: str | Path, clip_length: int, max_clips: int) -> lis
     for p in sorted(root.rglob("*")):
         if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
             folders.setdefault(p.parent, []).append(p)
+    # Camera frames only: a data set's tree also holds label maps (KITTI MOTS / `stemseg synth`
+    # instances/<seq>/*.png in 16-bit grey, DAVIS palette annotations), which read as colour
+    # frames are near black; calibrated on them, INT8 lost 3 HOTA on the val split (2026-12-07).
+    skipped = [d for d, files in folders.items() if not is_colour_frame(files[0])]
+    if skipped:
+        log.info("INT8 calibration: %d of %d image folders under %s left out, their images are "
+                 "not 8-bit colour (label or depth maps), e.g. %s", len(skipped), len(folders),
+                 root, skipped[0])
+    folders = {d: f for d, f in folders.items() if d not in skipped}
     per_folder = [[files[i:i + clip_length] for i in range(0, len(files) - clip_length + 1,
                                                            clip_length)]
                   for files in folders.values()]
@@ -45,9 +54,23 @@ def calibration_clips(root: str | Path, clip_length: int, max_clips: int) -> lis
         clips += [c[k] for c in per_folder if k < len(c)]
         k += 1
     if not clips:
-        raise ValueError(f"--calibration: no {clip_length} consecutive PNG/JPG images in any "
-                         f"folder under {root}")
+        left_out = (f" ({len(skipped)} folders of grey, 16-bit or palette images left out: "
+                    f"calibrate on a camera's colour frames)" if skipped else "")
+        raise ValueError(f"--calibration: no {clip_length} consecutive 8-bit colour PNG/JPG "
+                         f"images in any folder under {root}{left_out}")
     return clips[:max_clips]
+
+
+def is_colour_frame(path: Path) -> bool:
+    """Whether the image at ``path`` is an 8-bit RGB(A) frame as a camera gives it, not a grey,
+    16-bit or palette label / depth map (read from its header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.mode in ("RGB", "RGBA")
+    except (OSError, UnidentifiedImageError):
+        return False
 
 
 def quantize_into_cache(model: torch.nn.Module, clips: list[np.ndarray], cache: ArtifactCache
