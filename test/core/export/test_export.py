@@ -1,4 +1,6 @@
 """Exports give the same outputs as eager PyTorch."""
+import re
+
 import pytest
 import torch
 
@@ -133,6 +135,11 @@ def test_cli_openvino_int8_calibrated_and_used_by_the_tracker(tiny_checkpoint, t
     assert rc == 0
     out = capsys.readouterr().out
     assert "max |eager - openvino int8|" in out
+    # checked on a calibration clip, as decisions other than eager fp32's (the tiny model's
+    # class probabilities are near uniform, so only its seediness decisions are held)
+    other = re.search(r"on a calibration clip: class ([\d.]+) %, seediness > 0.5 ([\d.]+) %",
+                      out)
+    assert other and 0 <= float(other[1]) <= 100 and float(other[2]) < 10, out
     assert len(list((tmp_path / "ir").glob("openvino/*/model.xml"))) == 2  # encoder, decoder
     tr = StreamingTracker.from_checkpoint(tiny_checkpoint, device="cpu", overrides=[
         "inference.backend=openvino", "inference.precision=int8",
