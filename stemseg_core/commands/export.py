@@ -34,9 +34,9 @@ Prebuild a deployment's cameras with --camera-size (repeatable):
 (openvino fp32 graphs serve bf16 and fp16 too: those are run-time hints.) INT8 calibrates on
 --calibration: a folder of images (e.g. a `stemseg synth` data set), read as clips of T
 consecutive frames from every folder of 8-bit colour images under it (grey, 16-bit and palette
-images, i.e. a data set's instance maps and annotations, are left out); the graph size is the size of those frames after the tracker's
-preprocessing. TensorRT engines are built for this GPU and
-TensorRT version only.
+images, i.e. a data set's instance maps and annotations, are left out); the graph size is the
+size of those frames after the tracker's preprocessing. TensorRT engines are built for this GPU
+and TensorRT version only.
 """
 
 FORMATS = ("torchscript", "onnx", "openvino", "onnxruntime", "tensorrt", "checkpoint")
