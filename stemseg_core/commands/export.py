@@ -153,17 +153,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate_int8(trk, args: argparse.Namespace) -> tuple[int, int, int]:
+def _calibrate_int8(trk, args: argparse.Namespace) -> tuple[tuple[int, int, int], list]:
     """Quantize the OpenVINO graphs on clips of --calibration's images, prepared as the tracker
-    prepares frames; returns the model input shape (3, Hp, Wp) they were built for."""
+    prepares frames. Returns the model input shape (3, Hp, Wp) they were built for and the
+    first clip's (H, W, 3) RGB frames, which the export is checked on (the ranges were set on
+    such frames; random ones hide a bad calibration)."""
     from stemseg_core.backends.cache import ArtifactCache
     from stemseg_core.backends.openvino.int8 import calibration_clips, quantize_into_cache
     from stemseg_core.data.sequence import read_rgb
 
-    clips = [trk.prepare_frames([read_rgb(f) for f in files]) for files in
-             calibration_clips(args.calibration, trk.clip_length, args.calibration_clips)]
+    rgb = [[read_rgb(f) for f in files] for files in
+           calibration_clips(args.calibration, trk.clip_length, args.calibration_clips)]
     cache = ArtifactCache(args.engine_cache_dir or trk.cfg.inference.engine_cache_dir or None)
-    return quantize_into_cache(trk.model, clips, cache)
+    shape = quantize_into_cache(trk.model, [trk.prepare_frames(c) for c in rgb], cache)
+    return shape, rgb[0]
 
 
 def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
@@ -190,10 +193,13 @@ def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
 
     trk = tracker(args.format, precision)
     cache_dir = args.engine_cache_dir or trk.cfg.inference.engine_cache_dir or None
-    shapes = [(3, h, w)]
     if precision == "int8":
-        shapes = [_calibrate_int8(trk, args)]
-        h, w = shapes[0][1], shapes[0][2]
+        shape, check_frames = _calibrate_int8(trk, args)
+        shapes = [shape]
+    else:
+        shapes = [(3, h, w)]
+        check_frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+                        for i in range(t)]
     for cam in args.camera_size:
         ch, _, cw = cam.lower().partition("x")
         if not (ch.isdigit() and cw.isdigit() and int(ch) > 0 and int(cw) > 0):
@@ -210,9 +216,8 @@ def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
     if trk.weights_sha256 and read_index(cache, trk.weights_sha256) is not None:
         used += cache.used[-1:]  # the index: a runtime without torch starts from it
     if not args.no_check:
-        frames = _check_frames(args, trk, (h, w), t, precision)
-        got = trk.predict_clip(frames)
-        ref = tracker("torch", "fp32").predict_clip(frames)
+        got = trk.predict_clip(check_frames)
+        ref = tracker("torch", "fp32").predict_clip(check_frames)
         print(f"max |eager - {args.format} {precision}|:",
               _fmt({k: float(np.abs(got[k] - ref[k]).max()) for k in ref}))
         if precision == "int8":
@@ -227,21 +232,6 @@ def _export_backend(args: argparse.Namespace, size: tuple[int, int, int],
             shutil.copytree(folder, dst)
             print(f"wrote {dst}")
     return 0
-
-
-def _check_frames(args: argparse.Namespace, trk, size: tuple[int, int], t: int,
-                  precision: str) -> list:
-    """The clip the export is checked on: int8, the first calibration clip (its ranges were
-    set on such frames; random ones hide a bad calibration); else t random frames of ``size``."""
-    import numpy as np
-
-    if precision == "int8":
-        from stemseg_core.backends.openvino.int8 import calibration_clips
-        from stemseg_core.data.sequence import read_rgb
-
-        return [read_rgb(f) for f in calibration_clips(args.calibration, t, 1)[0]]
-    return [np.random.default_rng(i).integers(0, 256, (*size, 3), dtype=np.uint8)
-            for i in range(t)]
 
 
 def _disagreement(got: dict, ref: dict) -> str:

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from stemseg_core.evaluation.robustness_compare import matched_variants
 from stemseg_core.evaluation.trackeval_kitti import (
     evaluate_kitti_mots,
     find_gt_txt_dir,
@@ -69,17 +70,16 @@ def pooled_set_hota(pairs: list[tuple[str, dict, dict]]) -> dict[tuple[str, floa
                 name = f"{len(names):04d}"
                 shutil.copyfile(txt / f"{seq}.txt", gt_txt / f"{name}.txt")
                 names[label, seq] = (name, n)
-        members: dict[tuple[str, float], list[tuple[str, dict, dict, list[str]]]] = {}
+        # (effect, severity) -> {label: ({side: (result, its variant)}, classes both score)}
+        members: dict[tuple[str, float], dict[str, tuple[dict, list[str]]]] = {}
         for label, base, cand in pairs:
-            by_key = {(v["effect"], float(v["severity"])): v for v in base["variants"]}
-            for v in cand["variants"]:
-                b = by_key.get((v["effect"], float(v["severity"])))
-                if b is not None:
-                    classes = [c for c in v["metrics"] if c in b["metrics"]]
-                    members.setdefault((v["effect"], float(v["severity"])), []).append(
-                        (label, {"baseline": (base, b), "candidate": (cand, v)}, classes))
+            for v, b, cls in matched_variants(cand, base):
+                sides, classes = members.setdefault((v["effect"], float(v["severity"])), {}) \
+                    .setdefault(label, ({"baseline": (base, b), "candidate": (cand, v)}, []))
+                classes.append(cls)
         out: dict[tuple[str, float, str], dict] = {}
-        for k, (key, sets) in enumerate(members.items()):
+        for k, (key, by_label) in enumerate(members.items()):
+            sets = [(label, sides, classes) for label, (sides, classes) in by_label.items()]
             classes = sorted(set.intersection(*(set(c) for _l, _s, c in sets)))
             if not classes:
                 continue

@@ -43,16 +43,12 @@ def metrics_table(metrics: Mapping, title: str = "Evaluation"):
 
 
 def print_metrics(metrics: Mapping, title: str = "Evaluation", console=None) -> None:
-    from rich.console import Console
 
     table = metrics_table(metrics, title)
     if console is None:
-        # Numbers must never be cut: widen past the 80 columns rich assumes for pipes.
-        needed = sum(max(c.min_width or 0, len(str(c.header))) + 3 for c in table.columns) + 1
-        console = Console()
-        if console.width < needed:
-            console = Console(width=needed)
-    console.print(table)
+        print_unwrapped(table)  # numbers must never be cut, also in a pipe's 80 columns
+    else:
+        console.print(table)
 
 
 def print_unwrapped(table) -> None:

@@ -124,7 +124,8 @@ def measure_robustness(tracker, data: Path, seqs: Sequence[str], out: Path,
     return {"variants": results, "sequences": list(seqs), "frames": int(frames),
             "seed": int(seed),
             "gt_sha256": ground_truth_sha256(out / "gt" / "instances_txt", list(seqs)),
-            "gt_dir": "gt", "seqmap": seqmap.relative_to(out).as_posix(),
+            "gt_dir": seqmap.parent.relative_to(out).as_posix(),
+            "seqmap": seqmap.relative_to(out).as_posix(),
             "effects": list(effects),
             "severities": [float(s) for s in severities], "classes": list(classes)}
 

@@ -122,7 +122,7 @@ def compare_results(result: dict, baseline: dict) -> list[dict]:
     drives have the class: no drive for the mean, one for the error)."""
     check_comparable(result, baseline)
     rows = []
-    for v, b, cls in _matched_variants(result, baseline):
+    for v, b, cls in matched_variants(result, baseline):
         diffs = [c - b_ for _seq, b_, c in _paired_drives(v, b, cls)]
         mean, se = mean_and_se(diffs) if diffs else (None, None)
         hota, b_hota = v["metrics"][cls]["HOTA"], b["metrics"][cls]["HOTA"]
@@ -135,7 +135,7 @@ def compare_results(result: dict, baseline: dict) -> list[dict]:
     return rows
 
 
-def _matched_variants(result: dict, baseline: dict):
+def matched_variants(result: dict, baseline: dict):
     """(variant of ``result``, the baseline's variant of the same effect and severity, class)
     for every class both score."""
     by_key = {(v["effect"], float(v["severity"])): v for v in baseline["variants"]}
@@ -179,7 +179,7 @@ def pooled_comparison(pairs: list[tuple[str, dict, dict]]) -> list[dict]:
         if not (base.get("gt_sha256") and cand.get("gt_sha256")):
             log.warning("%s: a result without the ground truth's sha256 (older stemseg): only "
                         "the drive names, frames and seed say it is the same drives", label)
-        for v, b, cls in _matched_variants(cand, base):
+        for v, b, cls in matched_variants(cand, base):
             drives = _paired_drives(v, b, cls)
             if drives:
                 pooled.setdefault((v["effect"], float(v["severity"]), cls), {})[label] = drives
@@ -275,4 +275,5 @@ def comparison_markdown(rows: list[dict]) -> str:
 
 __all__ = ["ACCURACY_FILE", "RESOLVED_FACTOR", "RESULT_FILE", "check_comparable",
            "compare_results", "comparison_markdown", "load_result", "plot_pooled",
-           "pooled_comparison", "pooled_markdown", "set_level_text", "verdict"]
+           "matched_variants", "pooled_comparison", "pooled_markdown", "set_level_text",
+           "verdict"]
