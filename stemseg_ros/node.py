@@ -173,6 +173,19 @@ class PerceptionNode(LifecycleNode):
                 destroy(ent)
         self._pub_diag = self._flush_srv = self._diag_timer = self._p = None
 
+    def destroy_node(self) -> None:
+        """Destroy the node and its lifecycle state machine.
+
+        rclpy's LifecycleNode leaves its state machine, which holds the rcl node, to the garbage
+        collector; until it goes, the DDS participant lives on, and with it the Fast DDS
+        shared-memory segment in /dev/shm (16 MiB with the node's profile). A process that ends
+        with os._exit (main.run) never collects it, so every start of the node left its segment
+        behind until the next reboot."""
+        machine = getattr(self, "_state_machine", None)  # rclpy's own attribute; absent: no-op
+        super().destroy_node()
+        if machine is not None and hasattr(machine, "destroy_when_not_in_use"):
+            machine.destroy_when_not_in_use()
+
     def shutdown_now(self) -> None:
         """On SIGINT/SIGTERM: stop within ~SIGNAL_STOP_SEC, publishing while the context lives."""
         self._stop(SIGNAL_STOP_SEC, release=False)  # the process ends: no need to trim

@@ -112,6 +112,27 @@ def perception_command() -> list[str]:
 TEST_BACKEND = ["-p", "backend:=torch", "-p", "precision:=fp32"]
 
 
+def shm_segments_mapped_by(pid: int) -> set[str]:
+    """The Fast DDS shared-memory segments (/dev/shm/fastdds_<id>, not the shared port files)
+    that process ``pid`` has mapped: its own segment and those of peers it received from."""
+    lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    paths = {ln.split(maxsplit=5)[-1] for ln in lines if "/dev/shm/fastdds_" in ln}
+    return {p for p in paths if not Path(p).name.startswith("fastdds_port")}
+
+
+def orphaned_segments(paths: set[str]) -> list[str]:
+    """Those of ``paths`` still in /dev/shm that no live process maps: left by a process that
+    ended without destroying its DDS participant (they stay until the next reboot)."""
+    left = {p for p in paths if Path(p).exists()}
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            text = maps.read_text()
+        except OSError:  # the process ended meanwhile, or is not ours to read
+            continue
+        left = {p for p in left if p not in text}
+    return sorted(left)
+
+
 class NodeProcess:
     """The perception node in a child process; output goes to `log_path`."""
 

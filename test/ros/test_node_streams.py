@@ -1,7 +1,7 @@
 """The node fed by a camera in ANOTHER process (test/ros/publish_camera.py) over real DDS: bad
 inputs interleaved with good frames, the stream policy's resets with track-ID continuity, a
 1280x720 best-effort camera for 20 s (raw, then compressed with the same remap), and a clean
-stop on SIGTERM."""
+stop on SIGTERM or SIGINT that leaves no shared memory behind."""
 from __future__ import annotations
 
 import re
@@ -11,7 +11,13 @@ import sys
 import time
 
 import pytest
-from ros_helpers import LOW_THRESHOLDS, REPO, ros_env
+from ros_helpers import (
+    LOW_THRESHOLDS,
+    REPO,
+    orphaned_segments,
+    ros_env,
+    shm_segments_mapped_by,
+)
 from test_node import Collector, _assert_matches_offline, _flush
 
 from stemseg_ros import dds
@@ -142,6 +148,8 @@ def test_signal_stops_cleanly_within_2_s(tiny_checkpoint, start_node, namespace,
     node = start_node(["-r", f"__ns:={namespace}", "-p", f"checkpoint:={tiny_checkpoint}",
                        "-p", "device:=cpu"])
     assert node.wait_for_log("active:", 90), node.log()
+    segments = shm_segments_mapped_by(node.proc.pid)
+    assert segments, "the node maps no Fast DDS segment: the SHM transport is off"
     t0 = time.monotonic()
     node.proc.send_signal(sig)
     node.proc.wait(timeout=10)
@@ -149,3 +157,5 @@ def test_signal_stops_cleanly_within_2_s(tiny_checkpoint, start_node, namespace,
     log = node.log()
     assert node.proc.returncode == 0 and took < 2.0, (took, log)
     assert "Traceback" not in log and "[ERROR]" not in log and "context is invalid" not in log
+    # its own segment goes with it (a leftover stays in memory until the next reboot)
+    assert orphaned_segments(segments) == []
