@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from stemseg_core.evaluation.accuracy_floor import (
         FloorFileError,
         compare,
+        for_this_machine,
         load_floor,
         markdown_table,
     )
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         spec = spec.camera
+    spec = for_this_machine(spec)
     out = Path(args.out)
     result = measure(spec, out, checkpoint=args.checkpoint, device=args.device,
                      overrides=list(args.overrides) + backend_overrides(args),

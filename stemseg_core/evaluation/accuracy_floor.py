@@ -13,6 +13,11 @@ Its ``camera`` section (issue 38) holds a second floor on the same drives as a c
 them: each frame through a camera effect (``effect``, ``severity``: data/camera_effects.py,
 e.g. jpeg 1 = image_transport's JPEG at quality 95) before the tracker; :attr:`FloorSpec.camera`
 is that floor as a spec of its own.
+
+The settings are the node's CPU default, OpenVINO bf16, which a CPU without native bf16
+(AVX-512 BF16 or AMX) runs in f32: the figures differ by up to ~1.3 HOTA between the two kinds of
+CPU. Each section may hold ``recorded_without_bf16`` beside ``recorded``; :meth:`FloorSpec.for_cpu`
+picks the one of the machine at hand. One ``floor`` serves both (it must be below both).
 """
 from __future__ import annotations
 
@@ -60,6 +65,25 @@ class FloorSpec:
     #: the same drives through the file's ``camera`` effect, with its own figures; None: no
     #: camera section
     camera: FloorSpec | None = None
+    #: HOTA recorded on a CPU without native bf16 (OpenVINO runs the bf16 hint in f32)
+    recorded_without_bf16: dict[str, float] | None = None
+    #: set by for_cpu when ``recorded`` holds the figures of a CPU without native bf16
+    cpu_note: str = ""
+
+    def asks_bf16(self) -> bool:
+        """Whether the settings ask OpenVINO for bf16."""
+        return ("inference.precision=bf16" in self.overrides
+                and "inference.backend=openvino" in self.overrides)
+
+    def for_cpu(self, native_bf16: bool) -> FloorSpec:
+        """This spec with ``recorded`` of a CPU like this one: the ``recorded_without_bf16``
+        figures where bf16 is asked for but runs in f32 (and the file has them)."""
+        camera = self.camera.for_cpu(native_bf16) if self.camera is not None else None
+        if native_bf16 or not self.asks_bf16() or self.recorded_without_bf16 is None:
+            return replace(self, camera=camera)
+        return replace(self, recorded=self.recorded_without_bf16, camera=camera,
+                       cpu_note="this CPU has no native bf16, so OpenVINO ran f32: recorded "
+                                "figures of such a CPU")
 
 
 def _number_map(raw: Any, key: str, path: Path) -> dict[str, float]:
@@ -85,11 +109,13 @@ def load_floor(path: str | Path = DEFAULT_FLOOR_FILE) -> FloorSpec:
                                                   "width")})
         recorded = _number_map(raw["recorded"], "recorded", path)
         floor = _number_map(raw["floor"], "floor", path)
+        no_bf16 = _optional_figures(raw, floor, path, "")
         spec = FloorSpec(checkpoint=str(raw["checkpoint"]),
                          checkpoint_sha256=str(raw["checkpoint_sha256"]), drives=drives,
                          overrides=[str(o) for o in raw.get("overrides") or []],
                          recorded=recorded, floor=floor,
-                         measured_on=str(raw.get("measured_on", "")), path=path)
+                         measured_on=str(raw.get("measured_on", "")), path=path,
+                         recorded_without_bf16=no_bf16)
     except (KeyError, TypeError) as e:
         raise FloorFileError(f"{path}: missing or malformed key {e}; see the comments in "
                              f"{DEFAULT_FLOOR_FILE.name}") from None
@@ -115,17 +141,39 @@ def load_floor(path: str | Path = DEFAULT_FLOOR_FILE) -> FloorSpec:
     _check_figures(c_rec, c_floor, path, "camera.")
     return replace(spec, camera=replace(
         spec, recorded=c_rec, floor=c_floor, effect=str(cam["effect"]), severity=float(sev),
-        measured_on=str(cam.get("measured_on", spec.measured_on))))
+        measured_on=str(cam.get("measured_on", spec.measured_on)),
+        recorded_without_bf16=_optional_figures(cam, c_floor, path, "camera.")))
+
+
+def for_this_machine(spec: FloorSpec) -> FloorSpec:
+    """``spec.for_cpu`` with this machine's CPU (OpenVINO asked only when bf16 is asked for)."""
+    if not spec.asks_bf16():
+        return spec
+    from stemseg_core.backends.openvino.backend import runs_bf16_natively
+
+    return spec.for_cpu(runs_bf16_natively())
+
+
+def _optional_figures(section: Mapping, floor: dict[str, float], path: Path,
+                      prefix: str) -> dict[str, float] | None:
+    """The section's ``recorded_without_bf16`` (checked against its floor), or None."""
+    if section.get("recorded_without_bf16") is None:
+        return None
+    key = f"{prefix}recorded_without_bf16"
+    figures = _number_map(section["recorded_without_bf16"], key, path)
+    _check_figures(figures, floor, path, prefix, recorded_key="recorded_without_bf16")
+    return figures
 
 
 def _check_figures(recorded: dict[str, float], floor: dict[str, float], path: Path,
-                   prefix: str) -> None:
+                   prefix: str, recorded_key: str = "recorded") -> None:
     if set(floor) != set(recorded):
-        raise FloorFileError(f"{path}: '{prefix}floor' and '{prefix}recorded' must name the same "
-                             f"classes, got {sorted(floor)} and {sorted(recorded)}")
+        raise FloorFileError(f"{path}: '{prefix}floor' and '{prefix}{recorded_key}' must name "
+                             f"the same classes, got {sorted(floor)} and {sorted(recorded)}")
     above = [c for c in floor if floor[c] > recorded[c]]
     if above:
-        raise FloorFileError(f"{path}: the {prefix}floor of {above} is above its recorded HOTA")
+        raise FloorFileError(f"{path}: the {prefix}floor of {above} is above its "
+                             f"{recorded_key} HOTA")
 
 
 @dataclass(frozen=True)
@@ -163,7 +211,8 @@ def markdown_table(rows: list[FloorRow], spec: FloorSpec) -> str:
         f"{d.sequences} synthetic drives x {d.frames} frames, {d.width}x{d.height}, seed "
         f"{d.seed} (never used for training or tuning){camera}; settings: "
         f"{' '.join(spec.overrides) or 'as shipped'}; floor file `{spec.path or ''}`"
-        + (f", recorded {spec.measured_on}" if spec.measured_on else "") + ".",
+        + (f", recorded {spec.measured_on}" if spec.measured_on else "") + "."
+        + (f" Note: {spec.cpu_note}." if spec.cpu_note else ""),
         "",
         "| class | HOTA now | recorded | floor | |",
         "|---|---|---|---|---|",
